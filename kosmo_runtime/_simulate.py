@@ -1,0 +1,294 @@
+"""Loopback simulators of the upstream services: the shared plumbing.
+
+A simulator behaves like a real upstream API (its paths, auth checks, status
+codes, error bodies and response shapes), never like our Lua contract. It is a
+plain callable ``httpx.Request -> httpx.Response`` with in-memory state, so it
+can be mounted two ways:
+
+* in-process, as ``httpx.MockTransport(simulator)``;
+* behind a real HTTP/1.1 server on loopback: ``LoopbackServer(simulator)``,
+  which is what ``--demo`` and the end-to-end tests use.
+
+Faults (latency, an error status with ``Retry-After``, a malformed body, a
+dropped connection) are injected with :meth:`Simulator.inject`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+
+import httpx
+
+__all__ = [
+    "ConnectionDropped",
+    "Fault",
+    "LoopbackServer",
+    "Simulator",
+    "route",
+]
+
+FaultKind = Literal["latency", "status", "malformed", "drop"]
+
+
+class ConnectionDropped(Exception):
+    """Raised by a simulator to close the connection without any response."""
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour, applied to the next ``times`` matching requests.
+
+    ``kind`` is one of ``latency`` (sleep ``seconds`` then answer normally),
+    ``status`` (answer ``status`` with the service's error body, plus
+    ``Retry-After`` when ``retry_after`` is set), ``malformed`` (answer 200
+    with ``body``, by default a truncated JSON document) or ``drop`` (close the
+    connection without answering). ``method`` and ``path`` (a regular
+    expression searched in the URL path) narrow which requests it hits;
+    ``times=None`` means every matching request until :meth:`Simulator.clear_faults`.
+    """
+
+    kind: FaultKind
+    status: int = 503
+    seconds: float = 0.0
+    retry_after: float | None = None
+    body: bytes | None = None
+    content_type: str = "application/json"
+    method: str | None = None
+    path: str | None = None
+    times: int | None = 1
+
+    def matches(self, request: httpx.Request) -> bool:
+        if self.method and request.method != self.method.upper():
+            return False
+        return not self.path or re.search(self.path, request.url.path) is not None
+
+
+Handler = Callable[..., httpx.Response]
+
+
+def route(method: str, template: str) -> Callable[[Handler], Handler]:
+    """Mark a simulator method as the handler of ``method template``.
+
+    ``template`` is an upstream path such as ``/v1/meetings/{meetingId}``;
+    each ``{name}`` matches one path segment and is passed to the handler as a
+    keyword argument (a string). The handler receives the ``httpx.Request``.
+    """
+
+    def mark(handler: Handler) -> Handler:
+        handler.__dict__.setdefault("_routes", []).append((method.upper(), template))
+        return handler
+
+    return mark
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    return re.compile(f"^{pattern}$")
+
+
+class Simulator:
+    """Base class of every upstream simulator.
+
+    Subclasses set ``service``, define ``@route`` handlers, implement
+    :meth:`authenticate` (return ``None`` when the request's credentials are
+    accepted, else the service's own 401 response) and :meth:`error` (the
+    service's error body for a status), and seed their state in
+    :meth:`seed`. Every request seen is appended to :attr:`requests`, which the
+    contract tests check against the official specs.
+    """
+
+    service: str = ""
+
+    def __init__(self, credentials: Collection[str]) -> None:
+        self.credentials = frozenset(credentials)
+        self.requests: list[httpx.Request] = []
+        self._faults: list[Fault] = []
+        self._lock = threading.RLock()
+        self._routes = [
+            (method, _compile(template), getattr(self, name))
+            for name in dir(type(self))
+            for method, template in getattr(getattr(type(self), name), "_routes", ())
+        ]
+        self.seed()
+
+    # -- what subclasses provide -------------------------------------------
+
+    def seed(self) -> None:
+        """Fill the in-memory state with the demo data."""
+
+    def authenticate(self, request: httpx.Request) -> httpx.Response | None:
+        """Return ``None`` if the request is authorised, else the 401 response."""
+        raise NotImplementedError
+
+    def error(self, status: int, message: str, **extra: Any) -> httpx.Response:
+        """Return the service's own error response for ``status``."""
+        return self.json(status, {"error": message, **extra})
+
+    # -- helpers for handlers ------------------------------------------------
+
+    @staticmethod
+    def json(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        """A JSON response with the given status."""
+        return httpx.Response(
+            status,
+            content=json.dumps(body).encode(),
+            headers={"content-type": "application/json", **(headers or {})},
+        )
+
+    @staticmethod
+    def body(request: httpx.Request) -> Any:
+        """The request's JSON body, or ``None`` when it has none or it is not JSON."""
+        try:
+            return json.loads(request.content or b"null")
+        except ValueError:
+            return None
+
+    # -- faults ----------------------------------------------------------------
+
+    def inject(self, fault: Fault) -> Fault:
+        """Queue ``fault`` for the next matching requests; returns it."""
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def _take_fault(self, request: httpx.Request) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(request):
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _fault_response(self, fault: Fault) -> httpx.Response:
+        if fault.kind == "drop":
+            raise ConnectionDropped()
+        if fault.kind == "malformed":
+            body = fault.body if fault.body is not None else b'{"results": [{"id": '
+            return httpx.Response(200, content=body, headers={"content-type": fault.content_type})
+        response = self.error(fault.status, f"Injected fault: HTTP {fault.status}")
+        if fault.retry_after is not None:
+            response.headers["Retry-After"] = f"{fault.retry_after:g}"
+        return response
+
+    # -- dispatch ----------------------------------------------------------------
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            self.requests.append(request)
+        fault = self._take_fault(request)
+        if fault is not None:
+            if fault.kind == "latency":
+                time.sleep(fault.seconds)
+            else:
+                return self._fault_response(fault)
+        denied = self.authenticate(request)
+        if denied is not None:
+            return denied
+        path = request.url.path
+        allowed: list[str] = []
+        for method, pattern, handler in self._routes:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            if method != request.method:
+                allowed.append(method)
+                continue
+            with self._lock:
+                return handler(request, **match.groupdict())
+        if allowed:
+            return self.error(405, f"Method {request.method} not allowed on {path}")
+        return self.error(404, f"No route for {request.method} {path}")
+
+    def transport(self) -> httpx.MockTransport:
+        """This simulator as an in-process httpx transport (drops become transport errors)."""
+
+        def handle(request: httpx.Request) -> httpx.Response:
+            request.read()
+            try:
+                return self(request)
+            except ConnectionDropped:
+                raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request) from None
+
+        return httpx.MockTransport(handle)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    simulator: Callable[[httpx.Request], httpx.Response]
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        content = self.rfile.read(length) if length else b""
+        host = self.headers.get("Host") or "%s:%d" % self.server.server_address[:2]
+        request = httpx.Request(
+            self.command,
+            f"http://{host}{self.path}",
+            headers=list(self.headers.items()),
+            content=content,
+        )
+        try:
+            response = self.simulator(request)
+        except ConnectionDropped:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        payload = response.read()
+        self.send_response(response.status_code)
+        for name, value in response.headers.multi_items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Stay quiet: the simulator keeps its own request log."""
+
+
+class LoopbackServer:
+    """A real HTTP/1.1 server on 127.0.0.1 answering with a simulator.
+
+    Use as a context manager or call :meth:`close`; :attr:`url` is the base URL,
+    e.g. ``http://127.0.0.1:54321``.
+    """
+
+    def __init__(self, simulator: Callable[[httpx.Request], httpx.Response]) -> None:
+        handler = type("SimulatorHandler", (_Handler,), {"simulator": staticmethod(simulator)})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"sim-{getattr(simulator, 'service', 'http')}", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def __enter__(self) -> LoopbackServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
