@@ -1,0 +1,430 @@
+-- kosmo sandbox bootstrap. Runs once in every fresh Lua state, in the real
+-- globals, before the script. It captures what it needs as locals, builds the
+-- sandbox's safe library copies, and returns the `run` function the host calls.
+-- The script never sees the real globals, `debug`, `python`, or any Python object:
+-- every host callable is wrapped in a Lua closure here.
+--
+-- Host protocol: host functions return `true, value` on success, `false, err`
+-- (a table describing a structured error) on failure, or `"limit", name` when a
+-- run limit was hit. `trip` makes a limit sticky: every later instruction raises
+-- again, and the pcall/xpcall/coroutine wrappers re-raise it, so the script
+-- cannot swallow it.
+
+local host = ...
+
+local debug_sethook, debug_traceback, debug_getinfo, debug_getmetatable =
+  debug.sethook, debug.traceback, debug.getinfo, debug.getmetatable
+local co_create, co_resume, co_status, co_close =
+  coroutine.create, coroutine.resume, coroutine.status, coroutine.close
+local co_running = coroutine.running
+local error, pcall, xpcall, select, type, tostring, rawget, rawequal, next, pairs, ipairs, load,
+      setmetatable, getmetatable =
+  error, pcall, xpcall, select, type, tostring, rawget, rawequal, next, pairs, ipairs, load,
+  setmetatable, getmetatable
+local pack, unpack, concat = table.pack, table.unpack, table.concat
+local str_find, str_match, str_gmatch, str_gsub, str_rep, str_sub, str_byte, str_format =
+  string.find, string.match, string.gmatch, string.gsub, string.rep, string.sub, string.byte, string.format
+local math_type, math_huge = math.type, math.huge
+
+python = nil
+package.loaded.python = nil
+
+local PERIOD = host.period
+local TIME_EVERY = 16                 -- check the wall clock every TIME_EVERY hooks
+local max_steps = host.max_instructions
+local deadline = host.deadline
+local now = host.now
+local steps, ticks = 0, 0
+local tripped = nil                   -- the limit sentinel, once a limit is hit
+
+local LIMIT_MT = {
+  __tostring = function(self) return "run limit exceeded: " .. self.limit end,
+  __metatable = "locked",
+}
+
+local hook
+local function trip(kind)
+  if not tripped then
+    tripped = setmetatable({limit = kind}, LIMIT_MT)
+    host.limit(kind)
+  end
+  debug_sethook(co_running(), hook, "", 1)
+  error(tripped, 0)
+end
+
+hook = function()
+  if tripped then error(tripped, 0) end
+  steps = steps + PERIOD
+  if steps > max_steps then trip("instructions") end
+  ticks = ticks + 1
+  if ticks >= TIME_EVERY then
+    ticks = 0
+    if now() > deadline then trip("wall_time") end
+  end
+end
+
+local function arm(co)
+  debug_sethook(co, hook, "", PERIOD)
+  return co
+end
+
+-- Re-raise a limit after anything that could have caught it.
+local function guard(...)
+  if tripped then error(tripped, 0) end
+  local ok, err = ...
+  if ok == false and err == "not enough memory" then trip("memory") end
+  return ...
+end
+
+---------------------------------------------------------------------------
+-- Structured errors
+---------------------------------------------------------------------------
+
+local ERROR_MT = {
+  __tostring = function(e)
+    if e.script and e.line then return e.script .. ":" .. e.line .. ": " .. e.message end
+    return e.message
+  end,
+  __name = "kosmo.error",
+}
+
+-- The script's file and line nearest the top of the stack (skips bootstrap and C frames).
+local function script_location()
+  local level = 3
+  while true do
+    local info = debug_getinfo(level, "Sl")
+    if not info then return nil end
+    if info.what ~= "C" and info.source ~= "=[kosmo]" then return info.short_src, info.currentline end
+    level = level + 1
+  end
+end
+
+-- Raise a structured error described by `data`, located at the script's current line.
+local function raise(data)
+  local script, line = script_location()
+  if line and line > 0 then data.script, data.line = script, line end
+  error(setmetatable(data, ERROR_MT), 0)
+end
+
+-- Unwrap a host result.
+local function checked(status, value, ...)
+  if status == true then return value, ... end
+  if status == "limit" then trip(value) end
+  raise(value)
+end
+
+local function usage(message, hint)
+  raise({type = "InvalidArgument", code = "invalid_argument", message = message, hint = hint,
+         retryable = false})
+end
+
+---------------------------------------------------------------------------
+-- Values shared with the host
+---------------------------------------------------------------------------
+
+local NULL = setmetatable({}, {
+  __tostring = function() return "null" end,
+  __name = "json.null",
+  __newindex = function() error("json.null cannot be modified", 2) end,
+  __metatable = "locked",
+})
+local ARRAY_MT = {__name = "json.array", __metatable = "json.array"}
+
+local function mark_array(t) return setmetatable(t, ARRAY_MT) end
+
+-- What the host needs to convert a table: its identity, whether it is a marked
+-- array, whether it is json.null, and whether it is a structured error.
+local function inspect(t)
+  local mt = debug_getmetatable(t)
+  return str_format("%p", t), mt == ARRAY_MT, rawequal(t, NULL), mt == ERROR_MT
+end
+
+---------------------------------------------------------------------------
+-- Safe libraries
+---------------------------------------------------------------------------
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+-- Worst-case backtracking cost of Lua patterns is about #s^(q+1), q being the
+-- number of */+/- quantifiers that something else must follow. C code never
+-- reaches the instruction hook, so a pattern bomb is refused before it runs.
+local PATTERN_BUDGET = 1e9
+
+local function quantifiers(p)
+  local q, i, n = 0, 1, #p
+  while i <= n do
+    local c = str_sub(p, i, i)
+    if c == "%" then
+      local nxt = str_sub(p, i + 1, i + 1)
+      if nxt == "b" then i = i + 4 elseif nxt == "f" then i = i + 2 else i = i + 2 end
+      if nxt == "f" then            -- skip the frontier's set
+        if str_sub(p, i, i) == "[" then
+          local close = str_find(p, "]", i + (str_sub(p, i + 1, i + 1) == "]" and 2 or 1), true)
+          i = (close or n) + 1
+        end
+      end
+    elseif c == "[" then
+      local j = i + 1
+      if str_sub(p, j, j) == "^" then j = j + 1 end
+      if str_sub(p, j, j) == "]" then j = j + 1 end
+      while j <= n and str_sub(p, j, j) ~= "]" do
+        if str_sub(p, j, j) == "%" then j = j + 1 end
+        j = j + 1
+      end
+      i = j + 1
+    else
+      i = i + 1
+    end
+    local qc = str_sub(p, i, i)
+    if qc == "*" or qc == "+" or qc == "-" then
+      i = i + 1
+      if str_find(str_sub(p, i), "[^)]") then q = q + 1 end
+    elseif qc == "?" then
+      i = i + 1
+    end
+  end
+  return q
+end
+
+local function check_pattern(fname, s, p, init, plain)
+  if type(s) ~= "string" and type(s) ~= "number" then return end
+  if type(p) ~= "string" and type(p) ~= "number" then return end
+  s, p = tostring(s), tostring(p)
+  local n = #s
+  if init and math_type(init) then
+    if init < 0 then init = n + init + 1 end
+    if init > 1 then n = n - init + 1 end
+  end
+  if n <= 0 then return end
+  local cost
+  if plain then
+    cost = n * #p
+  else
+    local q = quantifiers(p)
+    if q == 0 then return end
+    cost = n ^ (str_sub(p, 1, 1) == "^" and q or q + 1)
+  end
+  if cost > PATTERN_BUDGET then
+    usage(str_format("string.%s: pattern %q on a %d-byte subject could backtrack for too long (worst case ~%.0e steps, budget %.0e)",
+      fname, #p > 40 and str_sub(p, 1, 40) .. "..." or p, n, cost, PATTERN_BUDGET),
+      "use a simpler pattern, a plain find (string.find(s, text, 1, true)), split the text first, or json.decode for JSON")
+  end
+end
+
+local safe_string = copy(string)
+safe_string.dump = nil
+function safe_string.find(s, p, init, plain)
+  check_pattern("find", s, p, init, plain)
+  return str_find(s, p, init, plain)
+end
+function safe_string.match(s, p, init)
+  check_pattern("match", s, p, init)
+  return str_match(s, p, init)
+end
+function safe_string.gmatch(s, p, init)
+  check_pattern("gmatch", s, p, init)
+  return str_gmatch(s, p, init)
+end
+function safe_string.gsub(s, p, repl, n)
+  check_pattern("gsub", s, p)
+  return str_gsub(s, p, repl, n)
+end
+function safe_string.rep(s, n, sep)
+  if type(s) == "string" and math_type(n) and n > 0 and #s + #(sep or "") == 0 then return "" end
+  return str_rep(s, n, sep)
+end
+
+local safe_table = copy(table)
+function safe_table.move(a1, f, e, t, a2)
+  if math_type(f) and math_type(e) and e - f > 1e7 then
+    usage("table.move: refusing to move more than 10,000,000 elements", "move fewer elements at a time")
+  end
+  return table.move(a1, f, e, t, a2)
+end
+
+-- The string metatable: methods come from the safe copy; the metatable is hidden.
+do
+  local string_mt = debug_getmetatable("")
+  string_mt.__index = safe_string
+  string_mt.__metatable = false
+end
+
+local function safe_setmetatable(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    usage("setmetatable: __gc finalizers are not allowed in the sandbox", "use a to-be-closed variable (local x <close>) instead")
+  end
+  return setmetatable(t, mt)
+end
+
+local function safe_pcall(f, ...)
+  return guard(pcall(f, ...))
+end
+
+local function safe_xpcall(f, handler, ...)
+  return guard(xpcall(f, function(e)
+    if tripped then return e end
+    return handler(e)
+  end, ...))
+end
+
+local safe_coroutine = copy(coroutine)
+function safe_coroutine.create(f)
+  return arm(co_create(f))
+end
+function safe_coroutine.resume(co, ...)
+  return guard(co_resume(co, ...))
+end
+local function wrap_result(co, ok, ...)
+  if tripped then error(tripped, 0) end
+  if ok then return ... end
+  local err = ...
+  if err == "not enough memory" then trip("memory") end
+  co_close(co)
+  error(err, 0)
+end
+function safe_coroutine.wrap(f)
+  local co = safe_coroutine.create(f)
+  return function(...) return wrap_result(co, co_resume(co, ...)) end
+end
+
+local function safe_load_for(env)
+  return function(chunk, chunkname, mode, chunk_env)
+    if type(chunk) ~= "string" then
+      return nil, "load: only source text (a string) can be loaded in the sandbox"
+    end
+    if str_byte(chunk, 1) == 27 then
+      return nil, "load: binary (precompiled) chunks are not allowed in the sandbox"
+    end
+    local name = chunkname ~= nil and ("=" .. tostring(chunkname)) or "=(load)"
+    if chunk_env == nil then chunk_env = env end
+    return load(chunk, name, "t", chunk_env)
+  end
+end
+
+---------------------------------------------------------------------------
+-- print and json
+---------------------------------------------------------------------------
+
+local function print_(...)
+  local n = select("#", ...)
+  local parts = {}
+  for i = 1, n do
+    local v = select(i, ...)
+    local mt = type(v) == "table" and debug_getmetatable(v)
+    if type(v) == "table" and not (mt and rawget(mt, "__tostring")) then
+      parts[i] = v
+    else
+      parts[i] = tostring(v)
+    end
+  end
+  checked(host.print(parts, n))
+end
+
+local json = {
+  null = NULL,
+  encode = function(value, options) return checked(host.json_encode(value, options)) end,
+  decode = function(text) return checked(host.json_decode(text)) end,
+  array = function(t)
+    if t == nil then t = {} end
+    if type(t) ~= "table" then usage("json.array expects a table or nothing") end
+    return mark_array(t)
+  end,
+}
+
+---------------------------------------------------------------------------
+-- The environment of one run
+---------------------------------------------------------------------------
+
+local function readonly(t, label)
+  return setmetatable({}, {
+    __index = t,
+    __newindex = function(_, k) error(label .. " is read-only (cannot set '" .. tostring(k) .. "')", 2) end,
+    __pairs = function() return next, t, nil end,
+    __len = function() return #t end,
+    __metatable = "locked",
+  })
+end
+
+local BASE = {
+  "assert", "error", "ipairs", "next", "pairs", "select", "tonumber", "tostring", "type",
+  "rawequal", "rawlen", "rawget", "getmetatable",
+}
+
+local extras = {}  -- name -> value added to every env by later layers (app, docs functions)
+
+local function make_env()
+  local env = {}
+  for _, name in ipairs(BASE) do env[name] = _G[name] end
+  env._VERSION = _VERSION
+  env.setmetatable = safe_setmetatable
+  env.pcall = safe_pcall
+  env.xpcall = safe_xpcall
+  env.print = print_
+  env.load = safe_load_for(env)
+  env.string = copy(safe_string)
+  env.table = copy(safe_table)
+  env.math = copy(math)
+  env.utf8 = copy(utf8)
+  env.coroutine = copy(safe_coroutine)
+  env.os = {time = os.time, clock = os.clock, date = os.date, difftime = os.difftime}
+  env.json = readonly(json, "json")
+  for name, value in pairs(extras) do env[name] = value end
+  env._G = env
+  return env
+end
+
+---------------------------------------------------------------------------
+-- Running a script
+---------------------------------------------------------------------------
+
+local function strip_traceback(tb)
+  local lines = {}
+  for line in str_gmatch(tb, "[^\n]+") do
+    if not str_find(line, "[C]: in ?", 1, true) and not str_find(line, "[kosmo]", 1, true)
+       and not str_find(line, "[C]: in function 'error'", 1, true) then
+      lines[#lines + 1] = line
+    end
+  end
+  return concat(lines, "\n")
+end
+
+-- Returns "ok", results | "syntax", message | "error", err, traceback | "limit", name
+local function run(source, chunkname)
+  local env = make_env()
+  local fn, err = load(source, "=" .. chunkname, "t", env)
+  if not fn then return "syntax", err end
+  local co = arm(co_create(fn))
+  local results = pack(co_resume(co))
+  if tripped then return "limit", tripped.limit end
+  if results[1] then
+    if co_status(co) == "suspended" then
+      return "error", "attempt to yield from outside a coroutine", strip_traceback(debug_traceback(co))
+    end
+    return "ok", results
+  end
+  err = results[2]
+  if err == "not enough memory" then return "limit", "memory" end
+  local message = err
+  if type(err) == "table" and debug_getmetatable(err) ~= ERROR_MT then
+    local mt = debug_getmetatable(err)
+    message = (mt and rawget(mt, "__tostring")) and tostring(err) or nil
+  end
+  return "error", err, strip_traceback(debug_traceback(co, type(message) == "string" and message or nil)), message
+end
+
+return {
+  run = run,
+  extend = function(name, value) extras[name] = value end,
+  usage = usage,
+  null = NULL,
+  mark_array = mark_array,
+  inspect = inspect,
+  readonly = readonly,
+  checked = checked,
+  raise = raise,
+  trip = trip,
+}

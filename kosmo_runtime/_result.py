@@ -1,0 +1,71 @@
+"""What a run returns: ``RunResult`` and one ``CallRecord`` per integration call."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ._errors import KosmoError
+
+__all__ = ["CallRecord", "RunResult"]
+
+
+@dataclass
+class CallRecord:
+    """One integration call: who was called, how long it took, and how it ended.
+
+    Argument values are never recorded here (they could carry secrets).
+    """
+
+    integration: str
+    function: str
+    account: str
+    operation: str
+    duration: float
+    ok: bool
+    error: str | None = None
+    status: int | None = None
+    retries: int = 0
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class RunResult:
+    """The outcome of ``Runtime.run``.
+
+    ``ok``       the script finished without an error;
+    ``result``   its return values as JSON-compatible Python (``None`` for none,
+                 the value for one, a list for several);
+    ``output``   what ``print`` wrote;
+    ``error``    the KosmoError that ended the run (type, message, script, line,
+                 Lua traceback), or ``None``;
+    ``calls``    one CallRecord per integration call;
+    ``duration`` seconds from start to end.
+    """
+
+    ok: bool
+    result: Any = None
+    output: str = ""
+    error: KosmoError | None = None
+    calls: list[CallRecord] = field(default_factory=list)
+    duration: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as one JSON-compatible dict (the ``--json`` envelope)."""
+        return {
+            "ok": self.ok,
+            "result": self.result,
+            "output": self.output,
+            "error": self.error.to_dict() if self.error else None,
+            "calls": [call.to_dict() for call in self.calls],
+            "duration": round(self.duration, 6),
+        }
+
+    def raise_for_error(self) -> RunResult:
+        """Raise the run's error if it failed; return the result otherwise."""
+        if self.error is not None:
+            raise self.error
+        return self

@@ -1,0 +1,298 @@
+"""One run of one script in a fresh, hardened Lua 5.4 state.
+
+``Sandbox(limits, ...)`` builds the state (bootstrap compiled once per process),
+``Sandbox.run(source, name)`` executes the script and returns a ``RunResult``.
+Nothing survives the run: the next run gets a new state.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from lupa import lua54
+
+from ._errors import (
+    CallError,
+    InvalidArgument,
+    KosmoError,
+    LimitExceeded,
+    LuaRuntimeError,
+    LuaSyntaxError,
+    ScriptError,
+)
+from ._limits import Limits
+from ._result import CallRecord, RunResult
+from ._values import Converter, Opaque, render
+
+__all__ = ["Sandbox", "error_from_lua"]
+
+_PERIOD = 1000  # instructions between two runs of the count hook
+_LOCATION = re.compile(r"^(?P<script>[^\n:]+):(?P<line>\d+): (?P<message>.*)$", re.S)
+_KEYWORDS = ("and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto",
+             "if", "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while")
+
+
+def _deny(obj: Any, name: Any, *rest: Any) -> Any:
+    raise AttributeError("Python objects are not accessible from the sandbox")
+
+
+@cache
+def _bootstrap_bytecode() -> bytes:
+    """The bootstrap, compiled once per process (loading bytecode skips the parser)."""
+    source = resources.files(__package__).joinpath("_bootstrap.lua").read_bytes()
+    compiler = lua54.LuaRuntime(encoding=None)
+    dump = compiler.eval(b"function(src) return string.dump(assert(load(src, '=[kosmo]', 't'))) end")
+    return bytes(dump(source))
+
+
+class Sandbox:
+    """A fresh Lua state for one run, with limits, captured output and the safe library set."""
+
+    def __init__(self, limits: Limits, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self.clock = clock
+        self.started = clock()
+        self.deadline = self.started + limits.wall_time
+        self.limit_hit: str | None = None
+        self.calls: list[CallRecord] = []
+        self._output: list[str] = []
+        self._output_size = 0
+        self.lua = lua54.LuaRuntime(
+            register_eval=False,
+            register_builtins=False,
+            unpack_returned_tuples=True,
+            attribute_handlers=(_deny, _deny),
+            max_memory=1 << 40,
+        )
+        host = self.lua.table_from({
+            "period": _PERIOD,
+            "max_instructions": limits.instructions,
+            "deadline": self.deadline,
+            "now": clock,
+            "limit": self._record_limit,
+            "print": self._host(self._print),
+            "json_encode": self._host(self._json_encode),
+            "json_decode": self._host(self._json_decode),
+        })
+        boot = self.lua.compile(_bootstrap_bytecode(), name="=[kosmo]", mode="b")
+        self.kit = boot(host)
+        self.convert = Converter(self.lua, self.kit, limits.depth)
+        self.lua.set_max_memory(self.lua.get_memory_used() + limits.memory)
+
+    # -- host functions --------------------------------------------------------
+
+    def _host(self, fn: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
+        """Wrap a host function so that it never raises into Lua (see the bootstrap's protocol)."""
+
+        def call(*args: Any) -> tuple[Any, Any]:
+            try:
+                return True, fn(*args)
+            except LimitExceeded as exc:
+                self.limit(exc)
+                return "limit", exc.limit
+            except KosmoError as exc:
+                return False, self.convert.to_lua(exc.to_dict())
+            except UnicodeDecodeError:
+                error = InvalidArgument("a string passed to the host is not valid UTF-8 text")
+                return False, self.convert.to_lua(error.to_dict())
+
+        return call
+
+    def _record_limit(self, name: str) -> None:
+        if self.limit_hit is None:
+            self.limit_hit = name
+
+    def limit(self, exc: LimitExceeded) -> None:
+        """Record a limit hit detected on the host side (the Lua side then trips)."""
+        if self.limit_hit is None:
+            self.limit_hit = exc.limit
+            self._limit_error = exc
+
+    def remaining(self) -> float:
+        """Seconds left before the wall-clock limit."""
+        return self.deadline - self.clock()
+
+    def _print(self, parts: Any, count: int) -> None:
+        pieces = []
+        for i in range(1, count + 1):
+            value = parts[i]
+            if isinstance(value, str):
+                pieces.append(value)
+            else:
+                pieces.append(render(self.convert.to_display(value)))
+        self.write("\t".join(pieces) + "\n")
+
+    def write(self, text: str) -> None:
+        """Append to the captured output, enforcing the output limit."""
+        size = len(text.encode("utf-8", "replace"))
+        room = self.limits.output - self._output_size
+        if size > room:
+            self._output.append(text.encode("utf-8", "replace")[: max(room, 0)].decode("utf-8", "ignore"))
+            self._output_size = self.limits.output
+            raise self.limit_error("output")
+        self._output.append(text)
+        self._output_size += size
+
+    def _json_encode(self, value: Any, options: Any = None) -> str:
+        data = self.convert.to_python(value, what="json.encode argument")
+        indent = None
+        if options is not None and not isinstance(options, (int, float, str)):
+            indent = options["indent"]
+        return json.dumps(data, ensure_ascii=False, indent=indent, allow_nan=False)
+
+    def _json_decode(self, text: Any) -> Any:
+        if not isinstance(text, str):
+            raise InvalidArgument(f"json.decode expects a string, got {type(text).__name__}")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidArgument(
+                f"json.decode: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+                hint="check the text is complete JSON (quoted keys, no trailing commas)",
+            ) from None
+        return self.convert.to_lua(data)
+
+    # -- limits ----------------------------------------------------------------
+
+    def limit_error(self, name: str) -> LimitExceeded:
+        """The error for limit ``name``, naming its value and how to raise it."""
+        value = getattr(self.limits, name)
+        unit = Limits.unit(name)
+        messages = {
+            "instructions": f"instruction limit of {value:,} {unit} exceeded",
+            "memory": f"memory limit of {value:,} {unit} exceeded",
+            "wall_time": f"wall-clock limit of {value:g} {unit} exceeded",
+            "output": f"output limit of {value:,} {unit} exceeded (output is truncated)",
+            "result": f"result larger than the limit of {value:,} {unit}",
+            "depth": f"value nesting deeper than {value} {unit}",
+            "calls": f"more than {value:,} integration {unit} in one run",
+        }
+        return LimitExceeded(
+            f"run stopped: {messages[name]}",
+            limit=name, value=value,
+            hint=f"do less per run, or raise the limit with {Limits.flag(name)} (Limits({name}=...) in Python); "
+                 f"the ceiling is {_ceiling(name)}",
+        )
+
+    # -- running -----------------------------------------------------------------
+
+    def run(self, source: str, name: str) -> RunResult:
+        """Execute ``source`` as chunk ``name`` and describe what happened."""
+        error: KosmoError | None = None
+        result: Any = None
+        try:
+            outcome = self.kit.run(source, name)
+            status = outcome[0]
+            if self.limit_hit is not None:
+                error = self._final_limit_error()
+            elif status == "ok":
+                result = self._results(outcome[1])
+            elif status == "syntax":
+                error = _syntax_error(outcome[1], source)
+            elif status == "limit":
+                self._record_limit(outcome[1])
+                error = self._final_limit_error()
+            else:
+                error = self._runtime_error(*outcome[1:])
+        except lua54.LuaMemoryError:
+            self._record_limit("memory")
+            error = self._final_limit_error()
+        except ScriptError as exc:
+            error = exc
+        except InvalidArgument as exc:
+            error = LuaRuntimeError(f"the script's return value cannot be returned: {exc.message}", hint=exc.hint)
+        if error is not None and self.limit_hit is not None and not isinstance(error, LimitExceeded):
+            error = self._final_limit_error()
+        return RunResult(
+            ok=error is None,
+            result=result if error is None else None,
+            output="".join(self._output),
+            error=error,
+            calls=list(self.calls),
+            duration=self.clock() - self.started,
+        )
+
+    def _final_limit_error(self) -> LimitExceeded:
+        existing = getattr(self, "_limit_error", None)
+        if existing is not None and existing.limit == self.limit_hit:
+            return existing
+        return self.limit_error(self.limit_hit or "instructions")
+
+    def _results(self, packed: Any) -> Any:
+        count = packed["n"]
+        values = [self.convert.to_python(packed[i], what="return value") for i in range(2, count + 1)]
+        result = None if not values else values[0] if len(values) == 1 else values
+        size = len(json.dumps(result, ensure_ascii=False))
+        if size > self.limits.result:
+            raise self.limit_error("result")
+        return result
+
+    def _runtime_error(self, err: Any, traceback: str | None = None, message: Any = None) -> KosmoError:
+        traceback = _traceback_only(traceback)
+        if isinstance(err, str):
+            return _located(LuaRuntimeError, err, traceback)
+        if lua54.lua_type(err) == "table":
+            _, _, _, is_structured = self.kit.inspect(err)
+            data = self.convert.to_display(err)
+            if is_structured and isinstance(data, dict):
+                return error_from_lua(data, traceback)
+            if isinstance(message, str):
+                return _located(LuaRuntimeError, message, traceback)
+            return LuaRuntimeError(f"script raised a table as its error: {render(data)}", traceback=traceback,
+                                   hint="raise a string, e.g. error('what went wrong'), or a table with a __tostring metamethod")
+        shown = render(self.convert.to_display(err)) if err is not None else "nil"
+        return LuaRuntimeError(f"script raised a non-string error value: {shown}", traceback=traceback)
+
+
+def _ceiling(name: str) -> str:
+    from ._limits import CEILINGS
+
+    return f"{CEILINGS[name]:,}"
+
+
+def _located(cls: type[ScriptError], text: str, traceback: str | None = None, **extra: Any) -> ScriptError:
+    match = _LOCATION.match(text)
+    if match:
+        return cls(text, script=match["script"], line=int(match["line"]), traceback=traceback, **extra)
+    return cls(text, traceback=traceback, **extra)
+
+
+def _syntax_error(message: str, source: str) -> ScriptError:
+    error = _located(LuaSyntaxError, message)
+    keyword = re.search(r"near '(\w+)'", message)
+    line = getattr(error, "line", None)
+    if keyword and keyword[1] in _KEYWORDS and line:
+        lines = source.splitlines()
+        text = lines[line - 1] if 0 < line <= len(lines) else ""
+        if re.search(rf"\b{keyword[1]}\s*=", text):
+            word = keyword[1]
+            error.hint = (f"'{word}' is a Lua keyword and cannot be a bare table key: "
+                          f"write [\"{word}\"] = ... instead of {word} = ...")
+    return error
+
+
+def _traceback_only(traceback: str | None) -> str | None:
+    if not traceback:
+        return None
+    index = traceback.find("stack traceback:")
+    return traceback[index:] if index >= 0 else traceback
+
+
+_ERROR_CLASSES: dict[str, type[KosmoError]] = {}
+
+
+def error_from_lua(data: dict[str, Any], traceback: str | None = None) -> KosmoError:
+    """Rebuild the KosmoError a structured Lua error table describes."""
+    if not _ERROR_CLASSES:
+        from . import _errors
+
+        _ERROR_CLASSES.update({name: getattr(_errors, name) for name in _errors.__all__})
+    cls = _ERROR_CLASSES.get(str(data.get("type")), CallError)
+    context = {k: v for k, v in data.items() if k not in ("type", "code", "message", "hint") and not isinstance(v, Opaque)}
+    return cls(str(data.get("message", "error")), hint=data.get("hint"), traceback=traceback, **context)

@@ -1,0 +1,177 @@
+"""Values crossing between Lua and Python, and how tables are shown by ``print``.
+
+The rules (also in ``lua_docs/runtime.md``):
+
+* a table whose keys are exactly 1..n (n > 0), or one marked with ``json.array``,
+  is a list; any other table is a dict with string keys; an empty unmarked table
+  is an empty dict;
+* integers stay integers and floats stay floats; strings are UTF-8 text;
+* ``json.null`` is ``None``; a Python ``None`` inside a list or dict becomes
+  ``json.null`` in Lua (so it is not lost), and a Python list becomes a marked array;
+* functions, coroutines and cycles cannot cross: they are errors, never hangs;
+  nesting deeper than the run's ``depth`` limit is a limit error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from lupa import lua54
+
+from ._errors import InvalidArgument, LimitExceeded
+
+__all__ = ["Converter", "Opaque", "render"]
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LuaTable = type(lua54.LuaRuntime().table())
+
+
+class Opaque(str):
+    """A Lua value ``print`` can only name (``<function>``, ``<cycle>``), never data."""
+
+
+class Converter:
+    """Converts values between one Lua state and Python, following the rules above."""
+
+    def __init__(self, lua: lua54.LuaRuntime, kit: Any, depth: int) -> None:
+        self._table_from = lua.table_from
+        self._inspect: Callable[..., tuple[str, bool, bool, bool]] = kit.inspect
+        self._mark_array = kit.mark_array
+        self.null = kit.null
+        self.depth = depth
+
+    # -- Python -> Lua ---------------------------------------------------------
+
+    def to_lua(self, value: Any, level: int = 0) -> Any:
+        """A Lua value for JSON-compatible Python ``value``."""
+        if value is None:
+            return self.null
+        if isinstance(value, (str, bool, float)):
+            return value
+        if isinstance(value, int):
+            return value if -(2**63) <= value < 2**63 else float(value)
+        if level >= self.depth:
+            raise self._too_deep()
+        if isinstance(value, dict):
+            return self._table_from({str(k): self.to_lua(v, level + 1) for k, v in value.items()})
+        if isinstance(value, (list, tuple)):
+            return self._mark_array(self._table_from([self.to_lua(v, level + 1) for v in value]))
+        raise TypeError(f"cannot pass a Python {type(value).__name__} to Lua")
+
+    # -- Lua -> Python -------------------------------------------------------
+
+    def to_python(self, value: Any, *, what: str = "value") -> Any:
+        """JSON-compatible Python for a Lua value; raises InvalidArgument or LimitExceeded."""
+        return self._convert(value, what, (), lenient=False)
+
+    def to_display(self, value: Any) -> Any:
+        """Like :meth:`to_python`, but naming functions and cycles instead of failing."""
+        return self._convert(value, "value", (), lenient=True)
+
+    def _convert(self, value: Any, where: str, ancestors: tuple[str, ...], *, lenient: bool) -> Any:
+        if value is None or isinstance(value, (bool, int, str)):
+            return value
+        if isinstance(value, float):
+            if math.isfinite(value) or lenient:
+                return value
+            raise InvalidArgument(f"{where} is {value!r}, which JSON cannot represent", hint="return a finite number or a string")
+        if isinstance(value, bytes):
+            return self._text(value, where, lenient)
+        if not isinstance(value, _LuaTable):
+            kind = lua54.lua_type(value) or type(value).__name__
+            if lenient:
+                return Opaque(f"<{kind}>")
+            raise InvalidArgument(f"{where} is a Lua {kind}, which cannot leave the sandbox", hint="return or pass data only: tables, strings, numbers, booleans, json.null")
+        identity, is_array, is_null, _ = self._inspect(value)
+        if is_null:
+            return None
+        if identity in ancestors:
+            if lenient:
+                return Opaque("<cycle>")
+            raise InvalidArgument(f"{where} contains a cycle (a table that contains itself)", hint="build a tree: copy the values instead of referencing the parent table")
+        if len(ancestors) >= self.depth:
+            if lenient:
+                return Opaque("{...}")
+            raise self._too_deep()
+        ancestors = (*ancestors, identity)
+        items = list(value.items())
+        if is_array or (items and _is_sequence(items)):
+            items.sort(key=lambda kv: kv[0] if isinstance(kv[0], int) else 0)
+            return [self._convert(v, f"{where}[{k}]", ancestors, lenient=lenient) for k, v in items]
+        result: dict[str, Any] = {}
+        for key, item in items:
+            name = self._key(key, where, lenient)
+            result[name] = self._convert(item, f"{where}.{name}", ancestors, lenient=lenient)
+        return result
+
+    def _key(self, key: Any, where: str, lenient: bool) -> str:
+        if isinstance(key, str):
+            return key
+        if isinstance(key, bytes):
+            return self._text(key, where, lenient)
+        if isinstance(key, (int, float)) and not isinstance(key, bool):
+            return str(key)
+        if lenient:
+            return f"<{lua54.lua_type(key) or type(key).__name__} key>"
+        kind = lua54.lua_type(key) or type(key).__name__
+        raise InvalidArgument(f"{where} has a key of type {kind}; only string and number keys can leave the sandbox")
+
+    @staticmethod
+    def _text(raw: bytes, where: str, lenient: bool) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            if lenient:
+                return raw.decode("utf-8", "replace")
+            raise InvalidArgument(f"{where} is not valid UTF-8 text", hint="only UTF-8 strings can leave the sandbox") from None
+
+    def _too_deep(self) -> LimitExceeded:
+        return LimitExceeded(
+            f"value nesting deeper than {self.depth} levels",
+            limit="depth", value=self.depth,
+            hint="flatten the data, or raise the limit with --depth / Limits(depth=...)",
+        )
+
+
+def _is_sequence(items: list[tuple[Any, Any]]) -> bool:
+    keys = {k for k, _ in items if isinstance(k, int) and not isinstance(k, bool)}
+    return len(keys) == len(items) and keys == set(range(1, len(items) + 1))
+
+
+def render(value: Any, width: int = 100) -> str:
+    """Show a converted table the way a Lua literal reads, on one line when it fits."""
+    flat = _render(value, None, 0)
+    return flat if len(flat) <= width else _render(value, "  ", 0)
+
+
+def _render(value: Any, indent: str | None, level: int) -> str:
+    if isinstance(value, Opaque):
+        return str(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+        return f"{value:.1f}"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        parts = [_render(v, indent, level + 1) for v in value]
+    else:
+        parts = [f"{_render_key(k)} = {_render(v, indent, level + 1)}" for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))]
+    if not parts:
+        return "{}"
+    if indent is None:
+        return "{" + ", ".join(parts) + "}"
+    inner = indent * (level + 1)
+    return "{\n" + ",\n".join(inner + p for p in parts) + "\n" + indent * level + "}"
+
+
+def _render_key(key: str) -> str:
+    return key if _IDENTIFIER.match(key) else "[" + json.dumps(key, ensure_ascii=False) + "]"
