@@ -229,6 +229,7 @@ class Simulator:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes; don't wait for ACKs
     simulator: Callable[[httpx.Request], httpx.Response]
 
     def _serve(self) -> None:

@@ -93,6 +93,37 @@ SEEDED_RESOURCE_ID = (
     "z36woLysJ5MBZ4tebTjinIfZkVAAshtbldtwt8xfguFPbtHhvEPPseiENkVfBK7n0uE9dJaFsk4QfvS"
 )
 
+# Per demo account: (id, name, vendor_key, sign_key, recording_server, status, created).
+SEEDED_PROJECTS: dict[str, list[tuple[str, str, str, str, str | None, int, int]]] = {
+    "default": [
+        (
+            "abc123",
+            "kosmo-demo-meetings",
+            DEMO_ACCOUNTS["default"]["app_id"],
+            "6b2e9d1c4f8a4b7e9c3d5a1f0e8b2c4d",
+            None,
+            1,
+            1689238800,
+        ),
+        ("7sdnf3xRH", "support-calls", "5c8e1f0a9b2d4c6e8f1a3b5d7e9f0c2a", "", None, 1, 1701428400),
+        ("Qm4pT8wLz", "legacy-webinars", "e1d2c3b4a5968778695a4b3c2d1e0f9a", "", "10.12.1.5:8080", 0, 1605002400),
+    ],
+    "production": [
+        (
+            "prd4k2Jw9",
+            "acme-production",
+            DEMO_ACCOUNTS["production"]["app_id"],
+            "3d7f0a2b5c8e4d1f9a6b2c5e8f1d4a7b",
+            None,
+            1,
+            1696150800,
+        ),
+    ],
+    "staging": [
+        ("stg7Hq3Vn", "acme-staging", DEMO_ACCOUNTS["staging"]["app_id"], "", None, 1, 1696154400),
+    ],
+}
+
 NO_ROUTE = "no Route matched with those values"
 RESOURCE_TTL_SECONDS = 300
 MODES = frozenset({"individual", "mix", "web"})
@@ -185,16 +216,10 @@ class AgoraSimulator(Simulator):
         self._projects: dict[str, dict[str, Project]] = {}
         self._resources: dict[str, Resource] = {}
         self._recordings: dict[str, Recording] = {}
-        default, production, staging = (DEMO_ACCOUNTS[name]["customer_id"] for name in ("default", "production", "staging"))
-        self._add_project(default, Project("abc123", "kosmo-demo-meetings", DEMO_ACCOUNTS["default"]["app_id"], "6b2e9d1c4f8a4b7e9c3d5a1f0e8b2c4d", None, 1, 1689238800))
-        self._add_project(default, Project("7sdnf3xRH", "support-calls", "5c8e1f0a9b2d4c6e8f1a3b5d7e9f0c2a", "", None, 1, 1701428400))
-        self._add_project(default, Project("Qm4pT8wLz", "legacy-webinars", "e1d2c3b4a5968778695a4b3c2d1e0f9a", "", "10.12.1.5:8080", 0, 1605002400))
-        self._add_project(production, Project("prd4k2Jw9", "acme-production", DEMO_ACCOUNTS["production"]["app_id"], "3d7f0a2b5c8e4d1f9a6b2c5e8f1d4a7b", None, 1, 1696150800))
-        self._add_project(staging, Project("stg7Hq3Vn", "acme-staging", DEMO_ACCOUNTS["staging"]["app_id"], "", None, 1, 1696154400))
+        for account, projects in SEEDED_PROJECTS.items():
+            customer = DEMO_ACCOUNTS[account]["customer_id"]
+            self._projects[customer] = {fields[0]: Project(*fields) for fields in projects}
         self._seed_recording(DEMO_ACCOUNTS["default"]["app_id"])
-
-    def _add_project(self, customer: str, project: Project) -> None:
-        self._projects.setdefault(customer, {})[project.id] = project
 
     def _seed_recording(self, appid: str) -> None:
         started_ms = 1718098205123  # 2024-06-11T09:30:05.123Z
@@ -463,7 +488,9 @@ class AgoraSimulator(Simulator):
         self._recordings[recording.sid] = recording
         return self.json(200, {"cname": cname, "uid": uid, "resourceId": resourceid, "sid": recording.sid})
 
-    def _start_refusal(self, resource: Resource, appid: str, cname: str, uid: str, echo: dict[str, str]) -> httpx.Response | None:
+    def _start_refusal(
+        self, resource: Resource, appid: str, cname: str, uid: str, echo: dict[str, str]
+    ) -> httpx.Response | None:
         """Why ``resource`` cannot start a recording of ``cname``/``uid`` now, if it cannot."""
         if resource.sid is not None:
             return self._fail(201, 7, "already started", **echo, sid=resource.sid)
@@ -489,7 +516,9 @@ class AgoraSimulator(Simulator):
         if not all(isinstance(storage.get(key), str) and storage[key] for key in ("bucket", "accessKey", "secretKey")):
             return "storageConfig"
         prefix = storage.get("fileNamePrefix", [])
-        if not isinstance(prefix, list) or not all(isinstance(part, str) and PREFIX_PART.match(part) for part in prefix):
+        if not isinstance(prefix, list) or not all(
+            isinstance(part, str) and PREFIX_PART.match(part) for part in prefix
+        ):
             return "storageConfig.fileNamePrefix"
         if len("/".join(prefix)) > 127:
             return "storageConfig.fileNamePrefix"
@@ -532,7 +561,16 @@ class AgoraSimulator(Simulator):
             return recording
         if recording.stopped:
             return self._fail(404, 404, "failed to find worker", resourceId=resourceid, sid=sid)
-        return self.json(200, {"resourceId": resourceid, "sid": sid, "serverResponse": self._status(recording), "cname": recording.cname, "uid": recording.uid})
+        return self.json(
+            200,
+            {
+                "resourceId": resourceid,
+                "sid": sid,
+                "serverResponse": self._status(recording),
+                "cname": recording.cname,
+                "uid": recording.uid,
+            },
+        )
 
     @route("POST", "/v1/apps/{appid}/cloud_recording/resourceid/{resourceid}/sid/{sid}/mode/{mode}/stop")
     def stop(self, request: httpx.Request, appid: str, resourceid: str, sid: str, mode: str) -> httpx.Response:
@@ -553,7 +591,16 @@ class AgoraSimulator(Simulator):
         result = self._stopped(recording)
         if result.get("fileList") == []:
             return self._fail(206, 435, "no recorded data", **recording.echo())
-        return self.json(200, {"resourceId": resourceid, "sid": sid, "serverResponse": result, "cname": recording.cname, "uid": recording.uid})
+        return self.json(
+            200,
+            {
+                "resourceId": resourceid,
+                "sid": sid,
+                "serverResponse": result,
+                "cname": recording.cname,
+                "uid": recording.uid,
+            },
+        )
 
     def _status(self, recording: Recording) -> dict[str, Any]:
         """``serverResponse`` of ``query`` for a running recording (status 5: in progress)."""
@@ -606,7 +653,12 @@ class AgoraSimulator(Simulator):
                 started = datetime.fromtimestamp(recording.started_ms / 1000, tz=timezone.utc)
                 names.append(f"{base}_{started:%Y%m%d%H%M%S}{recording.started_ms % 1000:03d}.mp4")
             return [self._file(recording, name, track, "0", mixed=True) for name in names]
-        uids = [uid for key in ("subscribeAudioUids", "subscribeVideoUids") for uid in config.get(key, []) if uid != "#allstream#"]
+        uids = [
+            uid
+            for key in ("subscribeAudioUids", "subscribeVideoUids")
+            for uid in config.get(key, [])
+            if uid != "#allstream#"
+        ]
         tracks = {0: ["audio"], 1: ["video"], 2: ["audio", "video"]}[config.get("streamTypes", 2)]
         return [
             self._file(recording, f"{base}__uid_s_{uid}__uid_e_{track}.m3u8", track, uid, mixed=False)
