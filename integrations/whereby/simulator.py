@@ -85,7 +85,6 @@ RATE_LIMIT_POINTS = 1000  # the Grow plan's budget per minute
 
 MESSAGES = {
     401: "Access token is missing or invalid",
-    403: "Not allowed to perform action",
     404: "The requested resource doesn't exist",
 }
 
