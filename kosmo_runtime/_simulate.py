@@ -275,7 +275,7 @@ class LoopbackServer:
         handler = type("SimulatorHandler", (_Handler,), {"simulator": staticmethod(simulator)})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"sim-{getattr(simulator, 'service', 'http')}", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sim-{getattr(simulator, 'service', 'http')}", daemon=True)
         self._thread.start()
 
     @property
