@@ -12,6 +12,8 @@ KosmoError                      (base; ``code`` is stable, ``message`` is one li
 │   │   └── PermissionDenied    a write refused by policy, read-only or denial  permission_denied
 │   ├── AccountError            the account cannot be used (not configured, missing secret)
 │   │                                                                  account_error
+│   ├── IntegrationBug          the integration's own code failed (never the script's fault)
+│   │                                                                  internal_error
 │   └── UpstreamError           the service said no or could not be reached
 │       ├── HTTPStatusError     the service answered 4xx/5xx           upstream_error
 │       │   ├── AuthFailed      401/403: credentials refused           auth_failed
@@ -44,6 +46,7 @@ __all__ = [
     "CallError",
     "ConfigError",
     "HTTPStatusError",
+    "IntegrationBug",
     "InvalidArgument",
     "KosmoError",
     "LimitExceeded",
@@ -153,6 +156,12 @@ class AccountError(CallError):
     """Raised when an account cannot be used: not configured, or a credential is missing."""
 
     code = "account_error"
+
+
+class IntegrationBug(CallError):
+    """Raised when an integration's handler itself fails; the details go to the log, not the script."""
+
+    code = "internal_error"
 
 
 class UpstreamError(CallError):

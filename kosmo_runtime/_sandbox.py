@@ -43,9 +43,9 @@ def _deny(obj: Any, name: Any, *rest: Any) -> Any:
 
 
 @cache
-def _bootstrap_bytecode() -> bytes:
-    """The bootstrap, compiled once per process (loading bytecode skips the parser)."""
-    source = resources.files(__package__).joinpath("_bootstrap.lua").read_bytes()
+def _bytecode(filename: str) -> bytes:
+    """A Lua file of this package, compiled once per process (loading bytecode skips the parser)."""
+    source = resources.files(__package__).joinpath(filename).read_bytes()
     compiler = lua54.LuaRuntime(encoding=None)
     dump = compiler.eval(b"function(src) return string.dump(assert(load(src, '=[kosmo]', 't'))) end")
     return bytes(dump(source))
@@ -80,19 +80,26 @@ class Sandbox:
             "json_encode": self._host(self._json_encode),
             "json_decode": self._host(self._json_decode),
         })
-        boot = self.lua.compile(_bootstrap_bytecode(), name="=[kosmo]", mode="b")
+        boot = self.lua.compile(_bytecode("_bootstrap.lua"), name="=[kosmo]", mode="b")
         self.kit = boot(host)
         self.convert = Converter(self.lua, self.kit, limits.depth)
-        self.lua.set_max_memory(self.lua.get_memory_used() + limits.memory)
+
+    def install(self, filename: str, functions: dict[str, Callable[..., Any]]) -> None:
+        """Run a Lua layer of this package (e.g. ``_app.lua``) with the given host functions."""
+        layer = self.lua.compile(_bytecode(filename), name="=[kosmo]", mode="b")
+        layer(self.kit, self.lua.table_from({name: self._host(fn) for name, fn in functions.items()}))
 
     # -- host functions --------------------------------------------------------
 
     def _host(self, fn: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
         """Wrap a host function so that it never raises into Lua (see the bootstrap's protocol)."""
 
-        def call(*args: Any) -> tuple[Any, Any]:
+        def call(*args: Any) -> tuple[Any, ...]:
             try:
-                return True, fn(*args)
+                value = fn(*args)
+                if isinstance(value, tuple):
+                    return (True, *value)
+                return True, self.convert.to_lua(value)
             except LimitExceeded as exc:
                 self.limit(exc)
                 return "limit", exc.limit
@@ -186,6 +193,7 @@ class Sandbox:
         """Execute ``source`` as chunk ``name`` and describe what happened."""
         error: KosmoError | None = None
         result: Any = None
+        self.lua.set_max_memory(self.lua.get_memory_used() + self.limits.memory)
         try:
             outcome = self.kit.run(source, name)
             status = outcome[0]

@@ -1,0 +1,118 @@
+-- kosmo app layer: `app.integrations`, account namespaces and the docs functions.
+-- Runs after the bootstrap with its kit and the host functions; everything the
+-- script can reach is a read-only Lua table or a Lua closure.
+--
+-- app.integrations["goto-webinar"] and app.integrations.goto_webinar are the same
+-- table; functions are found by short or full name; `.default` and named accounts
+-- are sub-namespaces with the same functions and other credentials.
+
+local kit, host = ...
+local checked, usage, extend = kit.checked, kit.usage, kit.extend
+local setmetatable, type, tostring, error, next, select = setmetatable, type, tostring, error, next, select
+
+local is_namespace = setmetatable({}, {__mode = "k"})
+
+local function make_function(id, account, name, label)
+  return function(args, extra)
+    if is_namespace[args] then
+      usage(label .. ": call it with a dot, not a colon: " .. label .. "{...}",
+            "write app.integrations.x.fn{...} or fn({...}), never x:fn{...}")
+    end
+    if extra ~= nil then
+      usage(label .. " takes one table of named arguments, e.g. " .. label .. "{name = value}")
+    end
+    if args == nil then
+      args = {}
+    elseif type(args) ~= "table" then
+      usage(label .. " takes one table of named arguments, e.g. " .. label .. "{name = value}; got a " .. type(args))
+    end
+    return checked(host.call(id, account, name, args))
+  end
+end
+
+local function locked_newindex(label)
+  return function(_, key)
+    error(label .. " is read-only (cannot set '" .. tostring(key) .. "')", 2)
+  end
+end
+
+local function namespace(id, account)
+  local label = account and (id .. "." .. account) or id
+  local by_key, by_name = {}, {}
+  local proxy = {}
+  setmetatable(proxy, {
+    __index = function(_, key)
+      local hit = by_key[key]
+      if hit ~= nil then return hit end
+      if type(key) ~= "string" then return nil end
+      local kind, name = checked(host.member(id, account, key))
+      local value = by_name[kind .. ":" .. name]
+      if value == nil then
+        if kind == "function" then
+          value = make_function(id, account, name, label .. "." .. name)
+        else
+          value = namespace(id, name)
+        end
+        by_name[kind .. ":" .. name] = value
+      end
+      by_key[key] = value
+      return value
+    end,
+    __newindex = locked_newindex(label),
+    __pairs = function()
+      local names = checked(host.members(id, account))
+      local i = 0
+      return function()
+        i = i + 1
+        local name = names[i]
+        if name ~= nil then return name, proxy[name] end
+      end
+    end,
+    __tostring = function() return "integration " .. label end,
+    __metatable = "locked",
+  })
+  is_namespace[proxy] = true
+  return proxy
+end
+
+local by_id = {}
+local integrations = setmetatable({}, {
+  __index = function(self, key)
+    if type(key) ~= "string" then return nil end
+    local id = checked(host.integration(key))
+    local ns = by_id[id]
+    if ns == nil then
+      ns = namespace(id, nil)
+      by_id[id] = ns
+    end
+    return ns
+  end,
+  __newindex = locked_newindex("app.integrations"),
+  __pairs = function(self)
+    local names = checked(host.integrations())
+    local i = 0
+    return function()
+      i = i + 1
+      local name = names[i]
+      if name ~= nil then return name, self[name] end
+    end
+  end,
+  __tostring = function() return "app.integrations" end,
+  __metatable = "locked",
+})
+
+local app = kit.readonly({integrations = integrations}, "app")
+extend("app", app)
+
+extend("lua_list_docs", function(...)
+  if select("#", ...) > 0 then usage("lua_list_docs takes no arguments") end
+  return checked(host.list_docs())
+end)
+extend("lua_search_docs", function(query, limit)
+  if type(query) ~= "string" then usage("lua_search_docs(query) expects a string, e.g. lua_search_docs(\"webinar sessions\")") end
+  return checked(host.search_docs(query, limit))
+end)
+extend("lua_read_doc", function(path)
+  if type(path) ~= "string" then usage("lua_read_doc(path) expects a string, e.g. lua_read_doc(\"integrations.whereby\")") end
+  return checked(host.read_doc(path))
+end)

@@ -1,0 +1,184 @@
+"""Dispatching one integration call: validate, authorise, execute, record.
+
+``CallContext`` is what a handler receives; ``Invoker`` does the rest for one run.
+A declarative function (``request`` in the manifest) is executed by
+``run_declarative``; otherwise the manifest's named hooks function is called as
+``handler(ctx, args)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from ._accounts import Account, AccountsConfig, WritePolicy
+from ._discovery import Catalog
+from ._errors import IntegrationBug, KosmoError, LimitExceeded, NotFound
+from ._http import ClientPool, DryRunIntercept, Http, RetryPolicy, Trace, redact
+from ._manifest import FunctionSpec, LoadedIntegration
+from ._policy import Approver, WriteRequest, authorize
+from ._result import CallRecord
+from ._store import ScopedStore, Store
+from ._validation import validate_arguments
+
+__all__ = ["CallContext", "Invoker", "run_declarative"]
+
+log = logging.getLogger("kosmo_runtime")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+@dataclass
+class CallContext:
+    """What a handler gets: the account (settings; secrets stay with the HTTP layer's auth),
+    an ``http`` client bound to it, a ``store`` for facts the service cannot answer, and a
+    ``memo`` dict kept per account for the life of the Runtime (e.g. a resolved user key)."""
+
+    integration: str
+    function: str
+    account: Account
+    http: Http
+    store: ScopedStore
+    memo: dict[str, Any]
+
+    def setting(self, name: str) -> Any:
+        return self.account.settings.get(name)
+
+
+@dataclass
+class Invoker:
+    """Runs integration calls for one run and records them."""
+
+    catalog: Catalog
+    accounts: AccountsConfig
+    pool: ClientPool
+    store: Store
+    memos: dict[tuple[str, str], dict[str, Any]]
+    remaining: Callable[[], float]
+    records: list[CallRecord]
+    max_calls: int
+    dry_run: bool = False
+    run_policy: WritePolicy | None = None
+    approve: Approver | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    on_call: Callable[[CallRecord, dict[str, Any]], None] | None = None
+
+    def integration(self, name: str) -> LoadedIntegration:
+        """The installed integration called ``name``; raises NotFound with the closest names."""
+        loaded = self.catalog.find(name)
+        if loaded is None:
+            raise _unknown("integration", name, self.catalog.names(), hint_prefix="installed integrations")
+        return loaded
+
+    def resolve_member(self, ident: str, account: str | None, key: str) -> tuple[str, str]:
+        """Whether ``key`` on a namespace is a function or an account: ``(kind, canonical name)``."""
+        manifest = self.integration(ident).manifest
+        function = manifest.resolve_function(key)
+        if function is not None:
+            return "function", function
+        accounts = self.accounts.account_names(ident)
+        if account is None and (key in accounts or key == "default"):
+            return "account", key
+        members = manifest.all_function_names() + ([] if account else ["default", *[a for a in accounts if a != "default"]])
+        where = f"{ident}.{account}" if account else ident
+        raise _unknown("function" if account else "function or account", key, members,
+                       hint_prefix=f"{where} has", label=where)
+
+    def call(self, ident: str, account_name: str | None, function: str, arguments: dict[str, Any]) -> Any:
+        """Validate, authorise and execute one call; returns JSON-compatible Python."""
+        loaded = self.integration(ident)
+        manifest = loaded.manifest
+        spec = manifest.functions[function]
+        label = f"{ident}.{function}"
+        started = time.monotonic()
+        trace = Trace()
+        record = CallRecord(integration=ident, function=function, account=account_name or "default",
+                            operation=spec.operation, duration=0.0, ok=False, dry_run=self.dry_run)
+        try:
+            if len(self.records) >= self.max_calls:
+                raise LimitExceeded(f"run stopped: more than {self.max_calls:,} integration calls", limit="calls",
+                                    value=self.max_calls, hint="do fewer calls per run, or raise --calls")
+            args = validate_arguments(label, spec, arguments)
+            account = self.accounts.account(ident, account_name)
+            record.account = account.name
+            if spec.operation == "write":
+                authorize(account, WriteRequest(ident, function, account.name, redact(args)),
+                          run_policy=self.run_policy, approve=self.approve, dry_run=self.dry_run)
+            http = Http(self.pool.client(manifest, account), manifest, function=function, account=account.name,
+                        remaining=self.remaining, dry_run=self.dry_run, retry=self.retry, trace=trace)
+            context = CallContext(ident, function, account, http, self.store.scoped(ident, account.name),
+                                  self.memos.setdefault((ident, account.name), {}))
+            try:
+                result = _execute(loaded, function, spec, context, args)
+            except DryRunIntercept as intercepted:
+                result = {"dry_run": True, "would_send": intercepted.request,
+                          "note": "dry run: this write was not sent; requests after it (if any) depend on its answer"}
+            record.ok = True
+            return result
+        except KosmoError as exc:
+            record.error = exc.code
+            raise
+        except Exception as exc:  # a bug in integration code: log it, never show a traceback to the script
+            log.exception("integration handler %s failed", label)
+            record.error = IntegrationBug.code
+            raise IntegrationBug(f"{label}: the integration failed internally ({type(exc).__name__})",
+                                 integration=ident, function=function,
+                                 hint="this is a bug in the integration, not in your script; report it") from None
+        finally:
+            record.duration = time.monotonic() - started
+            record.status = trace.status
+            record.retries = trace.retries
+            self.records.append(record)
+            if self.on_call is not None:
+                self.on_call(record, {"requests": trace.requests, "arguments": arguments})
+
+
+def _execute(loaded: LoadedIntegration, function: str, spec: FunctionSpec, context: CallContext,
+             args: dict[str, Any]) -> Any:
+    if spec.request is not None:
+        return run_declarative(spec, context, args)
+    return loaded.handler(function)(context, args)
+
+
+def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, Any]) -> Any:
+    """Execute a ``request``/``response`` declaration: fill templates, send, extract, wrap."""
+    assert spec.request is not None
+    values = {**context.account.settings, **args}
+    request = spec.request
+    path = _PLACEHOLDER.sub(lambda m: quote(str(values[m.group(1)]), safe=""), request.path)
+    query = {k: _fill(v, values) for k, v in request.query.items()}
+    body = {k: _fill(v, values) for k, v in request.body.items()} if request.body is not None else None
+    headers = {k: str(_fill(v, values)) for k, v in request.headers.items()}
+    data = context.http.request(request.method, path, params=query,
+                                json={k: v for k, v in body.items() if v is not None} if body is not None else None,
+                                headers=headers or None)
+    return shape(data, spec.response.extract, spec.response.wrap_as)
+
+
+def shape(data: Any, extract: str | None, wrap_as: str | None) -> Any:
+    """Take ``extract`` (a dotted path) out of ``data``, then wrap it as ``{wrap_as: ...}``."""
+    if extract:
+        for part in extract.split("."):
+            data = data.get(part) if isinstance(data, dict) else None
+    return {wrap_as: data} if wrap_as else data
+
+
+def _fill(template: str, values: dict[str, Any]) -> Any:
+    whole = _PLACEHOLDER.fullmatch(template)
+    if whole:
+        return values.get(whole.group(1))
+    return _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), template)
+
+
+def _unknown(kind: str, name: str, options: list[str], *, hint_prefix: str, label: str | None = None) -> NotFound:
+    import difflib
+
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
+    where = f" on {label}" if label else ""
+    message = f"unknown {kind} '{name}'{where}" + (f"; did you mean '{close[0]}'?" if close else "")
+    listing = ", ".join(options) if len(options) <= 30 else ", ".join(options[:30]) + ", ..."
+    return NotFound(message, candidates=close or None, hint=f"{hint_prefix}: {listing or 'none'}")

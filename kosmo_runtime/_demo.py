@@ -1,0 +1,95 @@
+"""Demo mode: every built-in integration's upstream simulator on loopback, with accounts for it.
+
+Each built-in integration folder has ``simulator.py`` defining one ``Simulator``
+subclass and ``DEMO_ACCOUNTS`` (account name -> credential and setting fields).
+An integration may also ship ``demo.py`` with ``seed_store(store, account)`` to
+put records in the local store that its simulator's seed data implies.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from ._accounts import AccountsConfig
+from ._discovery import Catalog
+from ._runtime import Runtime
+from ._simulate import LoopbackServer, Simulator
+from ._store import Store
+
+__all__ = ["Demo"]
+
+
+class Demo:
+    """Starts the simulators (real HTTP servers on 127.0.0.1) and describes accounts for them.
+
+    Use as a context manager; ``runtime()`` gives a Runtime wired to the demo services.
+    """
+
+    def __init__(self, integrations: list[str] | None = None) -> None:
+        catalog = Catalog()
+        self.simulators: dict[str, Simulator] = {}
+        self.servers: dict[str, LoopbackServer] = {}
+        self.accounts_data: dict[str, dict[str, dict[str, Any]]] = {}
+        self.store = Store(":memory:")
+        try:
+            for ident in integrations or catalog.names():
+                loaded = catalog.find(ident)
+                if loaded is None or loaded.module is None:
+                    continue
+                module = importlib.import_module(f"{loaded.module}.simulator")
+                simulator = _simulator_class(module)()
+                server = LoopbackServer(simulator)
+                self.simulators[ident], self.servers[ident] = simulator, server
+                self.accounts_data[ident] = {
+                    name: {**fields, "base_url": server.url} for name, fields in module.DEMO_ACCOUNTS.items()
+                }
+                self._seed_store(loaded.module, ident)
+        except BaseException:
+            self.close()
+            raise
+        self.catalog = catalog
+
+    def _seed_store(self, package: str, ident: str) -> None:
+        try:
+            demo = importlib.import_module(f"{package}.demo")
+        except ModuleNotFoundError:
+            return
+        for account in self.accounts_data[ident]:
+            demo.seed_store(self.store.scoped(ident, account), account)
+
+    def accounts(self) -> AccountsConfig:
+        """An accounts configuration naming every demo account (``default`` is the default)."""
+        import yaml
+
+        document = {"integrations": {
+            ident: {"default": "default", "accounts": accounts} for ident, accounts in self.accounts_data.items()
+        }}
+        return AccountsConfig.parse(yaml.safe_dump(document), "(demo accounts)",
+                                    lambda name: (l.manifest if (l := self.catalog.find(name)) else None),
+                                    self.catalog.names)
+
+    def runtime(self, **options: Any) -> Runtime:
+        """A Runtime using the demo accounts and the demo store."""
+        options.setdefault("store", self.store)
+        return Runtime(accounts=self.accounts(), **options)
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.close()
+        self.servers.clear()
+
+    def __enter__(self) -> Demo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _simulator_class(module: Any) -> type[Simulator]:
+    found = [obj for _, obj in inspect.getmembers(module, inspect.isclass)
+             if issubclass(obj, Simulator) and obj is not Simulator and obj.__module__ == module.__name__]
+    if len(found) != 1:
+        raise RuntimeError(f"{module.__name__} must define exactly one Simulator subclass, found {len(found)}")
+    return found[0]

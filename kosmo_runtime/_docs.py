@@ -1,0 +1,234 @@
+"""The docs scripts read at run time: ``lua_list_docs``, ``lua_search_docs``, ``lua_read_doc``.
+
+Pages are Markdown under ``lua_docs/`` (``runtime.md`` and ``integrations/<id>.md``;
+a third-party integration may ship ``docs.md`` in its folder). Paths:
+
+* ``runtime``, ``integrations`` (an index generated from the manifests);
+* ``integrations.goto-webinar`` (or ``integrations.goto_webinar``): one integration;
+* ``integrations.goto-webinar.list_webinars``: one function's section, headed by its
+  signature generated from the manifest (short or full function name).
+
+Function sections are the ``## <function>`` sections of an integration page.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from ._discovery import Catalog
+from ._errors import NotFound
+from ._manifest import FunctionSpec, Manifest, ParamSpec
+
+__all__ = ["Docs", "parameter_table", "signature", "sync_parameter_tables"]
+
+_WORD = re.compile(r"[a-z0-9]+")
+_PARAMS_BLOCK = re.compile(r"(<!-- kosmo:params (\w+) -->\n)(.*?)(<!-- /kosmo:params -->)", re.S)
+
+
+def _default_root() -> Path:
+    return Path(os.environ.get("KOSMO_DOCS_PATH") or Path(__file__).resolve().parent.parent / "lua_docs")
+
+
+@dataclass
+class _Unit:
+    """One searchable piece: a page or a function section."""
+
+    path: str
+    title: str
+    summary: str
+    text: str
+    boost: str  # words that count triple (names, titles)
+
+
+def signature(manifest: Manifest, name: str) -> str:
+    """A one-line Lua signature of a function, generated from its declaration."""
+    spec = manifest.functions[name]
+    params = ", ".join(_param(pname, p) for pname, p in spec.params.items())
+    namespace = f'app.integrations["{manifest.id}"]' if "-" in manifest.id else f"app.integrations.{manifest.id}"
+    return f"{namespace}.{name}({{{params}}}) -> {spec.returns}   -- {spec.operation}"
+
+
+def _param(name: str, param: ParamSpec) -> str:
+    kind = " | ".join(f'"{e}"' if isinstance(e, str) else str(e) for e in param.enum) if param.enum else param.type
+    text = f"{name}{'' if param.required else '?'}: {kind}"
+    if param.default is not None:
+        text += f" = {param.default!r}".replace("'", '"')
+    return text
+
+
+def parameter_table(spec: FunctionSpec) -> str:
+    """The Markdown parameter table of a function, generated from its declaration."""
+    if not spec.params:
+        return "No parameters."
+    rows = ["| Name | Type | Required | Default | Description |", "|------|------|----------|---------|-------------|"]
+    for name, param in spec.params.items():
+        kind = param.type + (f" of {param.items}" if param.items else "")
+        extra = []
+        if param.enum:
+            extra.append("one of " + ", ".join(f"`{e}`" for e in param.enum))
+        if param.minimum is not None or param.maximum is not None:
+            extra.append(f"range {'' if param.minimum is None else f'{param.minimum:g}'}..{'' if param.maximum is None else f'{param.maximum:g}'}")
+        description = param.description + (f" ({'; '.join(extra)})" if extra else "")
+        default = "" if param.default is None else f"`{param.default}`"
+        rows.append(f"| `{name}` | {kind} | {'yes' if param.required else 'no'} | {default} | {description} |")
+    return "\n".join(rows)
+
+
+class Docs:
+    """Doc pages for scripts and the CLI."""
+
+    def __init__(self, catalog: Catalog, root: str | Path | None = None) -> None:
+        self.catalog = catalog
+        self.root = Path(root) if root is not None else _default_root()
+
+    # -- pages -------------------------------------------------------------------
+
+    def _integration_file(self, ident: str) -> Path | None:
+        loaded = self.catalog.find(ident)
+        if loaded is None:
+            return None
+        for candidate in (self.root / "integrations" / f"{loaded.manifest.id}.md", loaded.folder / "docs.md"):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def _integration_page(self, ident: str) -> str:
+        path = self._integration_file(ident)
+        manifest = self.catalog.find(ident).manifest  # type: ignore[union-attr]
+        if path is None:
+            return _generated_page(manifest)
+        return path.read_text(encoding="utf-8")
+
+    def index(self) -> str:
+        """The generated ``integrations`` page: every installed integration in a line."""
+        lines = ["# Integrations", "", "Every installed integration, with its Lua namespace. "
+                 'Read one with lua_read_doc("integrations.<name>").', ""]
+        for ident in self.catalog.names():
+            manifest = self.catalog.find(ident).manifest  # type: ignore[union-attr]
+            lines.append(f"- `{ident}` ({manifest.name}, {len(manifest.functions)} functions): {manifest.description}")
+        return "\n".join(lines) + "\n"
+
+    def read(self, path: str) -> str:
+        """The Markdown at ``path``; raises NotFound naming the closest paths."""
+        key = path.strip()
+        if key == "runtime":
+            return (self.root / "runtime.md").read_text(encoding="utf-8")
+        if key == "integrations":
+            return self.index()
+        if key.startswith("integrations."):
+            rest = key[len("integrations."):]
+            ident, _, function = rest.partition(".")
+            if self.catalog.find(ident) is not None:
+                if not function:
+                    return self._integration_page(ident)
+                manifest = self.catalog.find(ident).manifest  # type: ignore[union-attr]
+                short = manifest.resolve_function(function)
+                if short is not None:
+                    return self.function_section(manifest, short)
+        raise self._not_found(key)
+
+    def function_section(self, manifest: Manifest, name: str) -> str:
+        """One function's section, headed by its generated signature."""
+        page = self._integration_page(manifest.id)
+        body = _sections(page).get(name) or parameter_table(manifest.functions[name])
+        return f"```lua\n{signature(manifest, name)}\n```\n\n{body.strip()}\n"
+
+    def _not_found(self, path: str) -> NotFound:
+        paths = [u.path for u in self._units]
+        close = difflib.get_close_matches(path, paths, n=3, cutoff=0.4)
+        return NotFound(f"no doc page {path!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+                        candidates=close or None, hint="list pages with lua_list_docs() or search with lua_search_docs(query)")
+
+    # -- listing and search --------------------------------------------------------
+
+    def list(self) -> list[dict[str, str]]:
+        """Every page (not function sections): path, title and a one-line summary."""
+        return [{"path": u.path, "title": u.title, "summary": u.summary} for u in self._units if u.path.count(".") < 2]
+
+    def search(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
+        """Pages and function sections ranked by relevance to ``query`` (best first)."""
+        terms = _WORD.findall(query.lower())
+        if not terms:
+            return []
+        units = self._units
+        counts = [(Counter(_WORD.findall(u.text.lower())), set(_WORD.findall(u.boost.lower()))) for u in units]
+        scored = []
+        for unit, (words, boost) in zip(units, counts):
+            score = 0.0
+            for term in terms:
+                frequency = sum(c for w, c in words.items() if w.startswith(term)) if len(term) > 3 else words.get(term, 0)
+                if frequency == 0 and not any(term in b for b in boost):
+                    continue
+                documents = sum(1 for w, _ in counts if term in w)
+                idf = math.log(1 + len(units) / (1 + documents))
+                score += idf * (math.log(1 + frequency) + (3 if any(term in b for b in boost) else 0))
+            if score > 0:
+                scored.append((score, unit))
+        scored.sort(key=lambda pair: (-pair[0], pair[1].path))
+        return [{"path": u.path, "title": u.title, "summary": u.summary, "score": round(s, 3)}
+                for s, u in scored[:max(1, limit)]]
+
+    @cached_property
+    def _units(self) -> list[_Unit]:
+        units = [_page_unit("runtime", (self.root / "runtime.md").read_text(encoding="utf-8"))]
+        units.append(_page_unit("integrations", self.index()))
+        for ident in self.catalog.names():
+            manifest = self.catalog.find(ident).manifest  # type: ignore[union-attr]
+            page = self._integration_page(ident)
+            units.append(_page_unit(f"integrations.{ident}", page, boost=f"{ident} {manifest.name}"))
+            sections = _sections(page)
+            for name, spec in manifest.functions.items():
+                text = sections.get(name, "") + " " + spec.description
+                units.append(_Unit(
+                    path=f"integrations.{ident}.{name}", title=f"{manifest.name}: {name}",
+                    summary=spec.description.split(". ")[0].rstrip(".") + ".",
+                    text=f"{name} {manifest.full_name(name)} {text}",
+                    boost=f"{name} {manifest.full_name(name)} {ident} {manifest.name} {' '.join(spec.params)}",
+                ))
+        return units
+
+
+def sync_parameter_tables(page: str, manifest: Manifest) -> str:
+    """``page`` with every ``<!-- kosmo:params NAME -->`` block regenerated from the manifest.
+
+    Parameter tables are never written by hand: ``kosmo docs sync`` rewrites them, and a
+    test fails when a page is out of date.
+    """
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if name not in manifest.functions:
+            raise NotFound(f"doc block names function {name!r}, which {manifest.id} does not have")
+        return f"{match.group(1)}{parameter_table(manifest.functions[name])}\n{match.group(4)}"
+
+    return _PARAMS_BLOCK.sub(fill, page)
+
+
+def _page_unit(path: str, text: str, boost: str = "") -> _Unit:
+    title = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("# ")), path)
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip() and not p.lstrip().startswith(("#", "```", "|", "-"))]
+    summary = paragraphs[0].replace("\n", " ") if paragraphs else title
+    return _Unit(path, title, summary[:200], text, boost=f"{title} {boost}")
+
+
+def _sections(page: str) -> dict[str, str]:
+    """The ``## name`` sections of a page, by name (text up to the next ``## `` heading)."""
+    sections: dict[str, str] = {}
+    for match in re.finditer(r"^## `?(\w+)`?\s*$(.*?)(?=^## |\Z)", page, re.M | re.S):
+        sections[match.group(1)] = f"## {match.group(1)}{match.group(2)}"
+    return sections
+
+
+def _generated_page(manifest: Manifest) -> str:
+    parts = [f"# {manifest.name}", "", manifest.description, ""]
+    for name, spec in manifest.functions.items():
+        parts += [f"## {name}", "", spec.description, "", parameter_table(spec), ""]
+    return "\n".join(parts)

@@ -1,0 +1,388 @@
+"""The HTTP executor: the one place where requests are sent and failures become kosmo errors.
+
+* one ``httpx.Client`` per account, kept for the life of the Runtime (connection reuse);
+* auth applied here from the account's secrets, never by integration code;
+* only the manifest's hosts (or loopback) are reachable, and only over https (loopback: http);
+* statuses and httpx exceptions are mapped to the error tree (``map_exception``,
+  ``status_error``), with the service's own error code and message;
+* reads are retried on connection errors, 429, 502, 503 and 504 with backoff and
+  jitter, honouring ``Retry-After``, within the run's wall clock; a write is retried
+  only when it certainly did not reach the service (connect failures) or was refused
+  with 429; a write that fails after it may have been sent is ``OutcomeUnknown``;
+* in a dry run, the first request that changes something is described, not sent.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ._accounts import Account
+from ._errors import (
+    AuthFailed,
+    BadResponse,
+    ConfigError,
+    HTTPStatusError,
+    LimitExceeded,
+    NetworkError,
+    OutcomeUnknown,
+    RateLimited,
+    ServiceUnavailable,
+    UpstreamError,
+    UpstreamNotFound,
+)
+from ._manifest import Manifest
+
+__all__ = [
+    "ClientPool",
+    "DryRunIntercept",
+    "Http",
+    "RetryPolicy",
+    "map_exception",
+    "redact",
+    "status_error",
+]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|localhost|\[::1\]|::1)$")
+_SECRET_KEY = re.compile(r"(secret|password|passwd|token|api_?key|access_?key|private|credential|authorization)", re.I)
+USER_AGENT = "kosmo-runtime/0.1"
+
+# httpx exceptions raised before any byte of the request could reach the service.
+_NOT_SENT: tuple[type[Exception], ...] = (
+    httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol, httpx.ProxyError,
+    httpx.LocalProtocolError,
+)
+# httpx exceptions raised after the request may have reached the service.
+_MAYBE_SENT: tuple[type[Exception], ...] = (
+    httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError,
+    httpx.CloseError,
+)
+# httpx exceptions about what came back.
+_BAD_ANSWER: tuple[type[Exception], ...] = (httpx.DecodingError, httpx.TooManyRedirects)
+
+
+class DryRunIntercept(Exception):
+    """Raised (internally) instead of sending a write in a dry run; carries what would be sent."""
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        super().__init__("dry run")
+        self.request = request
+
+
+@dataclass
+class RetryPolicy:
+    """How failed requests are retried (reads; writes only when provably not applied)."""
+
+    attempts: int = 4                    # first try plus up to three retries
+    base_delay: float = 0.25
+    max_delay: float = 8.0
+    retry_statuses: frozenset[int] = frozenset({429, 502, 503, 504})
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return retry_after
+        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return backoff * (0.5 + random.random() / 2)
+
+
+@dataclass
+class Trace:
+    """What the HTTP layer did for one integration call (for CallRecord and the audit log)."""
+
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    retries: int = 0
+
+    @property
+    def status(self) -> int | None:
+        return self.requests[-1].get("status") if self.requests else None
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with fields that look like secrets replaced by ``***``."""
+    if isinstance(value, dict):
+        return {k: "***" if _SECRET_KEY.search(str(k)) and v not in (None, "") else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def _host_allowed(host: str, manifest: Manifest) -> bool:
+    return bool(_LOOPBACK.match(host)) or any(fnmatch.fnmatch(host, pattern) for pattern in manifest.allowed_hosts)
+
+
+def check_base_url(url: str, manifest: Manifest, account: str) -> httpx.URL:
+    """The account's base URL, if its host is allowed and its scheme safe; else ConfigError."""
+    parsed = httpx.URL(url)
+    host = parsed.host
+    if not _host_allowed(host, manifest):
+        raise ConfigError(
+            f"{manifest.id}.{account}: base_url host {host!r} is not one of the integration's hosts",
+            hint=f"use one of {', '.join(manifest.allowed_hosts)} (or a loopback address for a simulator)",
+        )
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and _LOOPBACK.match(host)):
+        raise ConfigError(f"{manifest.id}.{account}: base_url must use https (plain http only on loopback)",
+                          hint=f"change base_url to https://{host}...")
+    return parsed
+
+
+class ClientPool:
+    """One httpx.Client per (integration, account), reused across calls and runs; thread-safe."""
+
+    def __init__(self, transport: httpx.BaseTransport | None = None,
+                 mounts: Mapping[str, httpx.BaseTransport] | None = None) -> None:
+        self._transport = transport
+        self._mounts = dict(mounts or {})
+        self._clients: dict[tuple[str, str, str], httpx.Client] = {}
+        self._lock = threading.Lock()
+
+    def client(self, manifest: Manifest, account: Account) -> httpx.Client:
+        base_url = str(account.settings["base_url"]).rstrip("/")
+        key = (manifest.id, account.name, base_url)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = self._new_client(manifest, account, base_url)
+            return client
+
+    def _new_client(self, manifest: Manifest, account: Account, base_url: str) -> httpx.Client:
+        check_base_url(base_url, manifest, account.name)
+        auth: httpx.Auth
+        if manifest.auth.kind == "bearer":
+            auth = _BearerAuth(account.credential(manifest.auth.token or ""))
+        else:
+            auth = httpx.BasicAuth(account.credential(manifest.auth.username or ""),
+                                   account.credential(manifest.auth.password or ""))
+        transport = self._transport
+        for prefix, mounted in self._mounts.items():
+            if base_url.startswith(prefix.rstrip("/")):
+                transport = mounted
+        return httpx.Client(
+            base_url=base_url,
+            auth=auth,
+            headers={"user-agent": USER_AGENT, "accept": "application/json", **manifest.headers},
+            timeout=httpx.Timeout(connect=5.0, read=account.timeout or 30.0, write=10.0, pool=5.0),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
+class _BearerAuth(httpx.Auth):
+    """``Authorization: Bearer <token>``; the token never appears in repr."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(***)"
+
+
+class Http:
+    """The HTTP access one integration call gets: bound to its account, errors mapped."""
+
+    def __init__(self, client: httpx.Client, manifest: Manifest, *, function: str, account: str,
+                 remaining: Callable[[], float], dry_run: bool = False, retry: RetryPolicy | None = None,
+                 trace: Trace | None = None) -> None:
+        self._client = client
+        self._manifest = manifest
+        self._function = function
+        self._account = account
+        self._remaining = remaining
+        self._dry_run = dry_run
+        self._retry = retry or RetryPolicy()
+        self.trace = trace or Trace()
+
+    def get(self, path: str, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> Any:
+        return self.request("GET", path, params=params, headers=headers)
+
+    def post(self, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
+             headers: Mapping[str, str] | None = None) -> Any:
+        return self.request("POST", path, json=json, params=params, headers=headers)
+
+    def delete(self, path: str, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> Any:
+        return self.request("DELETE", path, params=params, headers=headers)
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
+                headers: Mapping[str, str] | None = None) -> Any:
+        """Send one request and return its JSON body (``None`` when empty); raises UpstreamError."""
+        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
+        request = self._client.build_request(method, path, params=query, json=json, headers=headers)
+        if not _host_allowed(request.url.host, self._manifest):
+            raise ConfigError(f"{self._manifest.id}: refusing to call host {request.url.host!r}, which the manifest does not allow")
+        is_write = method not in _SAFE_METHODS
+        if is_write and self._dry_run:
+            raise DryRunIntercept(self._describe(request, json))
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            entry: dict[str, Any] = {"method": method, "path": request.url.path}
+            self.trace.requests.append(entry)
+            try:
+                response = self._send(request)
+            except httpx.HTTPError as exc:
+                entry["error"] = type(exc).__name__
+                entry["duration"] = time.monotonic() - started
+                error = map_exception(exc, self._context(), write=is_write, sent=self._describe(request, json))
+                if error.retryable and self._may_retry(attempt, is_write, not_sent=isinstance(exc, _NOT_SENT), retry_after=None):
+                    continue
+                raise error from None
+            entry["status"] = response.status_code
+            entry["duration"] = time.monotonic() - started
+            if response.status_code < 400:
+                return self._parse(response)
+            error = status_error(response, self._manifest, self._context())
+            retry_after = getattr(error, "retry_after", None)
+            if response.status_code in self._retry.retry_statuses and self._may_retry(
+                    attempt, is_write, not_sent=response.status_code == 429, retry_after=retry_after):
+                continue
+            raise error
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        remaining = self._remaining()
+        if remaining <= 0:
+            raise LimitExceeded("run stopped: wall-clock limit reached before the request was sent", limit="wall_time")
+        timeout = min(remaining, self._client.timeout.read or remaining)
+        request.extensions["timeout"] = httpx.Timeout(
+            connect=min(self._client.timeout.connect or timeout, timeout), read=timeout,
+            write=min(self._client.timeout.write or timeout, timeout), pool=min(self._client.timeout.pool or timeout, timeout),
+        ).as_dict()
+        return self._client.send(request)
+
+    def _may_retry(self, attempt: int, is_write: bool, *, not_sent: bool, retry_after: float | None) -> bool:
+        if attempt >= self._retry.attempts or (is_write and not not_sent):
+            return False
+        delay = self._retry.delay(attempt, retry_after)
+        if delay >= self._remaining():
+            return False
+        self.trace.retries += 1
+        self._retry.sleep(delay)
+        return True
+
+    def _parse(self, response: httpx.Response) -> Any:
+        content = response.content
+        if not content.strip():
+            return None
+        content_type = response.headers.get("content-type", "")
+        try:
+            return json.loads(content)
+        except (ValueError, UnicodeDecodeError):
+            raise BadResponse(
+                f"{self._manifest.name} answered {response.status_code} with a body that is not JSON "
+                f"(content type {content_type or 'none'}, starts {content[:80]!r})",
+                status=response.status_code, **self._context(),
+                hint="the service may be having problems or a proxy answered; retry later or check base_url",
+            ) from None
+
+    def _describe(self, request: httpx.Request, body: Any) -> dict[str, Any]:
+        described = {"method": request.method, "url": str(request.url.copy_with(query=None)),
+                     "query": dict(request.url.params)}
+        if body is not None:
+            described["body"] = redact(body)
+        return described
+
+    def _context(self) -> dict[str, Any]:
+        return {"integration": self._manifest.id, "function": self._function, "account": self._account}
+
+
+def _query_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def _dig(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def status_error(response: httpx.Response, manifest: Manifest, context: Mapping[str, Any]) -> HTTPStatusError:
+    """The kosmo error for a 4xx/5xx response, with the service's own code and message."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    service_code = next((str(v) for p in manifest.errors.code if (v := _dig(body, p)) not in (None, "")), None)
+    service_message = next((v for p in manifest.errors.message if isinstance(v := _dig(body, p), str) and v), None)
+    if service_message is None and body is None and response.content:
+        service_message = response.text[:200].strip()
+    retry_after = _retry_after(response.headers.get("retry-after"))
+    cls: type[HTTPStatusError]
+    if status in (401, 403):
+        cls, hint = AuthFailed, "check the account's credentials and permissions ('kosmo accounts check --live')"
+    elif status == 404:
+        cls, hint = UpstreamNotFound, "check the id; list the objects first to find valid ids"
+    elif status == 429:
+        cls, hint = RateLimited, f"slow down; the service asks to wait {retry_after:g} s" if retry_after else "slow down and retry later"
+    elif status >= 500:
+        cls, hint = ServiceUnavailable, "the service failed; retry later"
+    else:
+        cls, hint = HTTPStatusError, "the service rejected the request; check the arguments against the function's docs"
+    detail = f": {service_message}" if service_message else ""
+    error = cls(
+        f"{context['integration']}.{context['function']}: {manifest.name} answered HTTP {status} "
+        f"{response.reason_phrase}{detail}",
+        hint=hint, status=status, service_code=service_code, retry_after=retry_after, **context,
+    )
+    error.retryable = status in (429, 502, 503, 504)
+    return error
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def map_exception(exc: httpx.HTTPError, context: Mapping[str, Any], *, write: bool, sent: Any) -> UpstreamError:
+    """The kosmo error for an httpx exception (the most specific match wins)."""
+    name = type(exc).__name__
+    if isinstance(exc, _NOT_SENT):
+        return NetworkError(f"{context['integration']}.{context['function']}: could not reach the service ({name}: {exc})",
+                            hint="check the network and base_url; the request was not sent, so retrying is safe", **context)
+    if isinstance(exc, _MAYBE_SENT):
+        if write:
+            return OutcomeUnknown(
+                f"{context['integration']}.{context['function']}: the connection failed after the request was sent "
+                f"({name}); the write may or may not have happened",
+                hint="check with a read (list or get) whether it took effect before trying again",
+                sent=redact(sent), **context,
+            )
+        return NetworkError(f"{context['integration']}.{context['function']}: the service did not answer ({name}: {exc})",
+                            hint="retry later; the service may be slow or unreachable", **context)
+    if isinstance(exc, _BAD_ANSWER):
+        return BadResponse(f"{context['integration']}.{context['function']}: unusable answer ({name}: {exc})", **context)
+    return NetworkError(f"{context['integration']}.{context['function']}: HTTP failure ({name}: {exc})", **context)

@@ -1,0 +1,272 @@
+"""Integration manifests: the one declaration behind validation, docs, listings and MCP tools.
+
+Each integration is a folder holding ``manifest.yaml`` (checked here against
+pydantic models) and, when data cannot say everything, a ``hooks.py`` module
+whose functions the manifest names. A function is either *declarative*
+(``request`` + ``response``: the HTTP mapping written as data) or names one
+``handler`` in the hooks module. The folder name must be the manifest ``id``
+with ``-`` written as ``_``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ._errors import ManifestError
+
+__all__ = [
+    "AuthSpec",
+    "FieldSpec",
+    "FunctionSpec",
+    "Manifest",
+    "ParamSpec",
+    "load_manifest",
+]
+
+ParamType = Literal["string", "integer", "number", "boolean", "array", "object"]
+_NAME = r"^[a-z][a-z0-9_]*$"
+_ID = r"^[a-z][a-z0-9-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParamSpec(_Strict):
+    """One named argument of a function."""
+
+    type: ParamType
+    description: str
+    required: bool = False
+    default: Any = None
+    enum: list[Any] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    items: ParamType | None = None
+    example: Any = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParamSpec:
+        if self.required and self.default is not None:
+            raise ValueError("a required parameter cannot have a default")
+        if self.items is not None and self.type != "array":
+            raise ValueError("'items' only applies to type: array")
+        return self
+
+
+class RequestSpec(_Strict):
+    """A declarative HTTP request: ``{name}`` in path, query and body takes an argument or setting."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+    path: str
+    query: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, str] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class ResponseSpec(_Strict):
+    """How the upstream body becomes the Lua result."""
+
+    extract: str | None = None
+    wrap_as: str | None = None
+
+
+class FunctionSpec(_Strict):
+    """One function an integration offers to scripts."""
+
+    description: str
+    operation: Literal["read", "write"]
+    params: dict[str, ParamSpec] = Field(default_factory=dict)
+    returns: str = "table"
+    handler: str | None = None
+    request: RequestSpec | None = None
+    response: ResponseSpec = ResponseSpec()
+    upstream: str = ""
+
+    @model_validator(mode="after")
+    def _one_implementation(self) -> FunctionSpec:
+        if (self.handler is None) == (self.request is None):
+            raise ValueError("give exactly one of 'handler' (a hooks function) or 'request' (a declarative call)")
+        return self
+
+
+class FieldSpec(_Strict):
+    """A credential or setting an account provides."""
+
+    description: str
+    required: bool = True
+    secret: bool = True
+    default: Any = None
+
+
+class AuthSpec(_Strict):
+    """How requests are authenticated: ``bearer`` (field ``token``) or ``basic`` (``username``, ``password``)."""
+
+    kind: Literal["bearer", "basic"]
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_named(self) -> AuthSpec:
+        needed = {"bearer": ("token",), "basic": ("username", "password")}[self.kind]
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"auth kind {self.kind} needs {', '.join(missing)}")
+        return self
+
+    def fields(self) -> list[str]:
+        return [v for v in (self.token, self.username, self.password) if v is not None]
+
+
+class ErrorSpec(_Strict):
+    """Where the service puts its own error code and message (dotted paths, first hit wins)."""
+
+    code: list[str] = Field(default_factory=lambda: ["error.code", "code", "errorCode"])
+    message: list[str] = Field(default_factory=lambda: ["error.message", "message", "description", "error", "msg"])
+
+
+class RateLimitSpec(_Strict):
+    """The service's documented request rate for one account."""
+
+    requests: float
+    per_seconds: float
+    source: str = ""
+
+
+class Manifest(_Strict):
+    """An integration's manifest (``manifest.yaml``)."""
+
+    id: str = Field(pattern=_ID)
+    name: str
+    category: str
+    description: str
+    prefix: str = Field(pattern=_NAME)
+    auth: AuthSpec
+    credentials: dict[str, FieldSpec]
+    settings: dict[str, FieldSpec] = Field(default_factory=dict)
+    allowed_hosts: list[str]
+    headers: dict[str, str] = Field(default_factory=dict)
+    errors: ErrorSpec = ErrorSpec()
+    rate_limit: RateLimitSpec | None = None
+    check: str
+    hooks: str | None = None
+    functions: dict[str, FunctionSpec]
+
+    @field_validator("functions")
+    @classmethod
+    def _function_names(cls, functions: dict[str, FunctionSpec]) -> dict[str, FunctionSpec]:
+        for name in functions:
+            if not re.match(_NAME, name):
+                raise ValueError(f"function name {name!r} must be lower_snake_case")
+        return functions
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Manifest:
+        for name in self.auth.fields():
+            if name not in self.credentials:
+                raise ValueError(f"auth uses credential {name!r}, which 'credentials' does not declare")
+        if self.check not in self.functions:
+            raise ValueError(f"check names {self.check!r}, which is not a function of this manifest")
+        if self.functions[self.check].operation != "read":
+            raise ValueError("the check function must be a read")
+        if "base_url" not in self.settings or self.settings["base_url"].default is None:
+            raise ValueError("settings must declare base_url with the real service's default")
+        clash = set(self.credentials) & set(self.settings)
+        if clash:
+            raise ValueError(f"{sorted(clash)} declared as both credential and setting")
+        if any(spec.handler for spec in self.functions.values()) and not self.hooks:
+            raise ValueError("a function names a handler, so 'hooks' must name the hooks module")
+        return self
+
+    def full_name(self, function: str) -> str:
+        """The function's full name, e.g. ``gotowebinar_list_webinars``."""
+        return f"{self.prefix}_{function}"
+
+    def resolve_function(self, name: str) -> str | None:
+        """The short name for a short or full function name, or ``None``."""
+        if name in self.functions:
+            return name
+        prefix = self.prefix + "_"
+        if name.startswith(prefix) and name[len(prefix):] in self.functions:
+            return name[len(prefix):]
+        return None
+
+    def all_function_names(self) -> list[str]:
+        return [*self.functions, *(self.full_name(f) for f in self.functions)]
+
+
+class LoadedIntegration:
+    """A manifest plus where it came from; the hooks module is imported on first use."""
+
+    def __init__(self, manifest: Manifest, folder: Path, module: str | None) -> None:
+        self.manifest = manifest
+        self.folder = folder
+        self.module = module
+        self._hooks: ModuleType | None = None
+
+    def handler(self, function: str) -> Callable[..., Any]:
+        """The hooks function implementing ``function``."""
+        spec = self.manifest.functions[function]
+        if self._hooks is None:
+            self._hooks = self._import_hooks()
+        try:
+            return getattr(self._hooks, spec.handler or "")
+        except AttributeError:
+            raise ManifestError(
+                f"{self.folder / 'manifest.yaml'}: function {function} names handler {spec.handler!r}, "
+                f"which {self.manifest.hooks}.py does not define",
+                file=str(self.folder / "manifest.yaml"),
+                hint="define the function in the hooks module or fix the name",
+            ) from None
+
+
+    def _import_hooks(self) -> ModuleType:
+        name = self.manifest.hooks or ""
+        if self.module:
+            return importlib.import_module(f"{self.module}.{name}")
+        location = self.folder / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"kosmo_integration_{self.folder.name}_{name}", location)
+        if spec is None or spec.loader is None:
+            raise ManifestError(f"{location}: cannot import the hooks module", file=str(location))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+def load_manifest(folder: Path, module: str | None) -> LoadedIntegration:
+    """Read and check ``folder/manifest.yaml``; raises ManifestError naming the file and the fix."""
+    path = folder / "manifest.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ManifestError(f"{path}: cannot read manifest: {exc}", file=str(path)) from None
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ManifestError(
+            f"{path}: {where}: {first['msg']}",
+            file=str(path),
+            hint=f"fix '{where}' in the manifest ({exc.error_count()} problem(s) in all)",
+        ) from None
+    expected = manifest.id.replace("-", "_")
+    if folder.name != expected:
+        raise ManifestError(
+            f"{path}: folder {folder.name!r} does not match manifest id {manifest.id!r}",
+            file=str(path),
+            hint=f"rename the folder to {expected!r}",
+        )
+    return LoadedIntegration(manifest, folder, module)

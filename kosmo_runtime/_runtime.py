@@ -1,0 +1,237 @@
+"""``Runtime``: runs agent Lua scripts (and single calls) against the installed integrations."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ._accounts import AccountsConfig, WritePolicy, default_accounts_path
+from ._calls import Invoker
+from ._discovery import Catalog
+from ._docs import Docs
+from ._errors import InvalidArgument, KosmoError, LimitExceeded, NotFound
+from ._http import ClientPool, RetryPolicy
+from ._limits import Limits
+from ._policy import Approver
+from ._result import RunResult
+from ._sandbox import Sandbox
+from ._store import Store, default_store_path
+from ._values import Converter
+
+__all__ = ["Runtime"]
+
+
+class Runtime:
+    """Runs Lua scripts in a fresh sandbox per run, with the configured integration accounts.
+
+    Parameters (all optional):
+
+    ``accounts``           path of the accounts YAML file, or an ``AccountsConfig``. Default:
+                           ``$KOSMO_ACCOUNTS``, else the per-user file if it exists, else none.
+    ``limits``             default ``Limits`` for runs (each run may lower or raise them up to the ceilings).
+    ``integration_paths``  extra folders holding integration folders.
+    ``transport``/``mounts``  an httpx transport for every client, or per base-URL prefix (tests, simulators).
+    ``writes``             run-wide write policy: ``allow``, ``deny`` or ``ask`` (the stricter of this and
+                           the account's applies).
+    ``approve``            callback deciding ``ask`` writes; without it, ``ask`` means deny.
+    ``store``              the local store (path or ``Store``) for facts a service cannot answer later.
+    ``retry``              the ``RetryPolicy`` for failed requests.
+
+    A Runtime is safe to share between threads; each run gets its own Lua state.
+    """
+
+    def __init__(
+        self,
+        *,
+        accounts: str | Path | AccountsConfig | None = None,
+        limits: Limits | None = None,
+        integration_paths: tuple[str | Path, ...] | list[str | Path] = (),
+        transport: httpx.BaseTransport | None = None,
+        mounts: Mapping[str, httpx.BaseTransport] | None = None,
+        writes: WritePolicy | None = None,
+        approve: Approver | None = None,
+        store: Store | str | Path | None = None,
+        docs_path: str | Path | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.catalog = Catalog(integration_paths)
+        self.docs = Docs(self.catalog, docs_path)
+        self.writes = writes
+        self.approve = approve
+        self.retry = retry or RetryPolicy()
+        self._accounts_source = accounts
+        self._accounts: AccountsConfig | None = None
+        self._pool = ClientPool(transport, mounts)
+        self._store = store if isinstance(store, Store) else Store(store if store is not None else default_store_path())
+        self._memos: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    # -- configuration -------------------------------------------------------------
+
+    @property
+    def accounts(self) -> AccountsConfig:
+        """The accounts configuration, loaded (and checked) on first use."""
+        with self._lock:
+            if self._accounts is None:
+                self._accounts = self._load_accounts()
+            return self._accounts
+
+    def _load_accounts(self) -> AccountsConfig:
+        source = self._accounts_source
+        if isinstance(source, AccountsConfig):
+            return source
+        if source is None:
+            source = os.environ.get("KOSMO_ACCOUNTS") or None
+            if source is None and default_accounts_path().is_file():
+                source = default_accounts_path()
+        if source is None:
+            return AccountsConfig.empty()
+        return AccountsConfig.load(source, self._manifest_for, self.catalog.names)
+
+    def _manifest_for(self, name: str) -> Any:
+        loaded = self.catalog.find(name)
+        return loaded.manifest if loaded else None
+
+    def close(self) -> None:
+        """Close the HTTP connections and the store."""
+        self._pool.close()
+        self._store.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- running ---------------------------------------------------------------------
+
+    def run(
+        self,
+        source: str,
+        *,
+        name: str | None = None,
+        limits: Limits | None = None,
+        dry_run: bool = False,
+        read_only: bool = False,
+        writes: WritePolicy | None = None,
+        approve: Approver | None = None,
+    ) -> RunResult:
+        """Run a Lua script in a fresh sandbox and return what happened (never raises for script errors).
+
+        ``name`` is the script name in error messages (default ``script.lua``); ``dry_run`` lets reads
+        run and turns each write into a description of what would be sent; ``read_only`` denies writes.
+        """
+        limits = limits or self.limits
+        sandbox = Sandbox(limits)
+        try:
+            invoker = self._invoker(sandbox, limits, dry_run=dry_run, read_only=read_only, writes=writes, approve=approve)
+        except KosmoError as exc:
+            return RunResult(ok=False, error=exc, duration=time.monotonic() - sandbox.started)
+        sandbox.install("_app.lua", self._host_functions(invoker, sandbox.convert))
+        return sandbox.run(source, name or "script.lua")
+
+    def call(
+        self,
+        function: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        account: str | None = None,
+        limits: Limits | None = None,
+        dry_run: bool = False,
+        read_only: bool = False,
+        writes: WritePolicy | None = None,
+        approve: Approver | None = None,
+    ) -> RunResult:
+        """Call one integration function without Lua, e.g. ``call("whereby.list_rooms", {"limit": 5})``.
+
+        ``function`` is ``integration.function`` or ``integration.account.function``. Validation,
+        policy and the result envelope are the same as for a script.
+        """
+        limits = limits or self.limits
+        started = time.monotonic()
+        records: list[Any] = []
+        deadline = started + limits.wall_time
+        try:
+            invoker = self._invoker(None, limits, dry_run=dry_run, read_only=read_only, writes=writes,
+                                    approve=approve, records=records, remaining=lambda: deadline - time.monotonic())
+            ident, account_name, name = self._split(function, account, invoker)
+            result = invoker.call(ident, account_name, name, dict(arguments or {}))
+            return RunResult(ok=True, result=result, calls=records, duration=time.monotonic() - started)
+        except KosmoError as exc:
+            return RunResult(ok=False, error=exc, calls=records, duration=time.monotonic() - started)
+
+    def _split(self, function: str, account: str | None, invoker: Invoker) -> tuple[str, str | None, str]:
+        parts = function.split(".")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise InvalidArgument(f"cannot read function name {function!r}",
+                                  hint="write integration.function (e.g. whereby.list_rooms) or integration.account.function")
+        ident = invoker.integration(parts[0]).manifest.id
+        if len(parts) == 3:
+            if account is not None and account != parts[1]:
+                raise InvalidArgument(f"{function!r} names account {parts[1]!r} but account={account!r} was given")
+            account = parts[1]
+        kind, name = invoker.resolve_member(ident, account, parts[-1])
+        if kind != "function":
+            raise NotFound(f"{function!r} names an account, not a function", hint=f"add the function: {function}.<function>")
+        return ident, account, name
+
+    def _invoker(self, sandbox: Sandbox | None, limits: Limits, *, dry_run: bool, read_only: bool,
+                 writes: WritePolicy | None, approve: Approver | None, records: list[Any] | None = None,
+                 remaining: Any = None) -> Invoker:
+        from ._policy import strictest
+
+        return Invoker(
+            catalog=self.catalog,
+            accounts=self.accounts,
+            pool=self._pool,
+            store=self._store,
+            memos=self._memos,
+            remaining=remaining or (sandbox.remaining if sandbox else (lambda: limits.wall_time)),
+            records=records if records is not None else sandbox.calls,  # type: ignore[union-attr]
+            max_calls=limits.calls,
+            dry_run=dry_run,
+            run_policy=strictest(self.writes, writes, "deny" if read_only else None),
+            approve=approve or self.approve,
+            retry=self.retry,
+        )
+
+    def _host_functions(self, invoker: Invoker, convert: Converter) -> dict[str, Any]:
+        """The Python side of ``_app.lua``."""
+
+        def call(ident: str, account: str | None, function: str, args: Any) -> Any:
+            arguments = convert.to_python(args, what=f"arguments of {ident}.{function}")
+            if isinstance(arguments, list):
+                raise InvalidArgument(f"{ident}.{function} takes named arguments, got a list",
+                                      hint=f"write {ident}.{function}{{name = value}}")
+            return invoker.call(ident, account, function, arguments)
+
+        def check_limit(value: Any) -> Any:
+            return value
+
+        return {
+            "integration": lambda key: invoker.integration(key).manifest.id,
+            "integrations": lambda: self.catalog.names(),
+            "member": lambda ident, account, key: invoker.resolve_member(ident, account, key),
+            "members": lambda ident, account: self._members(ident, account),
+            "call": call,
+            "list_docs": self.docs.list,
+            "search_docs": lambda query, limit=None: self.docs.search(query, int(limit or 10)),
+            "read_doc": self.docs.read,
+        }
+
+    def _members(self, ident: str, account: str | None) -> list[str]:
+        manifest = self.catalog.find(ident).manifest  # type: ignore[union-attr]
+        names = list(manifest.functions)
+        if account is None:
+            names += ["default", *[a for a in self.accounts.account_names(ident) if a != "default"]]
+        return names
+
+
+_ = LimitExceeded  # re-exported name used in type hints by callers

@@ -1,0 +1,97 @@
+"""A small local store for facts an upstream API cannot answer later (SQLite).
+
+Some services have no endpoint to list what was created through them (Agora's
+cloud recordings, for one). Handlers keep such records here, scoped by
+integration and account, as JSON documents in named collections.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+__all__ = ["Store", "default_store_path"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    integration TEXT NOT NULL,
+    account TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    key TEXT NOT NULL,
+    created REAL NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (integration, account, collection, key)
+)
+"""
+
+
+def default_store_path() -> Path:
+    """The per-user store (the platform's data directory)."""
+    return Path(platformdirs.user_data_dir("kosmo")) / "store.sqlite3"
+
+
+class Store:
+    """JSON records keyed by (integration, account, collection, key). ``":memory:"`` keeps nothing."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._connection.execute(_SCHEMA)
+        return self._connection
+
+    def scoped(self, integration: str, account: str) -> ScopedStore:
+        """The part of the store one integration account sees."""
+        return ScopedStore(self, integration, account)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+
+class ScopedStore:
+    """One integration account's records."""
+
+    def __init__(self, store: Store, integration: str, account: str) -> None:
+        self._store = store
+        self._scope = (integration, account)
+
+    def put(self, collection: str, key: str, data: dict[str, Any]) -> None:
+        with self._store._lock:
+            self._store._db().execute(
+                "INSERT INTO records (integration, account, collection, key, created, data) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO UPDATE SET data = excluded.data",
+                (*self._scope, collection, key, time.time(), json.dumps(data)),
+            )
+
+    def get(self, collection: str, key: str) -> dict[str, Any] | None:
+        with self._store._lock:
+            row = self._store._db().execute(
+                "SELECT data FROM records WHERE integration = ? AND account = ? AND collection = ? AND key = ?",
+                (*self._scope, collection, key),
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def all(self, collection: str) -> list[dict[str, Any]]:
+        """Every record of a collection, newest first."""
+        with self._store._lock:
+            rows = self._store._db().execute(
+                "SELECT data FROM records WHERE integration = ? AND account = ? AND collection = ? "
+                "ORDER BY created DESC, key",
+                (*self._scope, collection),
+            ).fetchall()
+        return [json.loads(row[0]) for row in rows]

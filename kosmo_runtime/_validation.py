@@ -1,0 +1,144 @@
+"""Argument validation against a function's declared parameters (the manifest)."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from typing import Any
+
+from ._errors import InvalidArgument
+from ._manifest import FunctionSpec, ParamSpec
+
+__all__ = ["validate_arguments", "type_name"]
+
+_CHECKS = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
+
+
+def type_name(value: Any) -> str:
+    """The Lua-facing name of a converted value's type."""
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "table" if value else "empty table"
+
+
+def validate_arguments(label: str, spec: FunctionSpec, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Checked arguments with defaults filled in; raises InvalidArgument naming the parameter and the fix.
+
+    ``label`` names the function in messages (``whereby.list_rooms``).
+    """
+    for name in arguments:
+        if name not in spec.params:
+            close = difflib.get_close_matches(str(name), list(spec.params), n=1)
+            known = ", ".join(spec.params) or "none"
+            raise InvalidArgument(
+                f"{label}: unknown parameter '{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""),
+                param=str(name), hint=f"parameters of {label}: {known}",
+            )
+    checked: dict[str, Any] = {}
+    for name, param in spec.params.items():
+        value = arguments.get(name)
+        if value is None:
+            if param.required:
+                raise InvalidArgument(
+                    f"{label}: missing required parameter '{name}' ({param.type}: {param.description})",
+                    param=name, expected=param.type, hint=f"call {label}{{{name} = {_example(param)}, ...}}",
+                )
+            if param.default is not None:
+                checked[name] = copy.deepcopy(param.default)
+            continue
+        checked[name] = _check(label, name, param, value)
+    return checked
+
+
+def _check(label: str, name: str, param: ParamSpec, value: Any) -> Any:
+    value = _coerce(param.type, value)
+    if not _CHECKS[param.type](value):
+        raise InvalidArgument(
+            f"{label}: parameter '{name}' must be {_article(param.type)} {param.type}, got {type_name(value)} {_show(value)}",
+            param=name, expected=param.type, got=type_name(value),
+            hint=f"write {name} = {_example(param)}",
+        )
+    if param.enum is not None and value not in param.enum:
+        close = difflib.get_close_matches(str(value), [str(e) for e in param.enum], n=1)
+        raise InvalidArgument(
+            f"{label}: parameter '{name}' must be one of {', '.join(map(str, param.enum))}; got {_show(value)}"
+            + (f" (did you mean '{close[0]}'?)" if close else ""),
+            param=name, expected=f"one of {param.enum}", got=_show(value), hint=f"write {name} = {_example(param)}",
+        )
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if param.minimum is not None and value < param.minimum:
+            raise _bound(label, name, value, f"at least {param.minimum:g}")
+        if param.maximum is not None and value > param.maximum:
+            raise _bound(label, name, value, f"at most {param.maximum:g}")
+    if isinstance(value, (str, list)):
+        if param.min_length is not None and len(value) < param.min_length:
+            raise _bound(label, name, _show(value), f"at least {param.min_length} long")
+        if param.max_length is not None and len(value) > param.max_length:
+            raise _bound(label, name, f"of length {len(value)}", f"at most {param.max_length} long")
+    if param.items is not None:
+        for index, item in enumerate(value, start=1):
+            item = value[index - 1] = _coerce(param.items, item)
+            if not _CHECKS[param.items](item):
+                raise InvalidArgument(
+                    f"{label}: {name}[{index}] must be {_article(param.items)} {param.items}, got {type_name(item)}",
+                    param=name, expected=f"array of {param.items}", got=type_name(item),
+                )
+    return value
+
+
+def _coerce(expected: str, value: Any) -> Any:
+    """Lua cannot tell an empty list from an empty table, nor 3 from 3.0 in every case."""
+    if expected == "array" and value == {}:
+        return []
+    if expected == "object" and value == []:
+        return {}
+    if expected == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _bound(label: str, name: str, value: Any, requirement: str) -> InvalidArgument:
+    return InvalidArgument(f"{label}: parameter '{name}' must be {requirement}, got {value}",
+                           param=name, expected=requirement, got=str(value))
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _example(param: ParamSpec) -> str:
+    if param.example is not None:
+        sample = param.example
+    elif param.enum:
+        sample = param.enum[0]
+    else:
+        sample = {"string": "...", "integer": 1, "number": 1.5, "boolean": True, "array": "{...}", "object": "{...}"}[param.type]
+    if isinstance(sample, str) and sample not in ("...", "{...}"):
+        return f'"{sample}"'
+    if sample == "...":
+        return '"..."'
+    if isinstance(sample, bool):
+        return "true" if sample else "false"
+    return str(sample)
