@@ -1,0 +1,326 @@
+"""The ``kosmo`` command line.
+
+Exit codes: 0 success; 1 the script or call failed (error or limit); 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from ._errors import ConfigError, KosmoError
+from ._limits import Limits
+from ._policy import Approver, WriteRequest
+from ._result import RunResult
+from ._runtime import Runtime
+from ._values import render
+
+__all__ = ["main"]
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.I)
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024, "m": 1000**2, "mb": 1000**2,
+          "mi": 1024**2, "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gi": 1024**3, "gib": 1024**3}
+
+
+class UsageFailure(Exception):
+    """A command-line mistake: exit code 2 with this message."""
+
+
+def _size(text: str) -> int:
+    match = _SIZE.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (write e.g. 65536, 64KiB or 64MiB)")
+    return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kosmo",
+        description="Run agent Lua scripts against SaaS integrations in a safe Lua 5.4 sandbox.",
+        epilog="Examples:\n  kosmo run --demo examples/demo.lua\n  echo 'return 6*7' | kosmo run -\n"
+               "  kosmo call whereby.list_rooms --arg limit=5 --demo\n  kosmo docs read integrations.whereby",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"kosmo {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--accounts", metavar="PATH", help="accounts file (default: $KOSMO_ACCOUNTS, then the per-user file)")
+    common.add_argument("--demo", action="store_true", help="answer with the built-in simulators on loopback (no credentials)")
+    common.add_argument("--json", action="store_true", help="print one JSON object (the result envelope)")
+
+    execution = argparse.ArgumentParser(add_help=False)
+    execution.add_argument("--dry-run", action="store_true", help="run reads; describe writes instead of sending them")
+    execution.add_argument("--read-only", action="store_true", help="deny every write")
+    limits = execution.add_argument_group("limits (a script cannot raise them)")
+    limits.add_argument("--instructions", type=int, metavar="N", help=f"Lua instructions (default {Limits.instructions:,})")
+    limits.add_argument("--memory", type=_size, metavar="SIZE", help="Lua memory, e.g. 64MiB (default 64MiB)")
+    limits.add_argument("--wall-time", type=float, metavar="SECONDS", help=f"wall-clock seconds (default {Limits.wall_time:g})")
+    limits.add_argument("--output", type=_size, metavar="SIZE", help="printed output (default 256KiB)")
+    limits.add_argument("--result", type=_size, metavar="SIZE", help="JSON size of the return value (default 4MiB)")
+    limits.add_argument("--depth", type=int, metavar="N", help=f"nesting depth of values (default {Limits.depth})")
+    limits.add_argument("--calls", type=int, metavar="N", help=f"integration calls per run (default {Limits.calls:,})")
+
+    run = commands.add_parser("run", parents=[common, execution], help="run a Lua script",
+                              description="Run a Lua script: prints its output, then its return value.")
+    run.add_argument("path", nargs="?", help="script file, or - for standard input")
+    run.add_argument("-e", dest="code", metavar="CODE", help="run CODE instead of a file")
+    run.add_argument("--name", help="script name in error messages")
+
+    call = commands.add_parser("call", parents=[common, execution], help="call one integration function",
+                               description="Call one function without writing Lua, e.g. kosmo call whereby.list_rooms --arg limit=5")
+    call.add_argument("function", help="integration.function or integration.account.function")
+    call.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
+                      help="an argument; VALUE is text for string parameters and JSON otherwise (repeatable)")
+    call.add_argument("--args-json", metavar="JSON", help="all arguments as one JSON object")
+    call.add_argument("--account", help="account name (default: the integration's default)")
+
+    docs = commands.add_parser("docs", parents=[common], help="list, search and read the Lua docs")
+    docs_commands = docs.add_subparsers(dest="docs_command", metavar="ACTION", required=True)
+    docs_commands.add_parser("list", help="list doc pages")
+    search = docs_commands.add_parser("search", help="search pages and functions")
+    search.add_argument("query", nargs="+")
+    read = docs_commands.add_parser("read", help="print a page, e.g. integrations.whereby.list_rooms")
+    read.add_argument("path")
+    sync = docs_commands.add_parser("sync", help="regenerate the parameter tables in lua_docs/ from the manifests")
+    sync.add_argument("--check", action="store_true", help="only report pages that are out of date (exit 1)")
+
+    accounts = commands.add_parser("accounts", parents=[common], help="list or check the configured accounts")
+    accounts_commands = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
+    accounts_commands.add_parser("list", help="integration, account, default, write policy (never a secret)")
+    check = accounts_commands.add_parser("check", help="validate the accounts file and environment")
+    check.add_argument("--live", action="store_true", help="also call each account's current-user function")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``kosmo`` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        with _runtime(args) as runtime:
+            handler = {"run": _cmd_run, "call": _cmd_call, "docs": _cmd_docs, "accounts": _cmd_accounts}[args.command]
+            return handler(runtime, args)
+    except UsageFailure as exc:
+        parser.exit(2, f"kosmo: error: {exc}\n")
+    except ConfigError as exc:
+        _print_error(exc, sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+@contextlib.contextmanager
+def _runtime(args: argparse.Namespace) -> Iterator[Runtime]:
+    approve = _terminal_approver()
+    limits = _limits(args)
+    if getattr(args, "demo", False):
+        from ._demo import Demo
+
+        with Demo() as demo:
+            print(f"[demo] simulated {', '.join(demo.servers)} are answering on 127.0.0.1; "
+                  "no real service is called and no credentials are needed", file=sys.stderr)
+            with demo.runtime(limits=limits, approve=approve) as runtime:
+                yield runtime
+        return
+    with Runtime(accounts=args.accounts, limits=limits, approve=approve) as runtime:
+        yield runtime
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    names = ("instructions", "memory", "wall_time", "output", "result", "depth", "calls")
+    try:
+        return Limits().merged(**{name: getattr(args, name, None) for name in names})
+    except ValueError as exc:
+        raise UsageFailure(str(exc)) from None
+
+
+def _terminal_approver() -> Approver | None:
+    """Ask on the controlling terminal; ``None`` when there is none (then ``ask`` means deny)."""
+    try:
+        tty = open("/dev/tty", "r+", encoding="utf-8")  # noqa: SIM115 - kept open for the process
+    except OSError:
+        return None
+
+    def approve(request: WriteRequest) -> bool:
+        tty.write(f"kosmo: allow write {request.describe()}? [y/N] ")
+        tty.flush()
+        return tty.readline().strip().lower() in ("y", "yes")
+
+    return approve
+
+
+def _source(args: argparse.Namespace) -> tuple[str, str]:
+    if args.code is not None:
+        if args.path:
+            raise UsageFailure("give a script path or -e CODE, not both")
+        return args.code, args.name or "(command line)"
+    if not args.path:
+        raise UsageFailure("missing script: kosmo run PATH, kosmo run - (standard input) or kosmo run -e CODE")
+    if args.path == "-":
+        return sys.stdin.read(), args.name or "stdin"
+    path = Path(args.path)
+    try:
+        return path.read_text(encoding="utf-8"), args.name or path.name
+    except OSError as exc:
+        raise UsageFailure(f"cannot read {args.path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageFailure(f"{args.path} is not UTF-8 text") from None
+
+
+def _cmd_run(runtime: Runtime, args: argparse.Namespace) -> int:
+    source, name = _source(args)
+    result = runtime.run(source, name=name, dry_run=args.dry_run, read_only=args.read_only)
+    return _report(result, args.json)
+
+
+def _cmd_call(runtime: Runtime, args: argparse.Namespace) -> int:
+    arguments = _call_arguments(runtime, args)
+    result = runtime.call(args.function, arguments, account=args.account, dry_run=args.dry_run, read_only=args.read_only)
+    return _report(result, args.json)
+
+
+def _call_arguments(runtime: Runtime, args: argparse.Namespace) -> dict[str, Any]:
+    arguments: dict[str, Any] = {}
+    if args.args_json:
+        try:
+            arguments = json.loads(args.args_json)
+        except json.JSONDecodeError as exc:
+            raise UsageFailure(f"--args-json is not valid JSON: {exc.msg}") from None
+        if not isinstance(arguments, dict):
+            raise UsageFailure("--args-json must be a JSON object")
+    loaded = runtime.catalog.find(args.function.split(".")[0])
+    params = {}
+    if loaded is not None:
+        short = loaded.manifest.resolve_function(args.function.split(".")[-1])
+        params = loaded.manifest.functions[short].params if short else {}
+    for item in args.arg:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageFailure(f"--arg {item!r}: write NAME=VALUE")
+        param = params.get(name)
+        if param is not None and param.type == "string":
+            arguments[name] = value
+        else:
+            try:
+                arguments[name] = json.loads(value)
+            except json.JSONDecodeError:
+                arguments[name] = value
+    return arguments
+
+
+def _report(result: RunResult, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        sys.stdout.write(result.output)
+        if result.ok and result.result is not None:
+            print(result.result if isinstance(result.result, str) else render(result.result))
+        if result.error is not None:
+            _print_error(result.error, sys.stderr)
+    if result.error is not None and isinstance(result.error, ConfigError):
+        return 2
+    return 0 if result.ok else 1
+
+
+def _print_error(error: KosmoError, stream: TextIO) -> None:
+    stream.write(f"error: {error.type}: {error.message}\n")
+    if error.hint:
+        stream.write(f"hint: {error.hint}\n")
+    traceback = getattr(error, "traceback", None)
+    if traceback:
+        stream.write(traceback.rstrip() + "\n")
+
+
+def _cmd_docs(runtime: Runtime, args: argparse.Namespace) -> int:
+    docs = runtime.docs
+    if args.docs_command == "list":
+        pages = docs.list()
+        if args.json:
+            print(json.dumps(pages, indent=2))
+        for page in [] if args.json else pages:
+            print(f"{page['path']:<34} {page['title']}: {page['summary']}")
+        return 0
+    if args.docs_command == "search":
+        hits = docs.search(" ".join(args.query))
+        if args.json:
+            print(json.dumps(hits, indent=2))
+        for hit in [] if args.json else hits:
+            print(f"{hit['path']:<48} {hit['summary']}")
+        return 0 if hits else 1
+    if args.docs_command == "sync":
+        return _sync_docs(runtime, check=args.check)
+    try:
+        print(docs.read(args.path), end="")
+    except KosmoError as exc:
+        _print_error(exc, sys.stderr)
+        return 1
+    return 0
+
+
+def _sync_docs(runtime: Runtime, *, check: bool) -> int:
+    from ._docs import sync_parameter_tables
+
+    stale = []
+    for ident in runtime.catalog.names():
+        path = runtime.docs.root / "integrations" / f"{ident}.md"
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        synced = sync_parameter_tables(text, runtime.catalog.find(ident).manifest)  # type: ignore[union-attr]
+        if synced != text:
+            stale.append(str(path))
+            if not check:
+                path.write_text(synced, encoding="utf-8")
+    verb = "out of date" if check else "updated"
+    for path in stale:
+        print(f"{verb}: {path}")
+    return 1 if check and stale else 0
+
+
+def _cmd_accounts(runtime: Runtime, args: argparse.Namespace) -> int:
+    accounts = runtime.accounts
+    if args.accounts_command == "list":
+        rows = accounts.describe()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        elif not rows:
+            print(f"no accounts configured ({accounts.source}); see the README for the accounts file")
+        for row in [] if args.json else rows:
+            marker = "*" if row["default"] else " "
+            label = f"  ({row['label']})" if row.get("label") else ""
+            print(f"{marker} {row['integration']:<16} {row['account']:<16} writes: {row['writes']}{label}")
+        return 0
+    problems = accounts.check()
+    report: list[dict[str, Any]] = [{"error": p.to_dict()} for p in problems]
+    for problem in problems:
+        if not args.json:
+            _print_error(problem, sys.stdout)
+    if args.live:
+        for integration in accounts.integrations():
+            manifest = runtime.catalog.find(integration).manifest  # type: ignore[union-attr]
+            for name in accounts.account_names(integration):
+                result = runtime.call(f"{integration}.{manifest.check}", {}, account=name)
+                report.append({"integration": integration, "account": name, "ok": result.ok,
+                               "error": result.error.to_dict() if result.error else None})
+                if not args.json:
+                    status = "ok" if result.ok else f"FAILED: {result.error.message if result.error else ''}"
+                    print(f"{integration}.{name}: {status}")
+                if not result.ok:
+                    problems.append(result.error)  # type: ignore[arg-type]
+    if args.json:
+        print(json.dumps({"ok": not problems, "source": accounts.source, "checks": report}, indent=2))
+    elif not problems:
+        print(f"ok: {len(accounts.describe())} account(s) in {accounts.source}")
+    return 1 if problems else 0
