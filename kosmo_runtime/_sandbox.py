@@ -8,6 +8,7 @@ Nothing survives the run: the next run gets a new state.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from lupa import lua54
 
 from ._errors import (
     CallError,
+    IntegrationBug,
     InvalidArgument,
     KosmoError,
     LimitExceeded,
@@ -32,6 +34,7 @@ from ._values import Converter, Opaque, render
 
 __all__ = ["Sandbox", "error_from_lua"]
 
+log = logging.getLogger("kosmo_runtime")
 _PERIOD = 1000  # instructions between two runs of the count hook
 _LOCATION = re.compile(r"^(?P<script>[^\n:]+):(?P<line>\d+): (?P<message>.*)$", re.S)
 _KEYWORDS = ("and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto",
@@ -108,6 +111,11 @@ class Sandbox:
             except UnicodeDecodeError:
                 error = InvalidArgument("a string passed to the host is not valid UTF-8 text")
                 return False, self.convert.to_lua(error.to_dict())
+            except Exception:  # a bug on the host side: logged, never shown to the script as Python
+                log.exception("host function %s failed", getattr(fn, "__name__", fn))
+                error = IntegrationBug("the runtime failed internally while handling this call",
+                                       hint="this is a bug in kosmo-runtime, not in your script; report it")
+                return False, self.convert.to_lua(error.to_dict())
 
         return call
 
@@ -163,7 +171,7 @@ class Sandbox:
                 f"json.decode: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
                 hint="check the text is complete JSON (quoted keys, no trailing commas)",
             ) from None
-        return self.convert.to_lua(data)
+        return data
 
     # -- limits ----------------------------------------------------------------
 
@@ -213,6 +221,9 @@ class Sandbox:
             error = self._final_limit_error()
         except ScriptError as exc:
             error = exc
+        except UnicodeDecodeError:
+            error = LuaRuntimeError("the script returned a string that is not valid UTF-8 text",
+                                    hint="return text only, e.g. encode binary data as hex first")
         except InvalidArgument as exc:
             error = LuaRuntimeError(f"the script's return value cannot be returned: {exc.message}", hint=exc.hint)
         if error is not None and self.limit_hit is not None and not isinstance(error, LimitExceeded):

@@ -82,7 +82,7 @@ class Converter:
         if isinstance(value, bytes):
             return self._text(value, where, lenient)
         if not isinstance(value, _LuaTable):
-            kind = lua54.lua_type(value) or type(value).__name__
+            kind = _lua_kind(value)
             if lenient:
                 return Opaque(f"<{kind}>")
             raise InvalidArgument(f"{where} is a Lua {kind}, which cannot leave the sandbox", hint="return or pass data only: tables, strings, numbers, booleans, json.null")
@@ -102,9 +102,9 @@ class Converter:
         if is_array or (items and _is_sequence(items)):
             items.sort(key=lambda kv: kv[0] if isinstance(kv[0], int) else 0)
             return [self._convert(v, f"{where}[{k}]", ancestors, lenient=lenient) for k, v in items]
-        result: dict[str, Any] = {}
+        result: dict[Any, Any] = {}
         for key, item in items:
-            name = self._key(key, where, lenient)
+            name = key if lenient and isinstance(key, int) and not isinstance(key, bool) else self._key(key, where, lenient)
             result[name] = self._convert(item, f"{where}.{name}", ancestors, lenient=lenient)
         return result
 
@@ -115,9 +115,9 @@ class Converter:
             return self._text(key, where, lenient)
         if isinstance(key, (int, float)) and not isinstance(key, bool):
             return str(key)
+        kind = _lua_kind(key)
         if lenient:
-            return f"<{lua54.lua_type(key) or type(key).__name__} key>"
-        kind = lua54.lua_type(key) or type(key).__name__
+            return f"<{kind} key>"
         raise InvalidArgument(f"{where} has a key of type {kind}; only string and number keys can leave the sandbox")
 
     @staticmethod
@@ -135,6 +135,15 @@ class Converter:
             limit="depth", value=self.depth,
             hint="flatten the data, or raise the limit with --depth / Limits(depth=...)",
         )
+
+
+def _lua_kind(value: Any) -> str:
+    """The Lua type name of a value lupa handed over."""
+    if isinstance(value, bool):
+        return "boolean"
+    if "Coroutine" in type(value).__name__ or "Thread" in type(value).__name__:
+        return "coroutine"
+    return lua54.lua_type(value) or type(value).__name__
 
 
 def _is_sequence(items: list[tuple[Any, Any]]) -> bool:
@@ -164,7 +173,14 @@ def _render(value: Any, indent: str | None, level: int) -> str:
     if isinstance(value, list):
         parts = [_render(v, indent, level + 1) for v in value]
     else:
-        parts = [f"{_render_key(k)} = {_render(v, indent, level + 1)}" for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))]
+        parts = []
+        position = 1
+        for key, item in sorted(value.items(), key=lambda kv: (not isinstance(kv[0], int), kv[0] if isinstance(kv[0], int) else str(kv[0]))):
+            if key == position and isinstance(key, int):
+                parts.append(_render(item, indent, level + 1))
+                position += 1
+            else:
+                parts.append(f"{_render_key(key)} = {_render(item, indent, level + 1)}")
     if not parts:
         return "{}"
     if indent is None:
@@ -173,5 +189,7 @@ def _render(value: Any, indent: str | None, level: int) -> str:
     return "{\n" + ",\n".join(inner + p for p in parts) + "\n" + indent * level + "}"
 
 
-def _render_key(key: str) -> str:
+def _render_key(key: Any) -> str:
+    if isinstance(key, (int, float)):
+        return f"[{key}]"
     return key if _IDENTIFIER.match(key) else "[" + json.dumps(key, ensure_ascii=False) + "]"
