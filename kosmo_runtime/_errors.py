@@ -74,7 +74,7 @@ _FIELDS = (
 
 
 class KosmoError(Exception):
-    """Base of every kosmo error: a stable ``code``, a one-line ``message`` and context."""
+    """Raised for every kosmo failure (the base): a stable ``code``, a one-line ``message`` and context."""
 
     code: ClassVar[str] = "error"
     retryable: bool = False
