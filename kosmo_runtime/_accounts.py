@@ -18,7 +18,9 @@ The file (YAML)::
             writes: deny
 
 An account's keys are the integration's credential and setting fields (from its
-manifest) plus ``writes``, ``label`` and ``timeout``. The file is checked when
+manifest) plus ``writes``, ``label``, ``timeout`` (seconds, or a mapping of
+``connect``/``read``/``write``/``pool``) and ``rate_limit`` (``{requests, per_seconds}``
+or ``false``; default: the service's documented rate). The file is checked when
 loaded (YAML syntax, unknown integration or field, missing credential, duplicate
 account, invalid policy: each error names file, line and fix); ``${VAR}`` is
 resolved when the account is first used, so one broken account does not break
@@ -46,7 +48,8 @@ __all__ = ["Account", "AccountsConfig", "Secret", "WritePolicy", "default_accoun
 
 WritePolicy = Literal["allow", "deny", "ask"]
 POLICIES: tuple[str, ...] = ("allow", "deny", "ask")
-ACCOUNT_KEYS = ("writes", "label", "timeout")
+ACCOUNT_KEYS = ("writes", "label", "timeout", "rate_limit")
+TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ACCOUNT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -85,7 +88,8 @@ class Account:
     credentials: Mapping[str, Secret] = field(repr=False)
     writes: WritePolicy = "allow"
     label: str | None = None
-    timeout: float | None = None
+    timeouts: Mapping[str, float] = field(default_factory=dict)
+    rate_limit: Mapping[str, float] | bool | None = None
 
     def credential(self, name: str) -> str:
         return self.credentials[name].reveal()
@@ -233,9 +237,10 @@ class AccountsConfig:
                                    hint=f"set '{name}' to a value or ${{VARIABLE}}")
         policy = values.get("writes", self.settings.get("writes", "allow"))
         timeout = values.get("timeout")
+        timeouts = {"read": float(timeout)} if isinstance(timeout, (int, float)) else dict(timeout or {})
         return Account(
             integration=integration, name=entry.name, settings=settings, credentials=credentials,
-            writes=policy, label=values.get("label"), timeout=float(timeout) if timeout is not None else None,
+            writes=policy, label=values.get("label"), timeouts=timeouts, rate_limit=values.get("rate_limit"),
         )
 
     def check(self) -> list[KosmoError]:
@@ -264,6 +269,10 @@ class AccountsConfig:
                     "label": account.fields.get("label"),
                 })
         return rows
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def _file_error(source: str, line: int | None, message: str, hint: str) -> AccountsFileError:
@@ -351,15 +360,31 @@ class _Checker:
                                 _did_you_mean(str(key), allowed, "fields"))
             if key == "writes":
                 self.policy(value, (*path, key))
-            elif key == "timeout" and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
-                raise self.fail((*path, key), f"timeout must be a positive number of seconds, got {value!r}", "write e.g. timeout: 20")
-            elif key not in ("writes", "timeout") and not isinstance(value, (str, int, float)):
+            elif key == "timeout":
+                self.timeout(value, (*path, key))
+            elif key == "rate_limit":
+                self.rate_limit(value, (*path, key))
+            elif key not in ACCOUNT_KEYS and not isinstance(value, (str, int, float)):
                 raise self.fail((*path, key), f"'{key}' must be a string", "quote the value")
         for name, spec in manifest.credentials.items():
             if spec.required and name not in fields:
                 raise self.fail(path, f"account is missing credential {name!r} ({spec.description})",
                                 f"add '{name}: ${{SOME_ENV_VAR}}' to the account")
         return fields
+
+    def timeout(self, value: Any, path: tuple[Any, ...]) -> None:
+        values = value.values() if isinstance(value, dict) else [value]
+        unknown = set(value) - set(TIMEOUT_KEYS) if isinstance(value, dict) else set()
+        if unknown or not values or not all(_positive(v) for v in values):
+            raise self.fail(path, f"invalid timeout {value!r}",
+                            "write seconds (timeout: 20, the read timeout) or a mapping of connect, read, write, pool")
+
+    def rate_limit(self, value: Any, path: tuple[Any, ...]) -> None:
+        if value is False:
+            return
+        if not (isinstance(value, dict) and set(value) == {"requests", "per_seconds"} and all(_positive(v) for v in value.values())):
+            raise self.fail(path, f"invalid rate_limit {value!r}",
+                            "write rate_limit: {requests: 10, per_seconds: 1}, or false to turn client-side limiting off")
 
     def policy(self, value: Any, path: tuple[Any, ...]) -> None:
         if value not in POLICIES:

@@ -65,6 +65,7 @@ class Invoker:
     run_policy: WritePolicy | None = None
     approve: Approver | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    run_id: str = ""
     on_call: Callable[[CallRecord, dict[str, Any]], None] | None = None
 
     def integration(self, name: str) -> LoadedIntegration:
@@ -97,7 +98,8 @@ class Invoker:
         started = time.monotonic()
         trace = Trace()
         record = CallRecord(integration=ident, function=function, account=account_name or "default",
-                            operation=spec.operation, duration=0.0, ok=False, dry_run=self.dry_run)
+                            operation=spec.operation, duration=0.0, ok=False, dry_run=self.dry_run,
+                            run_id=self.run_id, requests=trace.requests)
         try:
             if len(self.records) >= self.max_calls:
                 raise LimitExceeded(f"run stopped: more than {self.max_calls:,} integration calls", limit="calls",
@@ -109,7 +111,8 @@ class Invoker:
                 authorize(account, WriteRequest(ident, function, account.name, redact(args)),
                           run_policy=self.run_policy, approve=self.approve, dry_run=self.dry_run)
             http = Http(self.pool.client(manifest, account), manifest, function=function, account=account.name,
-                        remaining=self.remaining, dry_run=self.dry_run, retry=self.retry, trace=trace)
+                        remaining=self.remaining, dry_run=self.dry_run, retry=self.retry, trace=trace,
+                        limiter=self.pool.limiter(manifest, account))
             context = CallContext(ident, function, account, http, self.store.scoped(ident, account.name),
                                   self.memos.setdefault((ident, account.name), {}))
             try:
@@ -134,7 +137,7 @@ class Invoker:
             record.retries = trace.retries
             self.records.append(record)
             if self.on_call is not None:
-                self.on_call(record, {"requests": trace.requests, "arguments": arguments})
+                self.on_call(record, arguments)
 
 
 def _execute(loaded: LoadedIntegration, function: str, spec: FunctionSpec, context: CallContext,

@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     execution = argparse.ArgumentParser(add_help=False)
     execution.add_argument("--dry-run", action="store_true", help="run reads; describe writes instead of sending them")
     execution.add_argument("--read-only", action="store_true", help="deny every write")
+    execution.add_argument("--audit-log", metavar="PATH", help="append one JSON line per integration call (default: $KOSMO_AUDIT_LOG)")
     limits = execution.add_argument_group("limits (a script cannot raise them)")
     limits.add_argument("--instructions", type=int, metavar="N", help=f"Lua instructions (default {Limits.instructions:,})")
     limits.add_argument("--memory", type=_size, metavar="SIZE", help="Lua memory, e.g. 64MiB (default 64MiB)")
@@ -131,10 +132,10 @@ def _runtime(args: argparse.Namespace) -> Iterator[Runtime]:
         with Demo() as demo:
             print(f"[demo] simulated {', '.join(demo.servers)} are answering on 127.0.0.1; "
                   "no real service is called and no credentials are needed", file=sys.stderr)
-            with demo.runtime(limits=limits, approve=approve) as runtime:
+            with demo.runtime(limits=limits, approve=approve, audit_log=getattr(args, "audit_log", None)) as runtime:
                 yield runtime
         return
-    with Runtime(accounts=args.accounts, limits=limits, approve=approve) as runtime:
+    with Runtime(accounts=args.accounts, limits=limits, approve=approve, audit_log=getattr(args, "audit_log", None)) as runtime:
         yield runtime
 
 

@@ -41,6 +41,7 @@ from ._errors import (
     UpstreamNotFound,
 )
 from ._manifest import Manifest
+from ._ratelimit import RateLimiter
 
 __all__ = [
     "ClientPool",
@@ -56,6 +57,8 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|localhost|\[::1\]|::1)$")
 _SECRET_KEY = re.compile(r"(secret|password|passwd|token|api_?key|access_?key|private|credential|authorization)", re.I)
 USER_AGENT = "kosmo-runtime/0.1"
+#: Default timeouts in seconds; an account's ``timeout`` setting overrides them.
+DEFAULT_TIMEOUTS = {"connect": 5.0, "read": 30.0, "write": 10.0, "pool": 5.0}
 
 # httpx exceptions raised before any byte of the request could reach the service.
 _NOT_SENT: tuple[type[Exception], ...] = (
@@ -138,13 +141,17 @@ def check_base_url(url: str, manifest: Manifest, account: str) -> httpx.URL:
 
 
 class ClientPool:
-    """One httpx.Client per (integration, account), reused across calls and runs; thread-safe."""
+    """One httpx.Client and one rate limiter per (integration, account), reused across calls
+    and runs; thread-safe. ``sleep`` is what the rate limiters wait with."""
 
     def __init__(self, transport: httpx.BaseTransport | None = None,
-                 mounts: Mapping[str, httpx.BaseTransport] | None = None) -> None:
+                 mounts: Mapping[str, httpx.BaseTransport] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._transport = transport
         self._mounts = dict(mounts or {})
+        self._sleep = sleep
         self._clients: dict[tuple[str, str, str], httpx.Client] = {}
+        self._limiters: dict[tuple[str, str], RateLimiter | None] = {}
         self._lock = threading.Lock()
 
     def client(self, manifest: Manifest, account: Account) -> httpx.Client:
@@ -155,6 +162,21 @@ class ClientPool:
             if client is None:
                 client = self._clients[key] = self._new_client(manifest, account, base_url)
             return client
+
+    def limiter(self, manifest: Manifest, account: Account) -> RateLimiter | None:
+        """The account's rate limiter: its own ``rate_limit`` setting, else the manifest's documented rate."""
+        key = (manifest.id, account.name)
+        with self._lock:
+            if key not in self._limiters:
+                setting = account.rate_limit
+                if setting is False or (setting is None and manifest.rate_limit is None):
+                    self._limiters[key] = None
+                elif isinstance(setting, Mapping):
+                    self._limiters[key] = RateLimiter(setting["requests"], setting["per_seconds"], sleep=self._sleep)
+                else:
+                    spec = manifest.rate_limit
+                    self._limiters[key] = RateLimiter(spec.requests, spec.per_seconds, sleep=self._sleep)  # type: ignore[union-attr]
+            return self._limiters[key]
 
     def _new_client(self, manifest: Manifest, account: Account, base_url: str) -> httpx.Client:
         check_base_url(base_url, manifest, account.name)
@@ -172,7 +194,7 @@ class ClientPool:
             base_url=base_url,
             auth=auth,
             headers={"user-agent": USER_AGENT, "accept": "application/json", **manifest.headers},
-            timeout=httpx.Timeout(connect=5.0, read=account.timeout or 30.0, write=10.0, pool=5.0),
+            timeout=httpx.Timeout(**{**DEFAULT_TIMEOUTS, **account.timeouts}),
             transport=transport,
             follow_redirects=False,
         )
@@ -203,7 +225,7 @@ class Http:
 
     def __init__(self, client: httpx.Client, manifest: Manifest, *, function: str, account: str,
                  remaining: Callable[[], float], dry_run: bool = False, retry: RetryPolicy | None = None,
-                 trace: Trace | None = None) -> None:
+                 trace: Trace | None = None, limiter: RateLimiter | None = None) -> None:
         self._client = client
         self._manifest = manifest
         self._function = function
@@ -212,6 +234,7 @@ class Http:
         self._dry_run = dry_run
         self._retry = retry or RetryPolicy()
         self.trace = trace or Trace()
+        self._limiter = limiter
 
     def get(self, path: str, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> Any:
         return self.request("GET", path, params=params, headers=headers)
@@ -263,6 +286,10 @@ class Http:
         remaining = self._remaining()
         if remaining <= 0:
             raise LimitExceeded("run stopped: wall-clock limit reached before the request was sent", limit="wall_time")
+        if self._limiter is not None:
+            cost = (self._manifest.rate_limit.costs.get(request.method, 1.0) if self._manifest.rate_limit else 1.0)
+            if self._limiter.acquire(cost, remaining) > 0:
+                remaining = self._remaining()
         timeout = min(remaining, self._client.timeout.read or remaining)
         request.extensions["timeout"] = httpx.Timeout(
             connect=min(self._client.timeout.connect or timeout, timeout), read=timeout,

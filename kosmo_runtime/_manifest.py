@@ -138,10 +138,11 @@ class ErrorSpec(_Strict):
 
 
 class RateLimitSpec(_Strict):
-    """The service's documented request rate for one account."""
+    """The service's documented request rate for one account; ``costs`` prices methods (default 1)."""
 
-    requests: float
-    per_seconds: float
+    requests: float = Field(gt=0)
+    per_seconds: float = Field(gt=0)
+    costs: dict[str, float] = Field(default_factory=dict)
     source: str = ""
 
 

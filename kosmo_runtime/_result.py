@@ -14,7 +14,8 @@ __all__ = ["CallRecord", "RunResult"]
 class CallRecord:
     """One integration call: who was called, how long it took, and how it ended.
 
-    Argument values are never recorded here (they could carry secrets).
+    Argument values are never recorded here (they could carry secrets). ``requests``
+    lists the HTTP requests made (method, path, status, duration), retries included.
     """
 
     integration: str
@@ -27,6 +28,8 @@ class CallRecord:
     status: int | None = None
     retries: int = 0
     dry_run: bool = False
+    run_id: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,11 @@ from typing import Any
 import httpx
 
 from ._accounts import AccountsConfig, WritePolicy, default_accounts_path
+from ._audit import AuditLog
 from ._calls import Invoker
 from ._discovery import Catalog
 from ._docs import Docs
-from ._errors import InvalidArgument, KosmoError, LimitExceeded, NotFound
+from ._errors import InvalidArgument, KosmoError, NotFound
 from ._http import ClientPool, RetryPolicy
 from ._limits import Limits
 from ._policy import Approver
@@ -41,7 +43,9 @@ class Runtime:
                            the account's applies).
     ``approve``            callback deciding ``ask`` writes; without it, ``ask`` means deny.
     ``store``              the local store (path or ``Store``) for facts a service cannot answer later.
-    ``retry``              the ``RetryPolicy`` for failed requests.
+    ``retry``              the ``RetryPolicy`` for failed requests (its ``sleep`` also paces the rate limiters).
+    ``audit_log``          path of a JSON Lines audit log (default: ``$KOSMO_AUDIT_LOG``, else the accounts
+                           file's ``settings: audit_log``, else none).
 
     A Runtime is safe to share between threads; each run gets its own Lua state.
     """
@@ -59,6 +63,7 @@ class Runtime:
         store: Store | str | Path | None = None,
         docs_path: str | Path | None = None,
         retry: RetryPolicy | None = None,
+        audit_log: str | Path | AuditLog | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.catalog = Catalog(integration_paths)
@@ -68,10 +73,13 @@ class Runtime:
         self.retry = retry or RetryPolicy()
         self._accounts_source = accounts
         self._accounts: AccountsConfig | None = None
-        self._pool = ClientPool(transport, mounts)
+        self._pool = ClientPool(transport, mounts, sleep=self.retry.sleep)
         self._store = store if isinstance(store, Store) else Store(store if store is not None else default_store_path())
         self._memos: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._audit_source = audit_log
+        self._audit: AuditLog | None = None
+        self._audit_ready = False
 
     # -- configuration -------------------------------------------------------------
 
@@ -95,14 +103,27 @@ class Runtime:
             return AccountsConfig.empty()
         return AccountsConfig.load(source, self._manifest_for, self.catalog.names)
 
+    @property
+    def audit_log(self) -> AuditLog | None:
+        """The audit log: the ``audit_log`` argument, else ``$KOSMO_AUDIT_LOG``, else the accounts file's setting."""
+        accounts = self.accounts
+        with self._lock:
+            if not self._audit_ready:
+                source = self._audit_source or os.environ.get("KOSMO_AUDIT_LOG") or accounts.settings.get("audit_log")
+                self._audit = source if isinstance(source, AuditLog) or source is None else AuditLog(source)
+                self._audit_ready = True
+            return self._audit
+
     def _manifest_for(self, name: str) -> Any:
         loaded = self.catalog.find(name)
         return loaded.manifest if loaded else None
 
     def close(self) -> None:
-        """Close the HTTP connections and the store."""
+        """Close the HTTP connections, the store and the audit log."""
         self._pool.close()
         self._store.close()
+        if self._audit is not None and self._audit is not self._audit_source:
+            self._audit.close()
 
     def __enter__(self) -> Runtime:
         return self
@@ -187,6 +208,7 @@ class Runtime:
                  remaining: Any = None) -> Invoker:
         from ._policy import strictest
 
+        audit = self.audit_log
         return Invoker(
             catalog=self.catalog,
             accounts=self.accounts,
@@ -200,6 +222,8 @@ class Runtime:
             run_policy=strictest(self.writes, writes, "deny" if read_only else None),
             approve=approve or self.approve,
             retry=self.retry,
+            run_id=uuid.uuid4().hex[:12],
+            on_call=audit.record if audit is not None else None,
         )
 
     def _host_functions(self, invoker: Invoker, convert: Converter) -> dict[str, Any]:
@@ -211,9 +235,6 @@ class Runtime:
                 raise InvalidArgument(f"{ident}.{function} takes named arguments, got a list",
                                       hint=f"write {ident}.{function}{{name = value}}")
             return invoker.call(ident, account, function, arguments)
-
-        def check_limit(value: Any) -> Any:
-            return value
 
         return {
             "integration": lambda key: invoker.integration(key).manifest.id,
@@ -234,4 +255,3 @@ class Runtime:
         return names
 
 
-_ = LimitExceeded  # re-exported name used in type hints by callers
