@@ -11,6 +11,7 @@ simulator's) are replaced by the server's before checking.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -70,7 +71,8 @@ def _adapt_response(response: httpx.Response) -> _Response:
 @functools.lru_cache(maxsize=None)
 def _load(name: str, server: str) -> OpenAPI:
     """Load a spec as published; the official files are not all strictly valid, so skip spec validation."""
-    document = yaml.safe_load((SPECS / name).read_text())  # JSON is YAML too
+    text = (SPECS / name).read_text(encoding="utf-8")
+    document = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
     document["servers"] = [{"url": server}]
     return OpenAPI.from_dict(document, config=Config(spec_validator_cls=None))
 
