@@ -27,7 +27,8 @@ class Demo:
     Use as a context manager; ``runtime()`` gives a Runtime wired to the demo services.
     """
 
-    def __init__(self, integrations: list[str] | None = None) -> None:
+    def __init__(self, integrations: list[str] | None = None, *, rate_limits: bool = True) -> None:
+        """``rate_limits=False`` turns client-side rate limiting off for the demo accounts (tests, benchmarks)."""
         catalog = Catalog()
         self.simulators: dict[str, Simulator] = {}
         self.servers: dict[str, LoopbackServer] = {}
@@ -42,8 +43,9 @@ class Demo:
                 simulator = _simulator_class(module)()
                 server = LoopbackServer(simulator)
                 self.simulators[ident], self.servers[ident] = simulator, server
+                extra: dict[str, Any] = {} if rate_limits else {"rate_limit": False}
                 self.accounts_data[ident] = {
-                    name: {**fields, "base_url": server.url} for name, fields in module.DEMO_ACCOUNTS.items()
+                    name: {**fields, "base_url": server.url, **extra} for name, fields in module.DEMO_ACCOUNTS.items()
                 }
                 self._seed_store(loaded.module, ident)
         except BaseException:

@@ -1,0 +1,226 @@
+"""Whereby handlers: the Lua contract (rooms, meetings, a current user) over Whereby's REST API v1.
+
+Whereby's API has no rooms resource: a room made through the API is a *meeting*
+(``/v1/meetings``), a transient room with a ``meetingId``, ``roomUrl``, ``roomName``
+(with a leading ``/``) and start and end dates. So rooms and meetings are the same
+records here; what a meeting "was like" (sessions, participants) comes from the
+insights endpoints. Every item keeps Whereby's fields and gains the documented keys:
+``id`` (= ``meetingId``), ``meetingUrl`` (= ``roomUrl``), ``roomName`` without the
+slash, and ``roomPath`` (Whereby's ``roomName``, with it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from kosmo_runtime._calls import CallContext
+from kosmo_runtime._errors import InvalidArgument, UpstreamNotFound
+
+MEETINGS = "/v1/meetings"
+PAGE_SIZE = 100  # the largest page Whereby serves
+DEFAULT_LENGTH = timedelta(hours=1)
+URL_FIELDS = ("hostRoomUrl", "viewerRoomUrl")
+
+
+# -- shaping ----------------------------------------------------------------------------
+
+
+def _room_path(name: str) -> str:
+    """Whereby's form of a room name: with exactly one leading slash."""
+    return "/" + name.lstrip("/")
+
+
+def _room(meeting: dict[str, Any]) -> dict[str, Any]:
+    """A Whereby meeting with the Lua-facing keys added (``roomName`` loses its slash; ``roomPath`` keeps it)."""
+    path = meeting.get("roomName") or urlsplit(meeting["roomUrl"]).path
+    return {**meeting, "id": meeting["meetingId"], "meetingUrl": meeting["roomUrl"],
+            "roomName": path.lstrip("/"), "roomPath": path}
+
+
+def _label(ctx: CallContext) -> str:
+    """How messages name the call, e.g. ``whereby.create_room``."""
+    return f"{ctx.integration}.{ctx.function}"
+
+
+def _listing(page: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A list result: Whereby's page (``results``, ``cursor``) plus ``data`` and ``meta.nextCursor``."""
+    return {**page, "data": items, "meta": {"nextCursor": page.get("cursor")}}
+
+
+# -- dates ------------------------------------------------------------------------------
+
+
+def _parse_time(value: str) -> datetime:
+    """An ISO 8601 date-time (``Z`` or an offset; none means UTC, as Whereby reads it)."""
+    moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _time_arg(ctx: CallContext, args: dict[str, Any], name: str) -> datetime | None:
+    """Argument ``name`` as a date-time, ``None`` when absent; InvalidArgument when unreadable."""
+    value = args.get(name)
+    if value is None:
+        return None
+    try:
+        return _parse_time(value)
+    except ValueError:
+        raise InvalidArgument(
+            f"{_label(ctx)}: parameter '{name}' must be an ISO 8601 date-time, got {value!r}",
+            param=name, expected="ISO 8601 date-time", got=value, hint=f'write {name} = "2025-01-15T10:00:00Z"',
+        ) from None
+
+
+def _iso(moment: datetime) -> str:
+    """``moment`` in UTC to the second, e.g. ``2025-01-15T11:00:00Z``."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _end_date(start: datetime | None, end: datetime | None, requested: str | None) -> tuple[str, str | None]:
+    """The ``endDate`` to send, and a note when the requested end had passed and was moved."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    if end is None:
+        return _iso(max(now, start or now) + DEFAULT_LENGTH), None
+    if end > now:
+        return str(requested), None
+    length = end - start if start else DEFAULT_LENGTH
+    end_date = _iso(now + length)
+    return end_date, (f"end_date {requested} has passed and Whereby only accepts a future end date, so the room "
+                      f"ends at {end_date} instead ({length.total_seconds() / 60:g} minutes from now)")
+
+
+def _session_seconds(session: dict[str, Any]) -> int:
+    """How long a room session lasted, in seconds (0 while it has no end)."""
+    started = session.get("startedAt") or session.get("createdAt")
+    ended = session.get("endedAt") or session.get("endAt")
+    if not started or not ended:
+        return 0
+    return round((_parse_time(ended) - _parse_time(started)).total_seconds())
+
+
+# -- upstream access --------------------------------------------------------------------
+
+
+def _all(ctx: CallContext, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every item of a Whereby list endpoint, following ``cursor`` page by page."""
+    cursor = None
+    while True:
+        page = ctx.http.get(path, params={**params, "limit": PAGE_SIZE, "cursor": cursor})
+        yield from page["results"]
+        cursor = page.get("cursor")
+        if not cursor:
+            return
+
+
+def _meetings_page(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """One page of ``GET /v1/meetings`` for the ``limit`` and ``cursor`` arguments."""
+    return ctx.http.get(MEETINGS, params={"limit": args.get("limit"), "cursor": args.get("cursor")})
+
+
+def _find_meeting(ctx: CallContext, room_name: str) -> dict[str, Any]:
+    """The meeting whose room is ``room_name``; UpstreamNotFound when no meeting has it."""
+    wanted = _room_path(room_name)
+    for meeting in _all(ctx, MEETINGS, {}):
+        if _room(meeting)["roomPath"] == wanted:
+            return meeting
+    raise UpstreamNotFound(
+        f"{_label(ctx)}: Whereby has no room named {wanted.lstrip('/')!r} "
+        f"(searched every meeting of the organization)",
+        hint="list_rooms shows the rooms that exist; Whereby deletes a room an hour after its end date",
+        integration=ctx.integration, function=ctx.function, account=ctx.account.name,
+    )
+
+
+# -- handlers -----------------------------------------------------------------------------
+
+
+def list_rooms(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """One page of the organization's rooms (Whereby meetings)."""
+    page = _meetings_page(ctx, args)
+    return _listing(page, [_room(m) for m in page["results"]])
+
+
+def get_room(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """The room named ``room_name``, found by paging the meeting list."""
+    return _room(_find_meeting(ctx, args["room_name"]))
+
+
+def create_room(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Create a meeting; ``endDate`` defaults to an hour from now, and a past end date is moved to the future.
+
+    Whereby requires an ``endDate`` that has not passed and ignores ``startDate`` (rooms open on
+    creation). A requested end that has passed keeps the requested length (or an hour) from now,
+    and the result carries ``requestedEndDate`` and a ``note`` saying so.
+    """
+    label = _label(ctx)
+    start, end = _time_arg(ctx, args, "start_date"), _time_arg(ctx, args, "end_date")
+    if start and end and end <= start:
+        raise InvalidArgument(f"{label}: end_date must be after start_date", param="end_date",
+                              hint="give an end_date later than start_date")
+    bad = [f for f in args.get("fields") or [] if f not in URL_FIELDS]
+    if bad:
+        raise InvalidArgument(f"{label}: fields may only list {' and '.join(URL_FIELDS)}, got {bad[0]!r}",
+                              param="fields", expected=f"array of {', '.join(URL_FIELDS)}", got=bad[0],
+                              hint='write fields = {"hostRoomUrl"}')
+    end_date, note = _end_date(start, end, args.get("end_date"))
+    body: dict[str, Any] = {"endDate": end_date}
+    if args.get("room_mode"):
+        body["roomMode"] = args["room_mode"]
+    if prefix := (args.get("room_name_prefix") or "").replace(" ", "").lower():
+        body["roomNamePrefix"] = prefix
+    if args.get("fields"):
+        body["fields"] = args["fields"]
+    room = _room(ctx.http.post(MEETINGS, json=body))
+    return {**room, "requestedEndDate": args["end_date"], "note": note} if note else room
+
+
+def delete_room(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Delete the meeting whose room is ``room_name``."""
+    meeting = _find_meeting(ctx, args["room_name"])
+    ctx.http.delete(f"{MEETINGS}/{quote(meeting['meetingId'], safe='')}")
+    return {**_room(meeting), "deleted": True}
+
+
+def list_meetings(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """One page of meetings, filtered here by date window and room (Whereby has no such filters)."""
+    since, until = _time_arg(ctx, args, "from_date"), _time_arg(ctx, args, "to_date")
+    room = _room_path(args["room_name"]) if args.get("room_name") else None
+    page = _meetings_page(ctx, args)
+
+    def keep(meeting: dict[str, Any]) -> bool:
+        started = meeting.get("startDate")
+        return ((since is None or _parse_time(meeting["endDate"]) >= since)
+                and (until is None or started is None or _parse_time(started) <= until)
+                and (room is None or meeting["roomPath"] == room))
+
+    return _listing(page, [m for m in map(_room, page["results"]) if keep(m)])
+
+
+def get_meeting(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """A meeting plus its room's session insights: ``sessions``, ``duration`` (s) and ``participants``."""
+    meeting = _room(ctx.http.get(f"{MEETINGS}/{quote(args['meeting_id'], safe='')}"))
+    sessions = list(_all(ctx, "/v1/insights/room-sessions", {"roomName": meeting["roomPath"]}))
+    participants = [
+        {**person, "name": person.get("displayName")}
+        for session in sessions
+        for person in _all(ctx, "/v1/insights/participants",
+                           {"roomSessionId": session["roomSessionId"], "sortBy": "joinedAt:asc"})
+    ]
+    return {**meeting, "duration": sum(map(_session_seconds, sessions)), "sessions": sessions,
+            "participants": participants}
+
+
+def get_current_user(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Verify the API key with the cheapest read; Whereby has no identity endpoint, so no name or email."""
+    page = ctx.http.get(MEETINGS, params={"limit": 1})
+    result = {
+        "authenticated": True,
+        "account": ctx.account.name,
+        "service": "Whereby",
+        "note": "Whereby's API has no user or organization profile endpoint; the key was verified by listing meetings",
+    }
+    if page["results"]:
+        result["roomHost"] = urlsplit(page["results"][0]["roomUrl"]).hostname
+    return result
