@@ -14,6 +14,7 @@ Function sections are the ``## <function>`` sections of an integration page.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import os
 import re
@@ -56,11 +57,24 @@ def signature(manifest: Manifest, name: str) -> str:
     return f"{namespace}.{name}({{{params}}}) -> {spec.returns}   -- {spec.operation}"
 
 
+def lua_literal(value: Any) -> str:
+    """A JSON-compatible value written as Lua source."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "{" + ", ".join(lua_literal(v) for v in value) + "}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {lua_literal(v)}" for k, v in value.items()) + "}"
+    return "nil" if value is None else str(value)
+
+
 def _param(name: str, param: ParamSpec) -> str:
-    kind = " | ".join(f'"{e}"' if isinstance(e, str) else str(e) for e in param.enum) if param.enum else param.type
+    kind = " | ".join(lua_literal(e) for e in param.enum) if param.enum else param.type
     text = f"{name}{'' if param.required else '?'}: {kind}"
     if param.default is not None:
-        text += f" = {param.default!r}".replace("'", '"')
+        text += f" = {lua_literal(param.default)}"
     return text
 
 
@@ -77,7 +91,7 @@ def parameter_table(spec: FunctionSpec) -> str:
         if param.minimum is not None or param.maximum is not None:
             extra.append(f"range {'' if param.minimum is None else f'{param.minimum:g}'}..{'' if param.maximum is None else f'{param.maximum:g}'}")
         description = param.description + (f" ({'; '.join(extra)})" if extra else "")
-        default = "" if param.default is None else f"`{param.default}`"
+        default = "" if param.default is None else f"`{lua_literal(param.default)}`"
         rows.append(f"| `{name}` | {kind} | {'yes' if param.required else 'no'} | {default} | {description} |")
     return "\n".join(rows)
 

@@ -31,7 +31,9 @@ Seeded data, per demo customer (see ``DEMO_ACCOUNTS``):
   and ``Qm4pT8wLz`` (``legacy-webinars``, disabled, recording server set); a
   running composite (``mix``) recording on ``abc123``'s App ID: sid
   ``sid-abc123``, resource ID ``SEEDED_RESOURCE_ID``, cname ``meeting-room``, uid
-  ``527841``, HLS + MP4 files;
+  ``100200``, HLS + MP4 files (the ``SEEDED_*`` constants). Its uid is not
+  ``527841``, the recording uid of Agora's own examples, so that starting a
+  recording of ``meeting-room`` as ``527841`` does not collide with it (code 53);
 * ``production``: project ``prd4k2Jw9``; ``staging``: project ``stg7Hq3Vn``.
 
 Deliberate choices and quirks:
@@ -54,6 +56,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import re
 import secrets
 import string
@@ -68,23 +71,40 @@ import httpx
 
 from kosmo_runtime import Simulator, route
 
-__all__ = ["DEMO_ACCOUNTS", "SEEDED_RESOURCE_ID", "AgoraSimulator"]
+__all__ = [
+    "DEMO_ACCOUNTS",
+    "SEEDED_CLIENT_REQUEST",
+    "SEEDED_CNAME",
+    "SEEDED_RESOURCE_ID",
+    "SEEDED_SID",
+    "SEEDED_STARTED_MS",
+    "SEEDED_UID",
+    "AgoraSimulator",
+]
 
+# Credentials, plus the integration's non-secret settings: ``app_id``, ``contact_name`` and
+# ``contact_email`` (Agora has no identity endpoint; see the manifest).
 DEMO_ACCOUNTS: dict[str, dict[str, str]] = {
     "default": {
         "customer_id": "demo-agora-customer-default",
         "customer_secret": "demo-agora-secret-default",
         "app_id": "a3f9c2e47b1d4e8f9a6b5c4d3e2f1a0b",
+        "contact_name": "Kosmo Demo Video Team",
+        "contact_email": "video-team@kosmo-demo.example",
     },
     "production": {
         "customer_id": "demo-agora-customer-production",
         "customer_secret": "demo-agora-secret-production",
         "app_id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+        "contact_name": "Acme Production",
+        "contact_email": "rtc-ops@acme.example",
     },
     "staging": {
         "customer_id": "demo-agora-customer-staging",
         "customer_secret": "demo-agora-secret-staging",
         "app_id": "9a8b7c6d5e4f30211203f4e5d6c7b8a9",
+        "contact_name": "Acme Staging",
+        "contact_email": "rtc-staging@acme.example",
     },
 }
 
@@ -92,6 +112,24 @@ SEEDED_RESOURCE_ID = (
     "ZpKFNZcZzOK1RY7Pc3Mn-20Za-6qEdMtZVN_BYI6ExSB6NYNGaCN2xlvwXAEpH_QyBTwfSc4I9kUzZ-i02rbfIk5PEA2y7R5h"
     "z36woLysJ5MBZ4tebTjinIfZkVAAshtbldtwt8xfguFPbtHhvEPPseiENkVfBK7n0uE9dJaFsk4QfvS"
 )
+
+# The running composite recording seeded on the default customer's first project.
+SEEDED_SID = "sid-abc123"
+SEEDED_CNAME = "meeting-room"
+SEEDED_UID = "100200"
+SEEDED_STARTED_MS = 1718098205123  # 2024-06-11T09:30:05.123Z
+SEEDED_CLIENT_REQUEST: dict[str, Any] = {
+    "recordingConfig": {"channelType": 0, "streamTypes": 2, "maxIdleTime": 30},
+    "recordingFileConfig": {"avFileType": ["hls", "mp4"]},
+    "storageConfig": {
+        "vendor": 1,
+        "region": 0,
+        "bucket": "kosmo-demo-recordings",
+        "accessKey": "demo-agora-s3-access-key",
+        "secretKey": "demo-agora-s3-secret-key",
+        "fileNamePrefix": ["kosmo", "meetingroom"],
+    },
+}
 
 # Per demo account: (id, name, vendor_key, sign_key, recording_server, status, created).
 SEEDED_PROJECTS: dict[str, list[tuple[str, str, str, str, str | None, int, int]]] = {
@@ -222,29 +260,19 @@ class AgoraSimulator(Simulator):
         self._seed_recording(DEMO_ACCOUNTS["default"]["app_id"])
 
     def _seed_recording(self, appid: str) -> None:
-        started_ms = 1718098205123  # 2024-06-11T09:30:05.123Z
-        resource = Resource(SEEDED_RESOURCE_ID, appid, "meeting-room", "527841", 0, started_ms / 1000, sid="sid-abc123")
+        resource = Resource(
+            SEEDED_RESOURCE_ID, appid, SEEDED_CNAME, SEEDED_UID, 0, SEEDED_STARTED_MS / 1000, sid=SEEDED_SID
+        )
         self._resources[resource.resource_id] = resource
-        self._recordings["sid-abc123"] = Recording(
-            sid="sid-abc123",
+        self._recordings[SEEDED_SID] = Recording(
+            sid=SEEDED_SID,
             resource_id=SEEDED_RESOURCE_ID,
             appid=appid,
-            cname="meeting-room",
-            uid="527841",
+            cname=SEEDED_CNAME,
+            uid=SEEDED_UID,
             mode="mix",
-            client_request={
-                "recordingConfig": {"channelType": 0, "streamTypes": 2, "maxIdleTime": 30},
-                "recordingFileConfig": {"avFileType": ["hls", "mp4"]},
-                "storageConfig": {
-                    "vendor": 1,
-                    "region": 0,
-                    "bucket": "kosmo-demo-recordings",
-                    "accessKey": "demo-agora-s3-access-key",
-                    "secretKey": "demo-agora-s3-secret-key",
-                    "fileNamePrefix": ["kosmo", "meetingroom"],
-                },
-            },
-            started_ms=started_ms,
+            client_request=copy.deepcopy(SEEDED_CLIENT_REQUEST),
+            started_ms=SEEDED_STARTED_MS,
         )
 
     # -- auth and errors ---------------------------------------------------------

@@ -665,7 +665,7 @@ def test_seeded_recording_is_queryable(http: httpx.Client) -> None:
         SEEDED_RESOURCE_ID,
         "sid-abc123",
         "meeting-room",
-        "527841",
+        "100200",
     )
     server = body["serverResponse"]
     assert server["status"] == 5 and server["fileListMode"] == "json"
@@ -707,7 +707,7 @@ def test_recording_lifecycle(http: httpx.Client) -> None:
 
 def test_stopping_the_seeded_recording_returns_its_files(http: httpx.Client) -> None:
     files = http.get(SEEDED_QUERY).json()["serverResponse"]["fileList"]
-    stopped = http.post(SEEDED_STOP, json=stop_body("meeting-room", "527841"))
+    stopped = http.post(SEEDED_STOP, json=stop_body("meeting-room", "100200"))
     assert stopped.status_code == 200
     assert stopped.json()["serverResponse"]["fileList"] == files
     assert http.get(SEEDED_QUERY).status_code == 404
