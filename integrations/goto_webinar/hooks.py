@@ -1,0 +1,222 @@
+"""Handlers of the GoTo Webinar integration: G2W REST v2 plus the Admin API's ``/me``.
+
+Every G2W path is rooted at ``/organizers/{organizerKey}``. The key comes from the
+account's ``organizer_key`` setting or, when unset, from ``GET /admin/rest/v1/me``
+(``key``), read once per account and kept in ``ctx.memo``.
+
+GoTo sends keys as strings in some objects and as int64 numbers in others; results
+carry every ``key``/``...Key`` field as a string, so any key can be passed back as an ``id``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
+
+from kosmo_runtime._calls import CallContext
+from kosmo_runtime._errors import InvalidArgument
+
+ME_PATH = "/admin/rest/v1/me"
+LIST_WINDOW = timedelta(days=365)  # list_webinars covers starts from now - 1 year to now + 1 year
+MAX_PAGE_SIZE = 200
+DERIVED_STATUSES = ("ACTIVE", "IN_SESSION", "ENDED")
+SLOT_FIELDS = ("startTime", "endTime")
+
+
+# -- shared helpers ---------------------------------------------------------------------
+
+
+def _string_keys(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with every numeric ``key`` or ``...Key`` field as a string."""
+    return {
+        name: str(value) if name.lower().endswith("key") and isinstance(value, int) and not isinstance(value, bool)
+        else value
+        for name, value in record.items()
+    }
+
+
+def _me(ctx: CallContext) -> dict[str, Any]:
+    """The token's user from the Admin API; remembers its organizerKey for the account."""
+    me = _string_keys(ctx.http.get(ME_PATH))
+    ctx.memo["organizer_key"] = me["key"]
+    return me
+
+
+def _organizer_path(ctx: CallContext) -> str:
+    """``/G2W/rest/v2/organizers/{organizerKey}`` for the call's account."""
+    key = ctx.setting("organizer_key") or ctx.memo.get("organizer_key") or _me(ctx)["key"]
+    return f"/G2W/rest/v2/organizers/{quote(str(key), safe='')}"
+
+
+def _webinar_path(ctx: CallContext, webinar_key: str) -> str:
+    return f"{_organizer_path(ctx)}/webinars/{quote(webinar_key, safe='')}"
+
+
+def _instant(value: str) -> datetime:
+    """An ISO-8601 date-time from GoTo (UTC when it carries no offset)."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _status(webinar: dict[str, Any], in_session: bool, now: datetime) -> str:
+    """IN_SESSION when GoTo says so, ENDED when every time has passed, else ACTIVE."""
+    if in_session:
+        return "IN_SESSION"
+    ended = all(_instant(slot["endTime"]) <= now for slot in webinar.get("times") or [])
+    return "ENDED" if ended else "ACTIVE"
+
+
+def _page_info(total: int, page: int, size: int) -> dict[str, int]:
+    """A page object shaped like GoTo's own (Spring ``page``)."""
+    return {"size": size, "totalElements": total, "totalPages": math.ceil(total / size), "number": page}
+
+
+def _embedded(body: dict[str, Any] | None, key: str) -> list[dict[str, Any]]:
+    """The ``_embedded`` list of a paged answer (GoTo may leave ``_embedded`` out when empty)."""
+    return ((body or {}).get("_embedded") or {}).get(key) or []
+
+
+# -- webinars ---------------------------------------------------------------------------------
+
+
+def _status_warning(status: str) -> str:
+    """Why ``status``, which is not a derivable status, matches no webinar."""
+    if status.upper() == "CANCELED":
+        return ("GoTo Webinar does not list cancelled webinars (getWebinar answers 404 for them), "
+                "so no webinar can have status CANCELED")
+    return f"unknown status {status!r}: use ACTIVE, IN_SESSION, ENDED or CANCELED; nothing matches it"
+
+
+def _all_webinars(ctx: CallContext, path: str, window: dict[str, str]) -> list[dict[str, Any]]:
+    """Every webinar in ``window``, reading GoTo's pages at the maximum size."""
+    webinars: list[dict[str, Any]] = []
+    number = 0
+    while True:
+        body = ctx.http.get(path, params={**window, "page": number, "size": MAX_PAGE_SIZE})
+        chunk = _embedded(body, "webinars")
+        webinars += chunk
+        number += 1
+        if not chunk or number >= (body.get("page") or {}).get("totalPages", 0):
+            return webinars
+
+
+def _with_status(webinars: list[dict[str, Any]], live: set[str], now: datetime) -> list[dict[str, Any]]:
+    """List items with string keys and a derived ``status`` (``live``: keys in session now)."""
+    return [{**w, "status": _status(w, w["webinarKey"] in live, now)} for w in map(_string_keys, webinars)]
+
+
+def list_webinars(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Webinars starting within a year either side of now, each with a derived ``status``.
+
+    Without ``status`` one GoTo page is returned as is. With it, every page of the window
+    is read and filtered here, and ``page``/``size`` slice the filtered list.
+    """
+    page, size, status = args["page"], args["size"], args.get("status")
+    wanted = status.upper() if status is not None else None
+    if wanted is not None and wanted not in DERIVED_STATUSES:
+        return {"_embedded": {"webinars": []}, "page": _page_info(0, page, size), "warnings": [_status_warning(status)]}
+    now = datetime.now(timezone.utc)
+    window = {"fromTime": _iso(now - LIST_WINDOW), "toTime": _iso(now + LIST_WINDOW)}
+    base = _organizer_path(ctx)
+    live = {str(w["webinarKey"]) for w in ctx.http.get(f"{base}/insessionWebinars", params=window) or []}
+    if wanted is None:
+        body = ctx.http.get(f"{base}/webinars", params={**window, "page": page, "size": size}) or {}
+        webinars = _with_status(_embedded(body, "webinars"), live, now)
+        return {**body, "_embedded": {"webinars": webinars}, "window": window}
+    webinars = _with_status(_all_webinars(ctx, f"{base}/webinars", window), live, now)
+    matching = [w for w in webinars if w["status"] == wanted]
+    return {
+        "_embedded": {"webinars": matching[page * size:(page + 1) * size]},
+        "page": _page_info(len(matching), page, size),
+        "window": window,
+    }
+
+
+def get_webinar(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """One webinar (``WebinarByKey``) with a derived ``status``."""
+    webinar = _string_keys(ctx.http.get(_webinar_path(ctx, args["id"])))
+    return {**webinar, "status": _status(webinar, bool(webinar.get("inSession")), datetime.now(timezone.utc))}
+
+
+def _slot(index: int, slot: dict[str, Any]) -> dict[str, str]:
+    """One ``{startTime, endTime}`` pair, checked before anything is sent."""
+    extra = sorted(set(slot) - set(SLOT_FIELDS))
+    missing = [name for name in SLOT_FIELDS if not isinstance(slot.get(name), str)]
+    if extra or missing:
+        problem = f"has unknown field(s) {', '.join(extra)}" if extra else f"needs {' and '.join(missing)} as a string"
+        raise InvalidArgument(
+            f"goto-webinar.create_webinar: times[{index}] {problem}",
+            param="times", expected="{startTime = string, endTime = string}",
+            hint='write times = {{startTime = "2027-04-10T15:00:00Z", endTime = "2027-04-10T16:00:00Z"}}',
+        )
+    return {name: slot[name] for name in SLOT_FIELDS}
+
+
+def create_webinar(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Schedule a webinar: one slot is a ``single_session``, several a ``series``."""
+    times = [_slot(index, slot) for index, slot in enumerate(args["times"], start=1)]
+    body: dict[str, Any] = {
+        "subject": args["subject"],
+        "times": times,
+        "type": "single_session" if len(times) == 1 else "series",
+    }
+    if args.get("description") is not None:
+        body["description"] = args["description"]
+    created = ctx.http.post(f"{_organizer_path(ctx)}/webinars", json=body)
+    return {**_string_keys(created), "type": body["type"]}
+
+
+# -- sessions and panelists ---------------------------------------------------------------
+
+
+def list_sessions(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """A page of the webinar's past sessions, under ``sessions`` as well as GoTo's own key."""
+    path = f"{_webinar_path(ctx, args['webinar_id'])}/sessions"
+    body = ctx.http.get(path, params={"page": args["page"], "size": args["size"]}) or {}
+    sessions = [_string_keys(s) for s in _embedded(body, "sessionInfoResources")]
+    return {**body, "_embedded": {"sessionInfoResources": sessions, "sessions": sessions}}
+
+
+def get_session(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """A past session: its attendee list and performance, with ``attendees`` (count) and
+    ``duration`` (seconds from the session's start to its end)."""
+    path = f"{_webinar_path(ctx, args['webinar_id'])}/sessions/{quote(args['id'], safe='')}"
+    attendees = [_string_keys(a) for a in ctx.http.get(path) or []]
+    performance = ctx.http.get(f"{path}/performance")
+    info = performance["sessionInfo"]
+    duration = _instant(info["endTime"]) - _instant(info["startTime"])
+    return {
+        **performance,
+        "sessionKey": str(info["sessionKey"]),
+        "webinarKey": args["webinar_id"],
+        "startTime": info["startTime"],
+        "endTime": info["endTime"],
+        "duration": int(duration.total_seconds()),
+        "attendees": len(attendees),
+        "attendeeList": attendees,
+    }
+
+
+def list_panelists(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """The webinar's panelists (one unpaged GoTo list), sliced by ``page``/``size``."""
+    panelists = ctx.http.get(f"{_webinar_path(ctx, args['webinar_id'])}/panelists") or []
+    page, size = args["page"], args["size"]
+    return {
+        "_embedded": {"panelists": panelists[page * size:(page + 1) * size]},
+        "page": _page_info(len(panelists), page, size),
+    }
+
+
+# -- identity -------------------------------------------------------------------------------
+
+
+def get_current_user(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """The token's user; ``organizerKey`` repeats ``key``, the key G2W paths use."""
+    me = _me(ctx)
+    return {**me, "organizerKey": me["key"]}
