@@ -7,6 +7,8 @@ Everything public is imported from here; the ``_private`` modules may change.
     print(result.result)   # 42
 """
 
+import logging
+
 from ._accounts import Account, AccountsConfig, Secret
 from ._calls import CallContext
 from ._demo import Demo
@@ -45,6 +47,9 @@ from ._simulate import ConnectionDropped, Fault, LoopbackServer, Simulator, rout
 from ._store import Store
 
 __version__ = "0.1.0"
+
+# A library logs, the application decides where logs go (no output unless configured).
+logging.getLogger("kosmo_runtime").addHandler(logging.NullHandler())
 
 __all__ = [
     "Account",

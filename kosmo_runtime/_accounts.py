@@ -104,6 +104,7 @@ class _AccountEntry:
     name: str
     fields: dict[str, Any]
     line: int | None
+    field_lines: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -134,7 +135,8 @@ class AccountsConfig:
 
     @classmethod
     def empty(cls) -> AccountsConfig:
-        return cls("(no accounts file)", {}, {}, {})
+        """No accounts: the state when no accounts file was given or found."""
+        return cls("", {}, {}, {})
 
     @classmethod
     def load(cls, path: str | Path, manifest_for: Callable[[str], Manifest | None], known: Callable[[], list[str]],
@@ -157,10 +159,7 @@ class AccountsConfig:
         except DuplicateKey as exc:
             raise _file_error(source, exc.line, str(exc), "remove or rename one of them") from None
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark else None
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise _file_error(source, line, f"invalid YAML: {problem}", "fix the YAML syntax (indentation, quotes, colons)") from None
+            raise _yaml_error(exc, source, text) from None
         return _Checker(located, source, manifest_for, known).build(environ)
 
     # -- queries ---------------------------------------------------------------
@@ -186,11 +185,13 @@ class AccountsConfig:
         """The resolved account (``None``: the default); raises NotFound or AccountError."""
         entry = self._integrations.get(integration)
         if entry is None or not entry.accounts:
+            where = (f"the accounts file {self.source}" if self.source else
+                     f"an accounts file (pass --accounts PATH, set KOSMO_ACCOUNTS, or create {default_accounts_path()})")
             raise AccountError(
                 f"no account is configured for {integration}",
                 integration=integration,
-                hint=f"add an account under integrations: {integration}: accounts: in the accounts file "
-                     f"({self.source}); see 'kosmo accounts list' and the README",
+                hint=f"add an account under 'integrations: {integration}: accounts:' in {where}; "
+                     "the README shows the format",
             )
         resolved_name = name if name not in (None, "default") else self.default_account(integration)
         if resolved_name is None:
@@ -213,9 +214,10 @@ class AccountsConfig:
 
     def _resolve(self, integration: str, entry: _AccountEntry) -> Account:
         manifest = self._manifests[integration]
-        where = f"{self.source}:{entry.line}" if entry.line else self.source
         values: dict[str, Any] = {}
         for key, raw in entry.fields.items():
+            line = entry.field_lines.get(key, entry.line)
+            where = f"{self.source}:{line}" if line else self.source
             if isinstance(raw, str):
                 missing = [v for v in _VARIABLE.findall(raw) if v not in self._environ]
                 if missing:
@@ -232,7 +234,8 @@ class AccountsConfig:
         settings.update({k: v for k, v in values.items() if k in manifest.settings})
         for name, spec in manifest.credentials.items():
             if spec.required and not credentials.get(name, Secret("")).reveal():
-                raise AccountError(f"account {integration}.{entry.name}: credential '{name}' is empty ({where})",
+                line = entry.field_lines.get(name, entry.line)
+                raise AccountError(f"account {integration}.{entry.name}: credential '{name}' is empty ({self.source}:{line})",
                                    integration=integration, account=entry.name,
                                    hint=f"set '{name}' to a value or ${{VARIABLE}}")
         policy = values.get("writes", self.settings.get("writes", "allow"))
@@ -269,6 +272,21 @@ class AccountsConfig:
                     "label": account.fields.get("label"),
                 })
         return rows
+
+
+def _yaml_error(exc: yaml.YAMLError, source: str, text: str) -> AccountsFileError:
+    """The file error for a YAML syntax error: the line where the broken construct starts."""
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    last_line = max(1, len(text.splitlines()))
+    line = mark.line + 1 if mark else None
+    if context_mark is not None and (line is None or line > last_line or "quoted" in (context or "")):
+        line = context_mark.line + 1
+    detail = f"{context}: {problem}" if context else problem
+    return _file_error(source, min(line, last_line) if line else None, f"invalid YAML: {detail}",
+                       "fix the YAML syntax (indentation with spaces, matching quotes, 'key: value')")
 
 
 def _positive(value: Any) -> bool:
@@ -344,12 +362,16 @@ class _Checker:
                                 "use lower-case letters, digits and _ (it becomes a Lua name)")
             if manifest.resolve_function(name) is not None:
                 raise self.fail(account_path, f"account name {name!r} is also a function of {manifest.id}", "choose another name")
-            accounts[name] = _AccountEntry(name, self.account(manifest, self.mapping(fields, account_path, name), account_path),
-                                           self.located.line(*account_path))
+            checked = self.account(manifest, self.mapping(fields, account_path, name), account_path)
+            accounts[name] = _AccountEntry(name, checked, self.located.line(*account_path),
+                                           {key: self.located.line(*account_path, key) or 0 for key in checked})
         default = body.get("default")
         if default is not None and default not in accounts:
             raise self.fail((*path, "default"), f"default account {default!r} is not defined",
                             _did_you_mean(str(default), accounts, "accounts"))
+        if default not in (None, "default") and "default" in accounts:
+            raise self.fail((*path, "default"), f"'default: {default}' hides the account named 'default' "
+                            "(.default would mean the other account)", "rename the account called 'default', or drop 'default:'")
         return _IntegrationEntry(default, accounts, self.located.line(*path))
 
     def account(self, manifest: Manifest, fields: dict[str, Any], path: tuple[Any, ...]) -> dict[str, Any]:

@@ -159,7 +159,7 @@ class Docs:
         paths = [u.path for u in self._units]
         close = difflib.get_close_matches(path, paths, n=3, cutoff=0.4)
         return NotFound(f"no doc page {path!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
-                        candidates=close or None, hint="list pages with lua_list_docs() or search with lua_search_docs(query)")
+                        candidates=close or None, hint="list pages with lua_list_docs() (kosmo docs list) or search with lua_search_docs(query) (kosmo docs search)")
 
     # -- listing and search --------------------------------------------------------
 

@@ -119,12 +119,18 @@ def test_default_is_the_explicit_default_key(runtime: Runtime) -> None:
             default: second
             accounts:
               first: {api_key: a}
-              default: {api_key: b}
               second: {api_key: c}
         """)
     assert config.default_account("test-notes") == "second"
     assert config.account("test-notes").name == "second"
     assert config.account("test-notes", None).credential("api_key") == "c"
+
+
+def test_default_key_may_not_hide_an_account_named_default(runtime: Runtime) -> None:
+    error = file_error(runtime, "integrations:\n  test-notes:\n    default: second\n    accounts:\n"
+                                "      default: {api_key: b}\n      second: {api_key: c}\n")
+    assert error.line == 3
+    assert "hides the account named 'default'" in error.message
 
 
 def test_default_is_the_account_named_default(runtime: Runtime) -> None:
@@ -259,9 +265,10 @@ def test_missing_variable_fails_only_when_that_account_is_used(runtime: Runtime)
     with pytest.raises(AccountError) as caught:
         config.account("test-notes", "broken")
     error = caught.value
-    account_line = line_of(ENV_FILE, "broken:")
+    field_line = line_of(ENV_FILE, "broken:") + 1  # the api_key line inside the account
+    assert "MISSING_VAR" in ENV_FILE.splitlines()[field_line - 1]
     assert error.message == (f"account test-notes.broken needs environment variable MISSING_VAR "
-                             f"(for 'api_key', accounts.yaml:{account_line}), which is not set")
+                             f"(for 'api_key', accounts.yaml:{field_line}), which is not set")
     assert error.integration == "test-notes" and error.account == "broken"
     assert error.hint == "export MISSING_VAR=... before running, or change 'api_key' in accounts.yaml"
 
@@ -294,7 +301,7 @@ def test_empty_credential_fails_on_use(runtime: Runtime) -> None:
     config = parse(runtime, text, {"EMPTY": ""})
     with pytest.raises(AccountError) as caught:
         config.account("test-notes")
-    assert caught.value.message == f"account test-notes.main: credential 'api_key' is empty (accounts.yaml:{line_of(text, 'main:')})"
+    assert caught.value.message == f"account test-notes.main: credential 'api_key' is empty (accounts.yaml:{line_of(text, 'api_key:')})"
     assert caught.value.hint == "set 'api_key' to a value or ${VARIABLE}"
 
 
@@ -346,7 +353,7 @@ def test_yaml_syntax_error_names_line(runtime: Runtime) -> None:
     error = file_error(runtime, text)
     assert error.line == line_of(text, "broken: here")
     assert error.message.startswith(f"accounts.yaml:{error.line}: invalid YAML: ")
-    assert error.hint == "fix the YAML syntax (indentation, quotes, colons)"
+    assert error.hint == "fix the YAML syntax (indentation with spaces, matching quotes, 'key: value')"
 
 
 def test_yaml_tab_indentation_error_names_line(runtime: Runtime) -> None:
@@ -356,8 +363,6 @@ def test_yaml_tab_indentation_error_names_line(runtime: Runtime) -> None:
     assert error.message.startswith("accounts.yaml:3: invalid YAML: ")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an unterminated quote is reported at the end-of-stream line "
-                                       "(past the last line of the file) instead of the line where the quote opens")
 def test_yaml_unterminated_quote_names_the_line_of_the_quote(runtime: Runtime) -> None:
     text = """\
         integrations:
@@ -693,9 +698,6 @@ def test_runtime_without_accounts_file_explains_how_to_configure() -> None:
         assert run.error.message == "no account is configured for test-notes"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with no accounts file the hint says 'in the accounts file "
-                                       "((no accounts file))' and never says where the file goes "
-                                       "(--accounts, KOSMO_ACCOUNTS or the per-user path)")
 def test_runtime_without_accounts_file_hint_says_where_the_file_goes() -> None:
     with Runtime(integration_paths=[FIXTURES], store=":memory:") as rt:
         with pytest.raises(AccountError) as caught:
