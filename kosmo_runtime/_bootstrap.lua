@@ -238,6 +238,20 @@ function safe_string.rep(s, n, sep)
   return str_rep(s, n, sep)
 end
 
+-- os.time() and os.date(format) read the Runtime's clock (the demo's simulated date in
+-- demo mode) instead of the host's; with an explicit time they are standard Lua.
+local os_time, os_date = os.time, os.date
+local function clock_seconds() return checked(host.epoch()) end
+local safe_os = {clock = os.clock, difftime = os.difftime}
+function safe_os.time(t)
+  if t == nil then return clock_seconds() end
+  return os_time(t)
+end
+function safe_os.date(format, t)
+  if t == nil then t = clock_seconds() end
+  return os_date(format, t)
+end
+
 local safe_table = copy(table)
 function safe_table.move(a1, f, e, t, a2)
   if math_type(f) and math_type(e) and e - f > 1e7 then
@@ -370,7 +384,7 @@ local function make_env()
   env.math = copy(math)
   env.utf8 = copy(utf8)
   env.coroutine = copy(safe_coroutine)
-  env.os = {time = os.time, clock = os.clock, date = os.date, difftime = os.difftime}
+  env.os = copy(safe_os)
   env.json = readonly(json, "json")
   for name, value in pairs(extras) do env[name] = value end
   env._G = env

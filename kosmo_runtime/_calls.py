@@ -13,10 +13,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from ._accounts import Account, AccountsConfig, WritePolicy
+from ._clock import Clock, read, utc_now
 from ._discovery import Catalog
 from ._errors import IntegrationBug, KosmoError, LimitExceeded, NotFound
 from ._http import ClientPool, DryRunIntercept, Http, RetryPolicy, Trace, redact
@@ -35,8 +37,9 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 @dataclass
 class CallContext:
     """What a handler gets: the account (settings; secrets stay with the HTTP layer's auth),
-    an ``http`` client bound to it, a ``store`` for facts the service cannot answer, and a
-    ``memo`` dict kept per account for the life of the Runtime (e.g. a resolved user key)."""
+    an ``http`` client bound to it, a ``store`` for facts the service cannot answer, a
+    ``memo`` dict kept per account for the life of the Runtime (e.g. a resolved user key),
+    and the Runtime's ``clock`` (read it with :meth:`now`)."""
 
     integration: str
     function: str
@@ -44,9 +47,14 @@ class CallContext:
     http: Http
     store: ScopedStore
     memo: dict[str, Any]
+    clock: Clock = utc_now
 
     def setting(self, name: str) -> Any:
         return self.account.settings.get(name)
+
+    def now(self) -> datetime:
+        """The current time (aware, UTC) by the Runtime's clock: real time, or the demo's simulated date."""
+        return read(self.clock)
 
 
 @dataclass
@@ -67,6 +75,7 @@ class Invoker:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     run_id: str = ""
     on_call: Callable[[CallRecord, dict[str, Any]], None] | None = None
+    clock: Clock = utc_now
 
     def integration(self, name: str) -> LoadedIntegration:
         """The installed integration called ``name``; raises NotFound with the closest names."""
@@ -114,7 +123,7 @@ class Invoker:
                         remaining=self.remaining, dry_run=self.dry_run, retry=self.retry, trace=trace,
                         limiter=self.pool.limiter(manifest, account))
             context = CallContext(ident, function, account, http, self.store.scoped(ident, account.name),
-                                  self.memos.setdefault((ident, account.name), {}))
+                                  self.memos.setdefault((ident, account.name), {}), self.clock)
             try:
                 result = _execute(loaded, function, spec, context, args)
             except DryRunIntercept as intercepted:

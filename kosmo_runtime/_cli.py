@@ -130,7 +130,8 @@ def _runtime(args: argparse.Namespace) -> Iterator[Runtime]:
         from ._demo import Demo
 
         with Demo() as demo:
-            print(f"[demo] simulated {', '.join(demo.servers)} are answering on 127.0.0.1; "
+            print(f"[demo] simulated {', '.join(demo.servers)} are answering on 127.0.0.1 "
+                  f"(simulated date {demo.now():%Y-%m-%d}); "
                   "no real service is called and no credentials are needed", file=sys.stderr)
             with demo.runtime(limits=limits, approve=approve, audit_log=getattr(args, "audit_log", None)) as runtime:
                 yield runtime

@@ -15,6 +15,7 @@ import httpx
 from ._accounts import AccountsConfig, WritePolicy, default_accounts_path
 from ._audit import AuditLog
 from ._calls import Invoker
+from ._clock import Clock, utc_now
 from ._discovery import Catalog
 from ._docs import Docs
 from ._errors import InvalidArgument, KosmoError, NotFound
@@ -46,6 +47,9 @@ class Runtime:
     ``retry``              the ``RetryPolicy`` for failed requests (its ``sleep`` also paces the rate limiters).
     ``audit_log``          path of a JSON Lines audit log (default: ``$KOSMO_AUDIT_LOG``, else the accounts
                            file's ``settings: audit_log``, else none).
+    ``clock``              what "now" is: a callable returning an aware datetime, read by handlers
+                           (``ctx.now()``) and by scripts (``os.time()``, ``os.date(format)``). Default: the
+                           real clock in UTC; ``Demo.runtime()`` passes the demo's simulated date.
 
     A Runtime is safe to share between threads; each run gets its own Lua state.
     """
@@ -64,8 +68,10 @@ class Runtime:
         docs_path: str | Path | None = None,
         retry: RetryPolicy | None = None,
         audit_log: str | Path | AuditLog | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.limits = limits or Limits()
+        self.clock: Clock = clock or utc_now
         self.catalog = Catalog(integration_paths)
         self.docs = Docs(self.catalog, docs_path)
         self.writes = writes
@@ -150,7 +156,7 @@ class Runtime:
         run and turns each write into a description of what would be sent; ``read_only`` denies writes.
         """
         limits = limits or self.limits
-        sandbox = Sandbox(limits)
+        sandbox = Sandbox(limits, date_clock=self.clock)
         try:
             invoker = self._invoker(sandbox, limits, dry_run=dry_run, read_only=read_only, writes=writes, approve=approve)
         except KosmoError as exc:
@@ -224,6 +230,7 @@ class Runtime:
             retry=self.retry,
             run_id=uuid.uuid4().hex[:12],
             on_call=audit.record if audit is not None else None,
+            clock=self.clock,
         )
 
     def _host_functions(self, invoker: Invoker, convert: Converter) -> dict[str, Any]:

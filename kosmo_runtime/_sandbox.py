@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any
 
 from lupa import lua54
 
+from ._clock import Clock, read, utc_now
 from ._errors import (
     CallError,
     IntegrationBug,
@@ -55,9 +57,14 @@ def _bytecode(filename: str) -> bytes:
 
 
 class Sandbox:
-    """A fresh Lua state for one run, with limits, captured output and the safe library set."""
+    """A fresh Lua state for one run, with limits, captured output and the safe library set.
 
-    def __init__(self, limits: Limits, *, clock: Callable[[], float] = time.monotonic) -> None:
+    ``clock`` (monotonic seconds) times the run for the wall-clock limit; ``date_clock`` is
+    the Runtime's clock, which the script's ``os.time()`` and ``os.date(format)`` read.
+    """
+
+    def __init__(self, limits: Limits, *, clock: Callable[[], float] = time.monotonic,
+                 date_clock: Clock = utc_now) -> None:
         self.limits = limits
         self.clock = clock
         self.started = clock()
@@ -78,6 +85,7 @@ class Sandbox:
             "max_instructions": limits.instructions,
             "deadline": self.deadline,
             "now": clock,
+            "epoch": self._host(lambda: math.floor(read(date_clock).timestamp())),
             "limit": self._record_limit,
             "print": self._host(self._print),
             "json_encode": self._host(self._json_encode),

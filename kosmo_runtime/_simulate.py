@@ -11,6 +11,9 @@ can be mounted two ways:
 
 Faults (latency, an error status with ``Retry-After``, a malformed body, a
 dropped connection) are injected with :meth:`Simulator.inject`.
+
+A simulator's idea of the current time is :meth:`Simulator.now`: the real clock
+by default, the demo's simulated date when ``Demo`` passes its ``clock``.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 import httpx
+
+from ._clock import Clock, read, utc_now
 
 __all__ = [
     "ConnectionDropped",
@@ -103,12 +109,18 @@ class Simulator:
     service's error body for a status), and seed their state in
     :meth:`seed`. Every request seen is appended to :attr:`requests`, which the
     contract tests check against the official specs.
+
+    ``clock`` (a callable returning an aware datetime) is the simulated world's
+    time; subclasses read it with :meth:`now` for everything time-dependent
+    (seeding relative dates, "in the past" checks, expiry, timestamps). Default:
+    the real clock.
     """
 
     service: str = ""
 
-    def __init__(self, credentials: Collection[str]) -> None:
+    def __init__(self, credentials: Collection[str], clock: Clock | None = None) -> None:
         self.credentials = frozenset(credentials)
+        self._clock: Clock = clock or utc_now
         self.requests: list[httpx.Request] = []
         self._faults: list[Fault] = []
         self._lock = threading.RLock()
@@ -133,6 +145,10 @@ class Simulator:
         return self.json(status, {"error": message, **extra})
 
     # -- helpers for handlers ------------------------------------------------
+
+    def now(self) -> datetime:
+        """The current time of this simulator's world (aware, UTC)."""
+        return read(self._clock)
 
     @staticmethod
     def json(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:

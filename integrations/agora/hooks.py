@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -189,7 +188,7 @@ def get_recording(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
                  "because Agora cannot list recordings; see list_recordings", **_context(ctx))
     path = (f"/v1/apps/{record['app_id']}/cloud_recording/resourceid/{record['resourceId']}"
             f"/sid/{sid}/mode/{record['mode']}/query")
-    checked = int(time.time())
+    checked = int(ctx.now().timestamp())
     try:
         body = ctx.http.get(path)
     except UpstreamNotFound as exc:
@@ -256,7 +255,7 @@ def start_recording(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
         raise BadResponse(f"agora.start_recording: Agora answered start without a sid "
                           f"(code {started.get('code')}: {started.get('reason')})", **_context(ctx))
     record = recording_record(sid=started["sid"], resource_id=resource_id, mode=mode, app_id=app_id,
-                              started_at=int(time.time()), storage=client["storageConfig"], **who)
+                              started_at=int(ctx.now().timestamp()), storage=client["storageConfig"], **who)
     ctx.store.put(RECORDINGS, record["sid"], record)
     return {**started, **record}
 

@@ -60,9 +60,8 @@ import copy
 import re
 import secrets
 import string
-import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -70,6 +69,7 @@ from typing import Any
 import httpx
 
 from kosmo_runtime import Simulator, route
+from kosmo_runtime._clock import Clock
 
 __all__ = [
     "DEMO_ACCOUNTS",
@@ -242,11 +242,10 @@ class AgoraSimulator(Simulator):
 
     service = "agora"
 
-    def __init__(self, credentials: Collection[str] | None = None) -> None:
-        self.clock: Callable[[], float] = time.time
+    def __init__(self, credentials: Collection[str] | None = None, clock: Clock | None = None) -> None:
         if credentials is None:
             credentials = [_credential(account) for account in DEMO_ACCOUNTS.values()]
-        super().__init__(credentials)
+        super().__init__(credentials, clock)
 
     # -- state -------------------------------------------------------------------
 
@@ -364,7 +363,7 @@ class AgoraSimulator(Simulator):
             return self._message(400, f"Duplicate project name: {name}")
         project_id = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(9))
         sign_key = uuid.uuid4().hex if enable else ""
-        project = Project(project_id, name, uuid.uuid4().hex, sign_key, None, 1, int(self.clock()))
+        project = Project(project_id, name, uuid.uuid4().hex, sign_key, None, 1, int(self.now().timestamp()))
         projects[project_id] = project
         return self.json(201, {"project": project.as_json()})
 
@@ -474,7 +473,7 @@ class AgoraSimulator(Simulator):
             return self._fail(400, 401, "invalid_channel_name", cname=cname, uid=uid)
         if project.status != 1:
             return self._fail(400, 405, "no_active_status", cname=cname, uid=uid)
-        resource = Resource(secrets.token_urlsafe(132), appid, cname, uid, scene, self.clock())
+        resource = Resource(secrets.token_urlsafe(132), appid, cname, uid, scene, self.now().timestamp())
         self._resources[resource.resource_id] = resource
         return self.json(200, {"cname": cname, "uid": uid, "resourceId": resource.resource_id})
 
@@ -511,7 +510,7 @@ class AgoraSimulator(Simulator):
         refused = self._start_refusal(resource, appid, cname, uid, echo)
         if refused is not None:
             return refused
-        recording = Recording(uuid.uuid4().hex, resourceid, appid, cname, uid, mode, client, int(self.clock() * 1000))
+        recording = Recording(uuid.uuid4().hex, resourceid, appid, cname, uid, mode, client, int(self.now().timestamp() * 1000))
         resource.sid = recording.sid
         self._recordings[recording.sid] = recording
         return self.json(200, {"cname": cname, "uid": uid, "resourceId": resourceid, "sid": recording.sid})
@@ -526,7 +525,7 @@ class AgoraSimulator(Simulator):
             return self._fail(400, 1003, "appid does not match resourceId", **echo)
         if (resource.cname, resource.uid) != (cname, uid):
             return self._fail(400, 432, "cname or uid does not match resourceId", **echo)
-        if self.clock() - resource.issued_at > RESOURCE_TTL_SECONDS:
+        if self.now().timestamp() - resource.issued_at > RESOURCE_TTL_SECONDS:
             return self._fail(400, 433, "resourceId expired", **echo)
         for running in self._recordings.values():
             if not running.stopped and (running.appid, running.cname, running.uid) == (appid, cname, uid):

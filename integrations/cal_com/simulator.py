@@ -26,7 +26,8 @@ then is ``"Bad Request Exception"``). A 500 is Nest's bare ``{"statusCode": 500,
 "Internal server error"}``; a 429 is a ``ThrottlerException`` with
 ``X-RateLimit-{Limit,Remaining,Reset}-Default`` (and ``Retry-After`` when the fault sets it).
 
-Seeded data (times are relative to midnight UTC of the day the simulator starts):
+Seeded data (times are relative to midnight UTC of the simulator's day when it
+starts, per its clock, ``Simulator.now``):
 
 * users 1047 ``alex-morgan`` (the ``default`` account's key; any other accepted key is Alex
   too), 1048 ``jordan-lee`` (``work``), 1063 ``sam-rivera`` (``personal``);
@@ -77,6 +78,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from kosmo_runtime import Simulator, route
+from kosmo_runtime._clock import Clock
 
 __all__ = ["BOOKINGS_VERSIONS", "DEMO_ACCOUNTS", "EVENT_TYPES_VERSIONS", "CalComSimulator"]
 
@@ -291,10 +293,6 @@ def _endpoint(
         return route(method, template)(handler)
 
     return mark
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _iso(moment: datetime) -> str:
@@ -822,11 +820,11 @@ class CalComSimulator(Simulator):
 
     service = "cal-com"
 
-    def __init__(self, credentials: Collection[str] | None = None) -> None:
+    def __init__(self, credentials: Collection[str] | None = None, clock: Clock | None = None) -> None:
         self._local = threading.local()  # the URL being answered, for error bodies
         if credentials is None:
             credentials = [account["api_key"] for account in DEMO_ACCOUNTS.values()]
-        super().__init__(credentials)
+        super().__init__(credentials, clock)
 
     # -- the Simulator contract -------------------------------------------------------------------
 
@@ -877,7 +875,7 @@ class CalComSimulator(Simulator):
         if details is not None:
             problem["details"] = details
         url = getattr(self._local, "url", "/")
-        return self.json(status, {"status": "error", "timestamp": _iso(_now()), "path": url, "error": problem}, headers)
+        return self.json(status, {"status": "error", "timestamp": _iso(self.now()), "path": url, "error": problem}, headers)
 
     def seed(self) -> None:
         self._users = {
@@ -911,7 +909,7 @@ class CalComSimulator(Simulator):
         self._next_booking_id = max(self._bookings) + 1
 
     def _seed_bookings(self) -> list[_Booking]:
-        midnight = _now().replace(hour=0, minute=0, second=0, microsecond=0)
+        midnight = self.now().replace(hour=0, minute=0, second=0, microsecond=0)
 
         def booking(
             booking_id: int, uid: str, event_type_id: int, days: int, hour: int, status: str, attendee: _Attendee,
@@ -1113,7 +1111,7 @@ class CalComSimulator(Simulator):
 
     def _matching_bookings(self, user: _User, query: dict[str, Any]) -> list[_Booking]:
         """Cal.com's ``getBookings``: the bookings the user may see, filtered by the validated query."""
-        now = _now()
+        now = self.now()
         found = [b for b in self._bookings.values() if self._visible_to(user, b)]
         if query.get("status"):
             found = [b for b in found if any(_has_status(b, status, now) for status in query["status"])]
@@ -1184,7 +1182,7 @@ class CalComSimulator(Simulator):
 
     def _organizer(self, event_type: _EventType, start: datetime, end: datetime) -> _User:
         """The owner, the first free round-robin host, or the first host of a collective event; else 400."""
-        now = _now()
+        now = self.now()
         if start < now:
             raise _HttpError(400, "Attempting to book a meeting in the past.")
         if start < now + _MINIMUM_NOTICE:
@@ -1224,7 +1222,7 @@ class CalComSimulator(Simulator):
             **({"guests": guests} if "guests" in body else {}),
             "location": location[1],
         }
-        now = _now()
+        now = self.now()
         booking = _Booking(
             self._next_booking_id, uid, event_type.id, host.id,
             f"{event_type.title} between {host.name} and {attendee.name}", str(responses.get("notes") or ""),

@@ -121,7 +121,7 @@ def list_webinars(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     wanted = status.upper() if status is not None else None
     if wanted is not None and wanted not in DERIVED_STATUSES:
         return {"_embedded": {"webinars": []}, "page": _page_info(0, page, size), "warnings": [_status_warning(status)]}
-    now = datetime.now(timezone.utc)
+    now = ctx.now()
     window = {"fromTime": _iso(now - LIST_WINDOW), "toTime": _iso(now + LIST_WINDOW)}
     base = _organizer_path(ctx)
     live = {str(w["webinarKey"]) for w in ctx.http.get(f"{base}/insessionWebinars", params=window) or []}
@@ -141,7 +141,7 @@ def list_webinars(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
 def get_webinar(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """One webinar (``WebinarByKey``) with a derived ``status``."""
     webinar = _string_keys(ctx.http.get(_webinar_path(ctx, args["id"])))
-    return {**webinar, "status": _status(webinar, bool(webinar.get("inSession")), datetime.now(timezone.utc))}
+    return {**webinar, "status": _status(webinar, bool(webinar.get("inSession")), ctx.now())}
 
 
 def _slot(index: int, slot: dict[str, Any]) -> dict[str, str]:

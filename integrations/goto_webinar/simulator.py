@@ -23,7 +23,7 @@ missing or unknown token answers **403** (not 401) with
 than the token's own answers 403. Service errors are
 ``{"errorCode": ..., "description": ..., "incident": <int64>}``.
 
-Seeded data (times are computed from the clock at construction, on round hours
+Seeded data (times are computed from the simulator's clock at construction, on round hours
 UTC; one account ``5126718393029384756`` holds three organizers):
 
 * ``default`` organizer ``200000000000123456`` (Avery Morgan):
@@ -75,6 +75,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from kosmo_runtime import Simulator, route
+from kosmo_runtime._clock import Clock
 
 __all__ = ["DEMO_ACCOUNTS", "GoToWebinarSimulator"]
 
@@ -115,10 +116,6 @@ class _ApiError(Exception):
         self.status = status
         self.description = description
         self.error_code = error_code or _ERROR_CODES.get(status, "Error")
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def _iso(moment: datetime) -> str:
@@ -298,10 +295,10 @@ class GoToWebinarSimulator(Simulator):
 
     service = "goto-webinar"
 
-    def __init__(self, credentials: Collection[str] | None = None) -> None:
+    def __init__(self, credentials: Collection[str] | None = None, clock: Clock | None = None) -> None:
         if credentials is None:
             credentials = [account["access_token"] for account in DEMO_ACCOUNTS.values()]
-        super().__init__(credentials)
+        super().__init__(credentials, clock)
 
     # -- the Simulator contract -------------------------------------------------
 
@@ -329,7 +326,7 @@ class GoToWebinarSimulator(Simulator):
 
     def seed(self) -> None:
         self._rng = random.Random(20_160_323)
-        now = _now()
+        now = self.now().replace(microsecond=0)
         midnight = now.replace(hour=0, minute=0, second=0)
         hour = now.replace(minute=0, second=0)
 
@@ -725,7 +722,7 @@ class GoToWebinarSimulator(Simulator):
     def get_webinar(self, request: httpx.Request, organizerKey: str, webinarKey: str) -> httpx.Response:
         """One webinar; 404 when unknown or cancelled."""
         webinar = self._webinar(request, organizerKey, webinarKey)
-        return self.json(200, self._render_webinar_by_key(webinar, _now()))
+        return self.json(200, self._render_webinar_by_key(webinar, self.now()))
 
     @route("DELETE", _G2W + "/webinars/{webinarKey}")
     def cancel_webinar(self, request: httpx.Request, organizerKey: str, webinarKey: str) -> httpx.Response:
@@ -737,7 +734,7 @@ class GoToWebinarSimulator(Simulator):
         if delete_all and webinar.recurrence_key:
             series = webinar.recurrence_key
             doomed = [w for w in self._webinars.values() if w.recurrence_key == series and not w.cancelled]
-        now = _now()
+        now = self.now()
         if any(w.in_session(now) for w in doomed):
             raise _ApiError(409, "The webinar is in session and cannot be cancelled", "WebinarInSession")
         for doomed_webinar in doomed:
@@ -751,7 +748,7 @@ class GoToWebinarSimulator(Simulator):
         params = request.url.params
         start = _parse_instant(params["fromTime"], "fromTime") if "fromTime" in params else None
         end = _parse_instant(params["toTime"], "toTime") if "toTime" in params else None
-        now = _now()
+        now = self.now()
         live = [
             w for w in self._webinars.values()
             if w.organizer is organizer and not w.cancelled and w.in_session(now)
@@ -843,7 +840,7 @@ class GoToWebinarSimulator(Simulator):
             raise _ApiError(400, "A single_session webinar takes exactly one startTime/endTime pair")
         if kind == "series" and len(slots) < 2:
             raise _ApiError(400, "A series webinar takes two or more startTime/endTime pairs")
-        now = _now()
+        now = self.now()
         for start, end in slots:
             if start <= now:
                 raise _ApiError(400, f"Webinar times must be in the future: {_iso(start)} has passed")

@@ -78,9 +78,10 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _end_date(start: datetime | None, end: datetime | None, requested: str | None) -> tuple[str, str | None]:
-    """The ``endDate`` to send, and a note when the requested end had passed and was moved."""
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+def _end_date(now: datetime, start: datetime | None, end: datetime | None,
+              requested: str | None) -> tuple[str, str | None]:
+    """The ``endDate`` to send, and a note when the requested end had passed (at ``now``) and was moved."""
+    now = now.replace(microsecond=0)
     if end is None:
         return _iso(max(now, start or now) + DEFAULT_LENGTH), None
     if end > now:
@@ -164,7 +165,7 @@ def create_room(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
         raise InvalidArgument(f"{label}: fields may only list {' and '.join(URL_FIELDS)}, got {bad[0]!r}",
                               param="fields", expected=f"array of {', '.join(URL_FIELDS)}", got=bad[0],
                               hint='write fields = {"hostRoomUrl"}')
-    end_date, note = _end_date(start, end, args.get("end_date"))
+    end_date, note = _end_date(ctx.now(), start, end, args.get("end_date"))
     body: dict[str, Any] = {"endDate": end_date}
     if args.get("room_mode"):
         body["roomMode"] = args["room_mode"]

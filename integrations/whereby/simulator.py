@@ -21,9 +21,11 @@ organization:<id>", "data": {"msLeft": <int>}}`` with ``Retry-After``,
 ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset``.
 Lists are ``{"results": [...], "cursor": "<opaque>" | null}``.
 
-Seeded data (ids are stable; dates are relative to midnight UTC of the day the simulator starts):
+Seeded data (ids are stable; dates are relative to midnight UTC of the
+simulator's day when it starts, per its clock ``Simulator.now``, except the
+January 2025 ones, which are absolute):
 
-* 18 meetings, oldest first: four held in January 2025 (``71234501``,
+* 18 meetings, oldest first: four in January 2025 (``71234501``,
   ``71234588`` on 2025-01-15 10:00-11:00 UTC, ``71239012``, ``71240377``),
   ``84417203`` (room ``/my-meeting-room``, open from 60 days ago until 30 days
   ahead), ``abc123`` (room ``/product-review-<uuid>``, held 7 days ago), and
@@ -71,6 +73,7 @@ from urllib.parse import urlencode
 import httpx
 
 from kosmo_runtime import Simulator, route
+from kosmo_runtime._clock import Clock
 
 __all__ = ["DEMO_ACCOUNTS", "WherebySimulator"]
 
@@ -321,16 +324,16 @@ class WherebySimulator(Simulator):
 
     service = "whereby"
 
-    def __init__(self, credentials: Collection[str] | None = None) -> None:
+    def __init__(self, credentials: Collection[str] | None = None, clock: Clock | None = None) -> None:
         if credentials is None:
             credentials = [account["api_key"] for account in DEMO_ACCOUNTS.values()]
-        super().__init__(credentials)
+        super().__init__(credentials, clock)
 
     # -- state -------------------------------------------------------------------
 
     def seed(self) -> None:
         """Seed 18 meetings, insights for three rooms, and two previously issued cursors."""
-        midnight = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        midnight = self.now().replace(hour=0, minute=0, second=0, microsecond=0)
 
         def at(when: datetime | timedelta) -> datetime:
             return when if isinstance(when, datetime) else midnight + when
@@ -388,7 +391,7 @@ class WherebySimulator(Simulator):
 
     def _throttled(self) -> httpx.Response:
         """The ``ThrottleError`` response: the point budget refills at the next minute."""
-        now = datetime.now(timezone.utc)
+        now = self.now()
         reset = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
         ms_left = max(1, int((reset - now).total_seconds() * 1000))
         return self.json(
@@ -459,7 +462,7 @@ class WherebySimulator(Simulator):
             raise _InvalidInput("Request body must be a JSON object")
         if "endDate" not in body:
             raise _InvalidInput("endDate is required")
-        now = datetime.now(timezone.utc)
+        now = self.now()
         end = _parse_date_time(body["endDate"], "endDate")
         if end < now:
             raise _InvalidInput("endDate must be the same or after the current date")

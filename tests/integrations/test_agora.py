@@ -103,7 +103,8 @@ def accounts_runtime(demo: Demo, **accounts: dict[str, Any]) -> Runtime:
     document = {"integrations": {"agora": {"default": next(iter(accounts)), "accounts": accounts}}}
     config = AccountsConfig.parse(yaml.safe_dump(document), "(test accounts)",
                                   lambda name: demo.catalog.find(name).manifest, demo.catalog.names)
-    return Runtime(accounts=config, store=Store(":memory:"), retry=RetryPolicy(sleep=lambda seconds: None))
+    return Runtime(accounts=config, store=Store(":memory:"), retry=RetryPolicy(sleep=lambda seconds: None),
+                   clock=demo.clock)
 
 
 def demo_account(demo: Demo, name: str, *, drop: tuple[str, ...] = (), **changes: Any) -> dict[str, Any]:

@@ -2,14 +2,15 @@
 
 At module teardown every request the simulator received is checked against the official
 ``shared/specs/calcom.json`` (with the documented spec quirks corrected as in the simulator's
-own tests, whose ``CorrectedSpec`` is reused here).
+own tests, whose ``CorrectedSpec`` is reused here). The demo runs on its simulated clock,
+which starts at ``DEMO_START``; times here are relative to it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ import pytest
 
 from integrations.cal_com.simulator import DEMO_ACCOUNTS, CalComSimulator
 from kosmo_runtime import Fault
-from kosmo_runtime._demo import Demo
+from kosmo_runtime._demo import DEMO_START, Demo
 from kosmo_runtime._http import RetryPolicy
 from kosmo_runtime._result import RunResult
 from kosmo_runtime._runtime import Runtime
@@ -81,8 +82,8 @@ def sent(sim: CalComSimulator, since: int) -> list[httpx.Request]:
 
 
 def at(days: int, hour: int, minute: int = 0) -> datetime:
-    """A UTC time ``days`` after today's midnight (the simulator's seed is relative to it too)."""
-    midnight = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    """A UTC time ``days`` after the demo's first midnight (the simulator's seed is relative to it too)."""
+    midnight = DEMO_START.replace(hour=0, minute=0, second=0, microsecond=0)
     return midnight + timedelta(days=days, hours=hour, minutes=minute)
 
 
@@ -99,7 +100,7 @@ def runtime_with_accounts(demo: Demo, extra: dict[str, dict[str, str]]) -> Runti
         config = demo.accounts()
     finally:
         demo.accounts_data["cal-com"] = saved
-    return Runtime(accounts=config, store=demo.store, retry=RetryPolicy(sleep=lambda seconds: None))
+    return Runtime(accounts=config, store=demo.store, retry=RetryPolicy(sleep=lambda seconds: None), clock=demo.clock)
 
 
 # -- list_event_types ---------------------------------------------------------------------------

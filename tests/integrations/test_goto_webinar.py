@@ -1,7 +1,8 @@
 """The goto-webinar integration end to end: Lua scripts -> Runtime -> real loopback HTTP -> the GoTo simulator.
 
 At module teardown every request the simulator received is checked against GoTo's
-official OpenAPI spec (``shared/specs/gotowebinar.yml``).
+official OpenAPI spec (``shared/specs/gotowebinar.yml``). The demo runs on its simulated
+clock, which starts at ``DEMO_START``; times here are relative to it.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from integrations.goto_webinar import hooks
 from integrations.goto_webinar.simulator import DEMO_ACCOUNTS, GoToWebinarSimulator
 from kosmo_runtime import Fault
 from kosmo_runtime._accounts import AccountsConfig
-from kosmo_runtime._demo import Demo
+from kosmo_runtime._demo import DEMO_START, Demo
 from kosmo_runtime._http import RetryPolicy
 from kosmo_runtime._runtime import Runtime
 from kosmo_runtime._store import Store
@@ -62,7 +63,8 @@ MakeRuntime = Callable[..., Runtime]
 
 
 def future_slot(days: int = 30) -> tuple[str, str]:
-    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(days=days)
+    """A one-hour slot ``days`` after the demo's start (a test run lasts seconds of simulated time)."""
+    start = DEMO_START.replace(minute=0, second=0, microsecond=0) + timedelta(days=days)
     return start.strftime("%Y-%m-%dT%H:%M:%SZ"), (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -143,7 +145,8 @@ def runtime_with(demo: Demo) -> Iterator[MakeRuntime]:
         document = {"integrations": {ID: {"default": "default", "accounts": accounts}}}
         config = AccountsConfig.parse(yaml.safe_dump(document), "(test accounts)",
                                       lambda name: demo.catalog.find(name).manifest, demo.catalog.names)
-        made.append(Runtime(accounts=config, store=Store(":memory:"), retry=RetryPolicy(sleep=lambda seconds: None)))
+        made.append(Runtime(accounts=config, store=Store(":memory:"), retry=RetryPolicy(sleep=lambda seconds: None),
+                            clock=demo.clock))
         return made[-1]
 
     yield make
@@ -164,6 +167,7 @@ def test_list_webinars_derives_a_status_for_each_webinar(runtime: Runtime, sim: 
     assert first["registrationUrl"].endswith(DASHBOARDS) and len(first["webinarID"]) == 9
     start, end = (datetime.fromisoformat(result["window"][k]) for k in ("fromTime", "toTime"))
     assert timedelta(days=729) < end - start <= timedelta(days=730)
+    assert abs(start + (end - start) / 2 - sim.now()) < timedelta(minutes=1)  # centred on the demo's clock
 
 
 def test_list_webinars_sends_the_window_and_paging_upstream(runtime: Runtime, sim: Sim) -> None:
@@ -315,9 +319,10 @@ def test_create_series_from_several_slots(runtime: Runtime, sim: Sim) -> None:
 
 
 def test_create_with_past_time_is_refused_upstream(runtime: Runtime, sim: Sim) -> None:
-    # The seed's own example uses 2026-04-15, which GoTo refuses once that date has passed.
+    # GoTo refuses a start that has passed: here, a day before the demo's simulated date.
+    start, end = future_slot(days=-1)
     problem = error(runtime, f'{NS}.create_webinar({{subject = "Q2 Product Demo", times = {{'
-                             '{startTime = "2026-04-15T14:00:00Z", endTime = "2026-04-15T15:00:00Z"}}})')
+                             f'{{startTime = "{start}", endTime = "{end}"}}}}}})')
     assert problem["code"] == "upstream_error" and problem["status"] == 400
     assert problem["service_code"] == "InvalidRequest" and "must be in the future" in problem["message"]
 

@@ -3,6 +3,10 @@
 One demo (simulator + accounts) serves the whole module; tests that change state create
 their own rooms. At module teardown every request the simulator received is checked
 against the official ``whereby.json`` (see ``contract``).
+
+The demo runs on a simulated clock starting at ``START``, long after the seed's January 2025
+meetings (the default demo date, ``DEMO_START``, is inside that January): so those meetings
+are history and the reference's 2025 dates have passed, which is what these tests are about.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from tests.simulators.test_whereby_simulator import spec  # noqa: F401  (the rep
 WB = "app.integrations.whereby"
 KEYS = {name: fields["api_key"] for name, fields in DEMO_ACCOUNTS.items()}
 JANUARY_2025 = ["71234501", "71234588", "71239012", "71240377"]
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
 
 # -- fixtures -------------------------------------------------------------------------
@@ -34,7 +39,7 @@ JANUARY_2025 = ["71234501", "71234588", "71239012", "71240377"]
 
 @pytest.fixture(scope="module")
 def demo() -> Iterator[Demo]:
-    with Demo(["whereby"]) as started:
+    with Demo(["whereby"], start=START) as started:
         yield started
 
 
@@ -223,7 +228,7 @@ def test_create_room_defaults_to_an_hour_from_now(runtime: Runtime, sim: Whereby
     assert request.method == "POST" and request.url.path == "/v1/meetings"
     sent = body(request)
     assert set(sent) == {"endDate"}
-    assert abs(parse(sent["endDate"]) - datetime.now(timezone.utc) - timedelta(hours=1)) < timedelta(seconds=10)
+    assert abs(parse(sent["endDate"]) - sim.now() - timedelta(hours=1)) < timedelta(seconds=10)
     assert room["roomPath"] == "/" + room["roomName"] and room["meetingUrl"] == room["roomUrl"]
     assert room["id"] == room["meetingId"] and "note" not in room
     assert room["meetingId"] in sim._meetings
@@ -234,7 +239,7 @@ def test_create_room_seed_example_with_past_dates_runs_and_says_what_it_did(runt
     room = create(runtime, '{room_mode = "group", start_date = "2025-01-15T10:00:00Z", end_date = "2025-01-15T11:00:00Z"}')
     sent = body(sent_since(sim, mark)[0])
     assert "startDate" not in sent and sent["roomMode"] == "group"
-    assert abs(parse(sent["endDate"]) - datetime.now(timezone.utc) - timedelta(hours=1)) < timedelta(seconds=10)
+    assert abs(parse(sent["endDate"]) - sim.now() - timedelta(hours=1)) < timedelta(seconds=10)
     assert room["requestedEndDate"] == "2025-01-15T11:00:00Z"
     assert "has passed" in room["note"] and "60 minutes" in room["note"]
     assert parse(room["endDate"]) == parse(sent["endDate"])
@@ -244,12 +249,12 @@ def test_create_room_past_end_date_alone_gets_an_hour(runtime: Runtime, sim: Whe
     mark = len(sim.requests)
     room = create(runtime, '{end_date = "2024-06-01T12:00:00+02:00"}')
     sent = body(sent_since(sim, mark)[0])
-    assert abs(parse(sent["endDate"]) - datetime.now(timezone.utc) - timedelta(hours=1)) < timedelta(seconds=10)
+    assert abs(parse(sent["endDate"]) - sim.now() - timedelta(hours=1)) < timedelta(seconds=10)
     assert room["requestedEndDate"] == "2024-06-01T12:00:00+02:00"
 
 
 def test_create_room_future_dates_and_options(runtime: Runtime, sim: WherebySimulator) -> None:
-    end = (datetime.now(timezone.utc) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (sim.now() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     mark = len(sim.requests)
     room = create(runtime, f'{{room_mode = "normal", room_name_prefix = "Team Sync", '
                            f'start_date = "2020-01-01T00:00:00Z", end_date = "{end}", fields = {{"hostRoomUrl"}}}}')
@@ -262,7 +267,7 @@ def test_create_room_future_dates_and_options(runtime: Runtime, sim: WherebySimu
 
 
 def test_create_room_future_start_without_end_ends_an_hour_after_it(runtime: Runtime, sim: WherebySimulator) -> None:
-    start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=1)
+    start = sim.now().replace(microsecond=0) + timedelta(days=1)
     mark = len(sim.requests)
     create(runtime, f'{{start_date = "{start.isoformat()}"}}')
     assert parse(body(sent_since(sim, mark)[0])["endDate"]) == start + timedelta(hours=1)
@@ -550,7 +555,7 @@ def test_named_accounts_use_their_own_keys(runtime: Runtime, sim: WherebySimulat
 
 
 def test_get_room_pages_past_the_first_hundred_meetings(runtime: Runtime, sim: WherebySimulator) -> None:
-    end = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (sim.now() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     for number in range(100):  # straight into the simulator, as if made by another app of the organization
         response = sim(httpx.Request("POST", "http://sim/v1/meetings", json={"endDate": end, "roomNamePrefix": f"bulk{number}-"},
                                      headers={"Authorization": f"Bearer {KEYS['default']}"}))

@@ -32,6 +32,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -817,12 +818,13 @@ def test_starting_a_resource_twice_is_code_7_with_http_201(http: httpx.Client) -
     }
 
 
-def test_unknown_and_expired_resource_ids(sim: AgoraSimulator, http: httpx.Client) -> None:
+def test_unknown_and_expired_resource_ids(switchboard: Switchboard, http: httpx.Client) -> None:
+    now = [datetime.now(timezone.utc)]
+    switchboard.simulator = AgoraSimulator(clock=lambda: now[0])  # a clock the test moves
     unknown = start(http, "not-a-resource-id")
     assert (unknown.status_code, unknown.json()["code"]) == (400, 1001)
     resource_id = acquire(http)
-    issued = sim.clock()
-    sim.clock = lambda: issued + 301
+    now[0] += timedelta(seconds=301)
     expired = start(http, resource_id)
     assert (expired.status_code, expired.json()["code"]) == (400, 433)
 
