@@ -7,26 +7,28 @@
 -- are sub-namespaces with the same functions and other credentials.
 
 local kit, host = ...
-local checked, usage, extend = kit.checked, kit.usage, kit.extend
+local call, usage, extend = kit.call, kit.usage, kit.extend
 local setmetatable, type, tostring, error, next, select = setmetatable, type, tostring, error, next, select
 
 local is_namespace = setmetatable({}, {__mode = "k"})
 
 local function make_function(id, account, name, label)
+  local where = {id, name}
   return function(args, extra)
     if is_namespace[args] then
       usage(label .. ": call it with a dot, not a colon: " .. label .. "{...}",
-            "write app.integrations.x.fn{...} or fn({...}), never x:fn{...}")
+            "write app.integrations.x.fn{...} or fn({...}), never x:fn{...}", where)
     end
     if extra ~= nil then
-      usage(label .. " takes one table of named arguments, e.g. " .. label .. "{name = value}")
+      usage(label .. " takes one table of named arguments, e.g. " .. label .. "{name = value}", nil, where)
     end
     if args == nil then
       args = {}
     elseif type(args) ~= "table" then
-      usage(label .. " takes one table of named arguments, e.g. " .. label .. "{name = value}; got a " .. type(args))
+      usage(label .. " takes one table of named arguments, e.g. " .. label .. "{name = value}; got a " .. type(args),
+            nil, where)
     end
-    return checked(host.call(id, account, name, args))
+    return call(host.call, id, account, name, args)
   end
 end
 
@@ -45,7 +47,7 @@ local function namespace(id, account)
       local hit = by_key[key]
       if hit ~= nil then return hit end
       if type(key) ~= "string" then return nil end
-      local kind, name = checked(host.member(id, account, key))
+      local kind, name = call(host.member, id, account, key)
       local value = by_name[kind .. ":" .. name]
       if value == nil then
         if kind == "function" then
@@ -60,7 +62,7 @@ local function namespace(id, account)
     end,
     __newindex = locked_newindex(label),
     __pairs = function()
-      local names = checked(host.members(id, account))
+      local names = call(host.members, id, account)
       local i = 0
       return function()
         i = i + 1
@@ -79,7 +81,7 @@ local by_id = {}
 local integrations = setmetatable({}, {
   __index = function(self, key)
     if type(key) ~= "string" then return nil end
-    local id = checked(host.integration(key))
+    local id = call(host.integration, key)
     local ns = by_id[id]
     if ns == nil then
       ns = namespace(id, nil)
@@ -89,7 +91,7 @@ local integrations = setmetatable({}, {
   end,
   __newindex = locked_newindex("app.integrations"),
   __pairs = function(self)
-    local names = checked(host.integrations())
+    local names = call(host.integrations)
     local i = 0
     return function()
       i = i + 1
@@ -106,13 +108,13 @@ extend("app", app)
 
 extend("lua_list_docs", function(...)
   if select("#", ...) > 0 then usage("lua_list_docs takes no arguments") end
-  return checked(host.list_docs())
+  return call(host.list_docs)
 end)
 extend("lua_search_docs", function(query, limit)
   if type(query) ~= "string" then usage("lua_search_docs(query) expects a string, e.g. lua_search_docs(\"webinar sessions\")") end
-  return checked(host.search_docs(query, limit))
+  return call(host.search_docs, query, limit)
 end)
 extend("lua_read_doc", function(path)
   if type(path) ~= "string" then usage("lua_read_doc(path) expects a string, e.g. lua_read_doc(\"integrations.whereby\")") end
-  return checked(host.read_doc(path))
+  return call(host.read_doc, path)
 end)

@@ -82,10 +82,11 @@ end
 
 local ERROR_MT = {
   __tostring = function(e)
-    if e.script and e.line then return e.script .. ":" .. e.line .. ": " .. e.message end
-    return e.message
+    if e.script and e.line then return e.script .. ":" .. e.line .. ": " .. tostring(e.message) end
+    return tostring(e.message)
   end,
   __name = "kosmo.error",
+  __metatable = "kosmo.error",
 }
 
 -- The script's file and line nearest the top of the stack (skips bootstrap and C frames).
@@ -113,9 +114,28 @@ local function checked(status, value, ...)
   raise(value)
 end
 
-local function usage(message, hint)
-  raise({type = "InvalidArgument", code = "invalid_argument", message = message, hint = hint,
-         retryable = false})
+local function unwrap(ok, ...)
+  if ok then return checked(...) end
+  if tripped then error(tripped, 0) end
+  local err = ...
+  if err == "not enough memory" then trip("memory") end
+  -- lupa itself refused the call (an argument it cannot decode): never hand its
+  -- Python exception object to the script.
+  raise({type = "InvalidArgument", code = "invalid_argument", retryable = false,
+         message = "a value passed to the runtime cannot be used (strings must be valid UTF-8 text)",
+         hint = "pass UTF-8 text, numbers, booleans and plain tables"})
+end
+
+-- Call a host function: its errors become structured Lua errors, never Python objects.
+local function call(fn, ...)
+  return unwrap(pcall(fn, ...))
+end
+
+local function usage(message, hint, where)
+  local data = {type = "InvalidArgument", code = "invalid_argument", message = message, hint = hint,
+                retryable = false}
+  if where then data.integration, data["function"] = where[1], where[2] end
+  raise(data)
 end
 
 ---------------------------------------------------------------------------
@@ -136,7 +156,7 @@ local function mark_array(t) return setmetatable(t, ARRAY_MT) end
 -- array, whether it is json.null, and whether it is a structured error.
 local function inspect(t)
   local mt = debug_getmetatable(t)
-  return str_format("%p", t), mt == ARRAY_MT, rawequal(t, NULL), mt == ERROR_MT
+  return str_format("%p", t), rawequal(mt, ARRAY_MT), rawequal(t, NULL), rawequal(mt, ERROR_MT)
 end
 
 ---------------------------------------------------------------------------
@@ -149,8 +169,8 @@ local function copy(t)
   return c
 end
 
--- Worst-case backtracking cost of Lua patterns is about #s^(q+1), q being the
--- number of */+/- quantifiers that something else must follow. C code never
+-- Worst-case cost of Lua patterns is about #s*#p plus #s^(q+1), q being the number
+-- of */+/- quantifiers that something else must follow (and %b balances). C code never
 -- reaches the instruction hook, so a pattern bomb is refused before it runs.
 local PATTERN_BUDGET = 1e9
 
@@ -160,6 +180,7 @@ local function quantifiers(p)
     local c = str_sub(p, i, i)
     if c == "%" then
       local nxt = str_sub(p, i + 1, i + 1)
+      if nxt == "b" then q = q + 1 end  -- %bxy scans to the balancing character: like a quantifier
       if nxt == "b" then i = i + 4 elseif nxt == "f" then i = i + 2 else i = i + 2 end
       if nxt == "f" then            -- skip the frontier's set
         if str_sub(p, i, i) == "[" then
@@ -200,13 +221,10 @@ local function check_pattern(fname, s, p, init, plain)
     if init > 1 then n = n - init + 1 end
   end
   if n <= 0 then return end
-  local cost
-  if plain then
-    cost = n * #p
-  else
+  local cost = n * #p   -- literal comparisons at every start position
+  if not plain then
     local q = quantifiers(p)
-    if q == 0 then return end
-    cost = n ^ (str_sub(p, 1, 1) == "^" and q or q + 1)
+    if q > 0 then cost = cost + n ^ (str_sub(p, 1, 1) == "^" and q or q + 1) end
   end
   if cost > PATTERN_BUDGET then
     usage(str_format("string.%s: pattern %q on a %d-byte subject could backtrack for too long (worst case ~%.0e steps, budget %.0e)",
@@ -234,14 +252,15 @@ function safe_string.gsub(s, p, repl, n)
   return str_gsub(s, p, repl, n)
 end
 function safe_string.rep(s, n, sep)
-  if type(s) == "string" and math_type(n) and n > 0 and #s + #(sep or "") == 0 then return "" end
+  local count = tonumber(n)
+  if type(s) == "string" and count and count > 0 and #s + #(type(sep) == "string" and sep or "") == 0 then return "" end
   return str_rep(s, n, sep)
 end
 
 -- os.time() and os.date(format) read the Runtime's clock (the demo's simulated date in
 -- demo mode) instead of the host's; with an explicit time they are standard Lua.
 local os_time, os_date = os.time, os.date
-local function clock_seconds() return checked(host.epoch()) end
+local function clock_seconds() return call(host.epoch) end
 local safe_os = {clock = os.clock, difftime = os.difftime}
 function safe_os.time(t)
   if t == nil then return clock_seconds() end
@@ -254,7 +273,8 @@ end
 
 local safe_table = copy(table)
 function safe_table.move(a1, f, e, t, a2)
-  if math_type(f) and math_type(e) and e - f > 1e7 then
+  local first, last = tonumber(f), tonumber(e)
+  if first and last and last - first > 1e7 then
     usage("table.move: refusing to move more than 10,000,000 elements", "move fewer elements at a time")
   end
   return table.move(a1, f, e, t, a2)
@@ -300,6 +320,9 @@ local function wrap_result(co, ok, ...)
   co_close(co)
   error(err, 0)
 end
+function safe_coroutine.close(co)
+  return guard(co_close(co))
+end
 function safe_coroutine.wrap(f)
   local co = safe_coroutine.create(f)
   return function(...) return wrap_result(co, co_resume(co, ...)) end
@@ -315,7 +338,9 @@ local function safe_load_for(env)
     end
     local name = chunkname ~= nil and ("=" .. tostring(chunkname)) or "=(load)"
     if chunk_env == nil then chunk_env = env end
-    return load(chunk, name, "t", chunk_env)
+    local fn, err = load(chunk, name, "t", chunk_env)
+    if err == "not enough memory" then trip("memory") end
+    return fn, err
   end
 end
 
@@ -335,13 +360,13 @@ local function print_(...)
       parts[i] = tostring(v)
     end
   end
-  checked(host.print(parts, n))
+  call(host.print, parts, n)
 end
 
 local json = {
   null = NULL,
-  encode = function(value, options) return checked(host.json_encode(value, options)) end,
-  decode = function(text) return checked(host.json_decode(text)) end,
+  encode = function(value, options) return call(host.json_encode, value, options) end,
+  decode = function(text) return call(host.json_decode, text) end,
   array = function(t)
     if t == nil then t = {} end
     if type(t) ~= "table" then usage("json.array expects a table or nothing") end
@@ -423,15 +448,25 @@ local function run(source, chunkname)
   err = results[2]
   if err == "not enough memory" then return "limit", "memory" end
   local message = err
-  if type(err) == "table" and debug_getmetatable(err) ~= ERROR_MT then
+  if type(err) == "table" and not rawequal(debug_getmetatable(err), ERROR_MT) then
     local mt = debug_getmetatable(err)
-    message = (mt and rawget(mt, "__tostring")) and tostring(err) or nil
+    message = nil
+    if mt and rawget(mt, "__tostring") then
+      local ok, text = pcall(tostring, err)   -- the script's own metamethod: hooked like the script
+      if tripped then return "limit", tripped.limit end
+      message = ok and text or nil
+    end
   end
   return "error", err, strip_traceback(debug_traceback(co, type(message) == "string" and message or nil)), message
 end
 
+-- Host code that calls into Lua (conversions, metamethods of script values) runs on the
+-- main thread: count it too, so no script code ever runs unhooked.
+debug_sethook(hook, "", PERIOD)
+
 return {
   run = run,
+  call = call,
   extend = function(name, value) extras[name] = value end,
   usage = usage,
   null = NULL,

@@ -20,7 +20,8 @@ from urllib.parse import quote
 from ._accounts import Account, AccountsConfig, WritePolicy
 from ._clock import Clock, read, utc_now
 from ._discovery import Catalog
-from ._errors import IntegrationBug, KosmoError, LimitExceeded, NotFound
+from ._errors import IntegrationBug, KosmoError, NotFound
+from ._limits import limit_exceeded
 from ._http import ClientPool, DryRunIntercept, Http, RetryPolicy, Trace, redact
 from ._manifest import FunctionSpec, LoadedIntegration
 from ._policy import Approver, WriteRequest, authorize
@@ -106,13 +107,13 @@ class Invoker:
         label = f"{ident}.{function}"
         started = time.monotonic()
         trace = Trace()
-        record = CallRecord(integration=ident, function=function, account=account_name or "default",
+        record = CallRecord(integration=ident, function=function,
+                            account=account_name or self.accounts.default_account(ident) or "default",
                             operation=spec.operation, duration=0.0, ok=False, dry_run=self.dry_run,
                             run_id=self.run_id, requests=trace.requests)
         try:
             if len(self.records) >= self.max_calls:
-                raise LimitExceeded(f"run stopped: more than {self.max_calls:,} integration calls", limit="calls",
-                                    value=self.max_calls, hint="do fewer calls per run, or raise --calls")
+                raise limit_exceeded("calls", self.max_calls)
             args = validate_arguments(label, spec, arguments)
             account = self.accounts.account(ident, account_name)
             record.account = account.name
@@ -133,6 +134,9 @@ class Invoker:
             return result
         except KosmoError as exc:
             record.error = exc.code
+            for key, value in (("integration", ident), ("function", function), ("account", record.account)):
+                if getattr(exc, key, None) is None:
+                    setattr(exc, key, value)
             raise
         except Exception as exc:  # a bug in integration code: log it, never show a traceback to the script
             log.exception("integration handler %s failed", label)

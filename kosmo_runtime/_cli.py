@@ -51,10 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kosmo {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--accounts", metavar="PATH", help="accounts file (default: $KOSMO_ACCOUNTS, then the per-user file)")
-    common.add_argument("--demo", action="store_true", help="answer with the built-in simulators on loopback (no credentials)")
-    common.add_argument("--json", action="store_true", help="print one JSON object (the result envelope)")
+    common = _common_options(argparse.ArgumentParser(add_help=False))
+    # The same options on the actions of `docs` and `accounts`, so they may come before or after the action.
+    after = _common_options(argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS))
 
     execution = argparse.ArgumentParser(add_help=False)
     execution.add_argument("--dry-run", action="store_true", help="run reads; describe writes instead of sending them")
@@ -85,19 +84,27 @@ def _parser() -> argparse.ArgumentParser:
 
     docs = commands.add_parser("docs", parents=[common], help="list, search and read the Lua docs")
     docs_commands = docs.add_subparsers(dest="docs_command", metavar="ACTION", required=True)
-    docs_commands.add_parser("list", help="list doc pages")
-    search = docs_commands.add_parser("search", help="search pages and functions")
+    docs_commands.add_parser("list", parents=[after], help="list doc pages")
+    search = docs_commands.add_parser("search", parents=[after], help="search pages and functions")
     search.add_argument("query", nargs="+")
-    read = docs_commands.add_parser("read", help="print a page, e.g. integrations.whereby.list_rooms")
+    read = docs_commands.add_parser("read", parents=[after], help="print a page, e.g. integrations.whereby.list_rooms")
     read.add_argument("path")
-    sync = docs_commands.add_parser("sync", help="regenerate the parameter tables in lua_docs/ from the manifests")
+    sync = docs_commands.add_parser("sync", parents=[after],
+                                    help="regenerate the parameter tables in lua_docs/ from the manifests")
     sync.add_argument("--check", action="store_true", help="only report pages that are out of date (exit 1)")
 
     accounts = commands.add_parser("accounts", parents=[common], help="list or check the configured accounts")
     accounts_commands = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
-    accounts_commands.add_parser("list", help="integration, account, default, write policy (never a secret)")
-    check = accounts_commands.add_parser("check", help="validate the accounts file and environment")
+    accounts_commands.add_parser("list", parents=[after], help="integration, account, default, write policy (never a secret)")
+    check = accounts_commands.add_parser("check", parents=[after], help="validate the accounts file and environment")
     check.add_argument("--live", action="store_true", help="also call each account's current-user function")
+    return parser
+
+
+def _common_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--accounts", metavar="PATH", help="accounts file (default: $KOSMO_ACCOUNTS, then the per-user file)")
+    parser.add_argument("--demo", action="store_true", help="answer with the built-in simulators on loopback (no credentials)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (the result envelope)")
     return parser
 
 
@@ -260,6 +267,8 @@ def _cmd_docs(runtime: Runtime, args: argparse.Namespace) -> int:
             print(json.dumps(hits, indent=2))
         for hit in [] if args.json else hits:
             print(f"{hit['path']:<48} {hit['summary']}")
+        if not hits and not args.json:
+            print("no matching docs; try other words or 'kosmo docs list'", file=sys.stderr)
         return 0 if hits else 1
     if args.docs_command == "sync":
         return _sync_docs(runtime, check=args.check)
@@ -312,7 +321,10 @@ def _cmd_accounts(runtime: Runtime, args: argparse.Namespace) -> int:
     if args.live:
         for integration in accounts.integrations():
             manifest = runtime.catalog.find(integration).manifest  # type: ignore[union-attr]
+            broken = {(p.integration, p.account) for p in problems}  # type: ignore[attr-defined]
             for name in accounts.account_names(integration):
+                if (integration, name) in broken:
+                    continue
                 result = runtime.call(f"{integration}.{manifest.check}", {}, account=name)
                 report.append({"integration": integration, "account": name, "ok": result.ok,
                                "error": result.error.to_dict() if result.error else None})

@@ -66,7 +66,7 @@ __all__ = [
 ]
 
 # Context fields copied into to_dict() when set, in this order.
-_FIELDS = (
+CONTEXT_FIELDS = (
     "hint", "script", "line", "traceback", "integration", "function", "account",
     "operation", "param", "expected", "got", "status", "service_code", "retryable",
     "retry_after", "limit", "value", "file", "sent", "candidates",
@@ -94,7 +94,7 @@ class KosmoError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """A JSON-compatible description: type, code, message, then the context that is set."""
         data: dict[str, Any] = {"type": self.type, "code": self.code, "message": self.message}
-        for key in _FIELDS:
+        for key in CONTEXT_FIELDS:
             value = getattr(self, key, None)
             if value is not None and not (key == "retryable" and value is False and not isinstance(self, CallError)):
                 data[key] = value

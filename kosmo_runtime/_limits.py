@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-__all__ = ["CEILINGS", "Limits"]
+from ._errors import LimitExceeded
+
+__all__ = ["CEILINGS", "Limits", "limit_exceeded"]
 
 MiB = 1024 * 1024
 
@@ -46,8 +49,11 @@ class Limits:
         for field in fields(self):
             value = getattr(self, field.name)
             ceiling = CEILINGS[field.name]
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+                    or value <= 0):
                 raise ValueError(f"limit {field.name} must be a positive number, got {value!r}")
+            if field.name != "wall_time" and value != int(value):
+                raise ValueError(f"limit {field.name} must be a whole number, got {value!r}")
             if ceiling is not None and value > ceiling:
                 raise ValueError(
                     f"limit {field.name}={value} is above the hard ceiling {ceiling}; "
@@ -70,3 +76,24 @@ class Limits:
         return "--" + name.replace("_", "-")
 
 
+
+
+_MESSAGES = {
+    "instructions": "instruction limit of {value:,} instructions exceeded",
+    "memory": "memory limit of {value:,} bytes exceeded",
+    "wall_time": "wall-clock limit of {value:g} seconds exceeded",
+    "output": "output limit of {value:,} bytes exceeded (output is truncated)",
+    "result": "result larger than the limit of {value:,} bytes",
+    "depth": "value nesting deeper than {value} levels",
+    "calls": "more than {value:,} integration calls in one run",
+}
+
+
+def limit_exceeded(name: str, value: float) -> LimitExceeded:
+    """The error for hitting limit ``name`` at ``value``: names both and how to raise it."""
+    return LimitExceeded(
+        "run stopped: " + _MESSAGES[name].format(value=value),
+        limit=name, value=value,
+        hint=f"do less per run, or raise the limit with {Limits.flag(name)} (Limits({name}=...) in Python); "
+             f"the ceiling is {CEILINGS[name]:,}",
+    )

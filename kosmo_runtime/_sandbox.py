@@ -21,6 +21,7 @@ from lupa import lua54
 
 from ._clock import Clock, read, utc_now
 from ._errors import (
+    CONTEXT_FIELDS,
     CallError,
     IntegrationBug,
     InvalidArgument,
@@ -30,7 +31,7 @@ from ._errors import (
     LuaSyntaxError,
     ScriptError,
 )
-from ._limits import Limits
+from ._limits import Limits, limit_exceeded
 from ._result import CallRecord, RunResult
 from ._values import Converter, Opaque, render
 
@@ -119,6 +120,15 @@ class Sandbox:
             except UnicodeDecodeError:
                 error = InvalidArgument("a string passed to the host is not valid UTF-8 text")
                 return False, self.convert.to_lua(error.to_dict())
+            except lua54.LuaMemoryError:
+                self._record_limit("memory")
+                return "limit", "memory"
+            except lua54.LuaError:
+                if self.limit_hit is not None:
+                    return "limit", self.limit_hit
+                error = InvalidArgument("a metamethod of a value passed to the runtime raised an error",
+                                        hint="pass plain data (tables without metatables)")
+                return False, self.convert.to_lua(error.to_dict())
             except Exception:  # a bug on the host side: logged, never shown to the script as Python
                 log.exception("host function %s failed", getattr(fn, "__name__", fn))
                 error = IntegrationBug("the runtime failed internally while handling this call",
@@ -164,44 +174,31 @@ class Sandbox:
 
     def _json_encode(self, value: Any, options: Any = None) -> str:
         data = self.convert.to_python(value, what="json.encode argument")
-        indent = None
-        if options is not None and not isinstance(options, (int, float, str)):
-            indent = options["indent"]
+        settings = self.convert.to_python(options, what="json.encode options") if options is not None else {}
+        indent = settings.get("indent") if isinstance(settings, dict) else None
+        if indent is not None and (not isinstance(indent, int) or isinstance(indent, bool) or not 0 <= indent <= 16):
+            raise InvalidArgument("json.encode: option 'indent' must be a whole number from 0 to 16")
         return json.dumps(data, ensure_ascii=False, indent=indent, allow_nan=False)
 
     def _json_decode(self, text: Any) -> Any:
         if not isinstance(text, str):
             raise InvalidArgument(f"json.decode expects a string, got {type(text).__name__}")
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_reject_constant)
         except json.JSONDecodeError as exc:
             raise InvalidArgument(
                 f"json.decode: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
                 hint="check the text is complete JSON (quoted keys, no trailing commas)",
             ) from None
+        except ValueError as exc:
+            raise InvalidArgument(f"json.decode: {exc}", hint="JSON numbers must be finite and of reasonable size") from None
         return data
 
     # -- limits ----------------------------------------------------------------
 
     def limit_error(self, name: str) -> LimitExceeded:
         """The error for limit ``name``, naming its value and how to raise it."""
-        value = getattr(self.limits, name)
-        unit = Limits.unit(name)
-        messages = {
-            "instructions": f"instruction limit of {value:,} {unit} exceeded",
-            "memory": f"memory limit of {value:,} {unit} exceeded",
-            "wall_time": f"wall-clock limit of {value:g} {unit} exceeded",
-            "output": f"output limit of {value:,} {unit} exceeded (output is truncated)",
-            "result": f"result larger than the limit of {value:,} {unit}",
-            "depth": f"value nesting deeper than {value} {unit}",
-            "calls": f"more than {value:,} integration {unit} in one run",
-        }
-        return LimitExceeded(
-            f"run stopped: {messages[name]}",
-            limit=name, value=value,
-            hint=f"do less per run, or raise the limit with {Limits.flag(name)} (Limits({name}=...) in Python); "
-                 f"the ceiling is {_ceiling(name)}",
-        )
+        return limit_exceeded(name, getattr(self.limits, name))
 
     # -- running -----------------------------------------------------------------
 
@@ -227,11 +224,13 @@ class Sandbox:
         except lua54.LuaMemoryError:
             self._record_limit("memory")
             error = self._final_limit_error()
+        except lua54.LuaError as exc:  # raised on the host side of the run (e.g. a limit in a metamethod)
+            error = self._final_limit_error() if self.limit_hit else LuaRuntimeError(f"the run failed: {exc}")
         except ScriptError as exc:
             error = exc
         except UnicodeDecodeError:
-            error = LuaRuntimeError("the script returned a string that is not valid UTF-8 text",
-                                    hint="return text only, e.g. encode binary data as hex first")
+            error = LuaRuntimeError("the script's result or error contains text that is not valid UTF-8",
+                                    hint="use UTF-8 text only, e.g. encode binary data as hex first")
         except InvalidArgument as exc:
             error = LuaRuntimeError(f"the script's return value cannot be returned: {exc.message}", hint=exc.hint)
         if error is not None and self.limit_hit is not None and not isinstance(error, LimitExceeded):
@@ -277,14 +276,16 @@ class Sandbox:
         return LuaRuntimeError(f"script raised a non-string error value: {shown}", traceback=traceback)
 
 
-def _ceiling(name: str) -> str:
-    from ._limits import CEILINGS
-
-    return f"{CEILINGS[name]:,}"
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _located(cls: type[ScriptError], text: str, traceback: str | None = None, **extra: Any) -> ScriptError:
     match = _LOCATION.match(text)
+    if match and match["script"] == "[kosmo]":
+        frame = re.search(r"^\s*([^\s\[][^:\n]*):(\d+):", traceback or "", re.M)
+        text = f"{frame[1]}:{frame[2]}: {match['message']}" if frame else match["message"]
+        match = _LOCATION.match(text)
     if match:
         return cls(text, script=match["script"], line=int(match["line"]), traceback=traceback, **extra)
     return cls(text, traceback=traceback, **extra)
@@ -321,5 +322,10 @@ def error_from_lua(data: dict[str, Any], traceback: str | None = None) -> KosmoE
 
         _ERROR_CLASSES.update({name: getattr(_errors, name) for name in _errors.__all__})
     cls = _ERROR_CLASSES.get(str(data.get("type")), CallError)
-    context = {k: v for k, v in data.items() if k not in ("type", "code", "message", "hint") and not isinstance(v, Opaque)}
-    return cls(str(data.get("message", "error")), hint=data.get("hint"), traceback=traceback, **context)
+    if issubclass(cls, ScriptError):  # a script cannot dress its own error up as a limit hit
+        cls = CallError
+    context = {k: v for k, v in data.items()
+               if k in CONTEXT_FIELDS and k not in ("hint", "traceback") and not isinstance(v, Opaque)}
+    hint = data.get("hint")
+    return cls(str(data.get("message", "error")), hint=hint if isinstance(hint, str) else None,
+               traceback=traceback, **context)

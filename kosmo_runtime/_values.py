@@ -130,11 +130,9 @@ class Converter:
             raise InvalidArgument(f"{where} is not valid UTF-8 text", hint="only UTF-8 strings can leave the sandbox") from None
 
     def _too_deep(self) -> LimitExceeded:
-        return LimitExceeded(
-            f"value nesting deeper than {self.depth} levels",
-            limit="depth", value=self.depth,
-            hint="flatten the data, or raise the limit with --depth / Limits(depth=...)",
-        )
+        from ._limits import limit_exceeded
+
+        return limit_exceeded("depth", self.depth)
 
 
 def _lua_kind(value: Any) -> str:

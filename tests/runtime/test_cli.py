@@ -539,9 +539,6 @@ def test_accounts_check_reports_missing_variable(kosmo: Kosmo, broken_accounts: 
     assert [c["error"]["account"] for c in data["checks"]] == ["unset"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: --accounts/--json are only accepted before the action "
-                                       "('kosmo accounts --json list'); after it ('kosmo accounts list --json') "
-                                       "argparse rejects them with exit 2")
 @pytest.mark.parametrize("argv", [
     ["accounts", "list", "--json"],
     ["accounts", "list", "--accounts", "{accounts}"],
@@ -558,9 +555,6 @@ def test_options_after_the_action(kosmo: Kosmo, accounts: str, argv: list[str]) 
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the handler's exception is logged with log.exception and, with no "
-                                       "logging configured, Python's last-resort handler prints the full Python "
-                                       "traceback to the CLI's stderr")
 def test_broken_handler_prints_no_python_traceback(tmp_path: Path, accounts: str) -> None:
     root = tmp_path / "integrations"
     shutil.copytree(FIXTURES / "test_notes", root / "test_notes")
