@@ -72,3 +72,18 @@ def test_seed_example_runs(runtime, name, source):
 def test_doc_example_runs(runtime, name, source):
     result = runtime.run(source, name=f"{name}.lua")
     assert result.ok, result.error and result.error.to_dict()
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "examples").glob("*.lua")), ids=lambda p: p.name)
+def test_example_scripts_run_in_demo_mode(runtime, script):
+    result = runtime.run(script.read_text(encoding="utf-8"), name=script.name)
+    assert result.ok, result.error and result.error.to_dict()
+    assert result.output.strip() and result.result
+
+
+def test_demo_script_dry_run_describes_its_writes(runtime):
+    result = runtime.run((ROOT / "examples" / "demo.lua").read_text(encoding="utf-8"), dry_run=True)
+    assert result.ok, result.error and result.error.to_dict()
+    assert "would create a room (POST " in result.output
+    assert result.result["rooms_created"] == 0
+    assert all(call.dry_run for call in result.calls)
