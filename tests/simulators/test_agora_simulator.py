@@ -40,7 +40,8 @@ import jsonschema
 import pytest
 
 from integrations.agora.simulator import DEMO_ACCOUNTS, SEEDED_RESOURCE_ID, AgoraSimulator
-from kosmo_runtime import Fault, LoopbackServer
+from kosmo_runtime import Fault
+from tests.support import Switchboard, serving
 
 DEFAULT = DEMO_ACCOUNTS["default"]
 APP_ID = DEFAULT["app_id"]
@@ -368,14 +369,7 @@ class Api:
         self.exchanges: list[tuple[httpx.Request, httpx.Response, bool]] = []
         self._check_requests = True
         self._recording = True
-        # A fresh connection per request: on a reused connection the loopback server's
-        # separate header and body writes meet delayed ACKs (~40 ms per request).
-        self.client = httpx.Client(
-            base_url=base_url,
-            auth=AUTH,
-            event_hooks={"response": [self._record]},
-            limits=httpx.Limits(max_keepalive_connections=0),
-        )
+        self.client = httpx.Client(base_url=base_url, auth=AUTH, event_hooks={"response": [self._record]})
 
     def _record(self, response: httpx.Response) -> None:
         if self._recording:
@@ -409,39 +403,22 @@ class Api:
         return problems
 
 
-class Switchboard:
-    """Forwards to the current test's simulator, so one loopback server serves the module."""
-
-    service = "agora"
-
-    def __init__(self) -> None:
-        self.simulator = AgoraSimulator()
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        return self.simulator(request)
-
 
 @pytest.fixture(scope="module")
-def switchboard() -> Switchboard:
-    return Switchboard()
-
-
-@pytest.fixture(scope="module")
-def server(switchboard: Switchboard) -> Iterator[LoopbackServer]:
-    with LoopbackServer(switchboard) as server:
-        yield server
+def switchboard() -> Iterator[Switchboard[AgoraSimulator]]:
+    with serving(AgoraSimulator) as board:
+        yield board
 
 
 @pytest.fixture
-def sim(switchboard: Switchboard) -> AgoraSimulator:
+def sim(switchboard: Switchboard[AgoraSimulator]) -> AgoraSimulator:
     """A fresh simulator (fresh seed data) behind the module's server."""
-    switchboard.simulator = AgoraSimulator()
-    return switchboard.simulator
+    return switchboard.reset()
 
 
 @pytest.fixture(scope="module")
-def module_api(server: LoopbackServer) -> Iterator[Api]:
-    api = Api(server.url)
+def module_api(switchboard: Switchboard[AgoraSimulator]) -> Iterator[Api]:
+    api = Api(switchboard.url)
     yield api
     api.client.close()
 
@@ -818,9 +795,9 @@ def test_starting_a_resource_twice_is_code_7_with_http_201(http: httpx.Client) -
     }
 
 
-def test_unknown_and_expired_resource_ids(switchboard: Switchboard, http: httpx.Client) -> None:
+def test_unknown_and_expired_resource_ids(switchboard: Switchboard[AgoraSimulator], http: httpx.Client) -> None:
     now = [datetime.now(timezone.utc)]
-    switchboard.simulator = AgoraSimulator(clock=lambda: now[0])  # a clock the test moves
+    switchboard.target = AgoraSimulator(clock=lambda: now[0])  # a clock the test moves
     unknown = start(http, "not-a-resource-id")
     assert (unknown.status_code, unknown.json()["code"]) == (400, 1001)
     resource_id = acquire(http)

@@ -22,6 +22,7 @@ import pytest
 from openapi_core import Config, OpenAPI
 
 from integrations.cal_com.simulator import DEMO_ACCOUNTS, CalComSimulator
+from tests.support import Switchboard, serving
 from kosmo_runtime import Fault, LoopbackServer
 from tests.contract.openapi import SPECS, SpecChecker
 
@@ -180,16 +181,6 @@ class Recorder:
 # -- fixtures ------------------------------------------------------------------------------------
 
 
-class Switchboard:
-    """One loopback server for the module, answering with whichever simulator the current test uses."""
-
-    def __init__(self) -> None:
-        self.target = CalComSimulator()
-        self.url = ""
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        return self.target(request)
-
 
 @pytest.fixture(scope="module")
 def spec() -> SpecChecker:
@@ -197,17 +188,14 @@ def spec() -> SpecChecker:
 
 
 @pytest.fixture(scope="module")
-def switchboard() -> Iterator[Switchboard]:
-    board = Switchboard()
-    with LoopbackServer(board) as server:
-        board.url = server.url
+def switchboard() -> Iterator[Switchboard[CalComSimulator]]:
+    with serving(CalComSimulator) as board:
         yield board
 
 
 @pytest.fixture
-def sim(switchboard: Switchboard) -> CalComSimulator:
-    switchboard.target = CalComSimulator()
-    return switchboard.target
+def sim(switchboard: Switchboard[CalComSimulator][CalComSimulator]) -> CalComSimulator:
+    return switchboard.reset()
 
 
 @pytest.fixture
@@ -219,7 +207,7 @@ def recorder(spec: SpecChecker) -> Iterator[Recorder]:
 
 
 @pytest.fixture(scope="module")
-def http(switchboard: Switchboard) -> Iterator[httpx.Client]:
+def http(switchboard: Switchboard[CalComSimulator]) -> Iterator[httpx.Client]:
     """One client for the module: building one loads the CA bundle, which costs about 0.1 s."""
     with httpx.Client(base_url=switchboard.url, timeout=5) as client:
         yield client
@@ -304,7 +292,7 @@ def test_a_bare_key_without_bearer_is_accepted_like_upstream(client: httpx.Clien
     assert client.get("/v2/me", headers={"Authorization": KEY}).status_code == 200
 
 
-def test_explicit_credentials_replace_the_demo_keys(switchboard: Switchboard, client: httpx.Client) -> None:
+def test_explicit_credentials_replace_the_demo_keys(switchboard: Switchboard[CalComSimulator], client: httpx.Client) -> None:
     switchboard.target = CalComSimulator(credentials=["cal_live_custom"])
     assert client.get("/v2/me").status_code == 401
     response = client.get("/v2/me", headers={"Authorization": "Bearer cal_live_custom"})

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from integrations.goto_webinar.simulator import DEMO_ACCOUNTS, GoToWebinarSimulator
+from tests.support import Switchboard, serving
 from kosmo_runtime import Fault, LoopbackServer
 from tests.contract.openapi import SpecChecker
 
@@ -133,33 +134,20 @@ def spec() -> SpecChecker:
     return SpecChecker("gotowebinar.yml", SERVER)
 
 
-class Relay:
-    """One loopback server per module (closing one takes half a second), answering with the current test's simulator."""
-
-    def __init__(self) -> None:
-        self.target = GoToWebinarSimulator()
-        self.url = ""
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        return self.target(request)
-
 
 @pytest.fixture(scope="module")
-def relay() -> Iterator[Relay]:
-    relay = Relay()
-    with LoopbackServer(relay) as server:
-        relay.url = server.url
-        yield relay
+def relay() -> Iterator[Switchboard[GoToWebinarSimulator]]:
+    with serving(GoToWebinarSimulator) as board:
+        yield board
 
 
 @pytest.fixture
-def sim(relay: Relay) -> GoToWebinarSimulator:
-    relay.target = GoToWebinarSimulator()
-    return relay.target
+def sim(relay: Switchboard[GoToWebinarSimulator]) -> GoToWebinarSimulator:
+    return relay.reset()
 
 
 @pytest.fixture
-def api(sim: GoToWebinarSimulator, relay: Relay, spec: SpecChecker) -> Iterator[Api]:
+def api(sim: GoToWebinarSimulator, relay: Switchboard[GoToWebinarSimulator], spec: SpecChecker) -> Iterator[Api]:
     api = Api(sim, relay.url)
     with api.client:
         yield api
@@ -195,7 +183,7 @@ def test_bad_token_gets_the_gateway_403(api: Api, headers: dict[str, str], path:
     assert response.headers["x-amzn-errortype"] == "UnauthorizedException"
 
 
-def test_custom_credentials_replace_the_demo_tokens(relay: Relay) -> None:
+def test_custom_credentials_replace_the_demo_tokens(relay: Switchboard[GoToWebinarSimulator]) -> None:
     relay.target = GoToWebinarSimulator(["my-token"])
     with httpx.Client(base_url=relay.url) as client:
         me = client.get("/admin/rest/v1/me", headers={"Authorization": "Bearer my-token"})

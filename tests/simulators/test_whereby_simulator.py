@@ -20,6 +20,7 @@ import pytest
 from openapi_core import Config, OpenAPI
 
 from integrations.whereby.simulator import DEMO_ACCOUNTS, WherebySimulator
+from tests.support import Switchboard, serving
 from kosmo_runtime import Fault, LoopbackServer
 from tests.contract.openapi import SPECS, SpecChecker
 
@@ -112,29 +113,16 @@ class Recorder:
         return found
 
 
-class Switchboard:
-    """One loopback server for the module, answering with whichever simulator the current test uses."""
-
-    def __init__(self) -> None:
-        self.target = WherebySimulator()
-        self.url = ""
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        return self.target(request)
-
 
 @pytest.fixture(scope="module")
-def switchboard() -> Iterator[Switchboard]:
-    board = Switchboard()
-    with LoopbackServer(board) as server:
-        board.url = server.url
+def switchboard() -> Iterator[Switchboard[WherebySimulator]]:
+    with serving(WherebySimulator) as board:
         yield board
 
 
 @pytest.fixture
-def sim(switchboard: Switchboard) -> WherebySimulator:
-    switchboard.target = WherebySimulator()
-    return switchboard.target
+def sim(switchboard: Switchboard[WherebySimulator][WherebySimulator]) -> WherebySimulator:
+    return switchboard.reset()
 
 
 @pytest.fixture
@@ -146,12 +134,10 @@ def recorder(spec: SpecChecker) -> Iterator[Recorder]:
 
 
 @pytest.fixture
-def client(switchboard: Switchboard, sim: WherebySimulator, recorder: Recorder) -> Iterator[httpx.Client]:
-    # `Connection: close`: LoopbackServer writes a response's headers and body in two segments, so on a
-    # kept-alive connection Nagle's algorithm and the client's delayed ACK stall each response ~40 ms.
+def client(switchboard: Switchboard[WherebySimulator], sim: WherebySimulator, recorder: Recorder) -> Iterator[httpx.Client]:
     with httpx.Client(
         base_url=switchboard.url,
-        headers={"Authorization": f"Bearer {KEY}", "Connection": "close"},
+        headers={"Authorization": f"Bearer {KEY}"},
         event_hooks={"response": [recorder]},
         timeout=5,
     ) as client:
@@ -198,7 +184,7 @@ def test_every_demo_account_key_is_accepted(client: httpx.Client) -> None:
         assert response.status_code == 200
 
 
-def test_explicit_credentials_replace_the_demo_keys(switchboard: Switchboard, client: httpx.Client) -> None:
+def test_explicit_credentials_replace_the_demo_keys(switchboard: Switchboard[WherebySimulator], client: httpx.Client) -> None:
     switchboard.target = WherebySimulator(credentials=["custom-key"])
     assert client.get("/v1/meetings").status_code == 401
     assert client.get("/v1/meetings", headers={"Authorization": "Bearer custom-key"}).status_code == 200
