@@ -42,7 +42,7 @@ from ._http import RetryPolicy
 from ._limits import Limits
 from ._policy import WriteRequest
 from ._result import CallRecord, RunResult
-from ._runtime import Runtime
+from ._runtime import Runtime, Session
 from ._simulate import ConnectionDropped, Fault, LoopbackServer, Simulator, route
 from ._store import Store
 
@@ -85,6 +85,7 @@ __all__ = [
     "Runtime",
     "ScriptError",
     "Secret",
+    "Session",
     "ServiceUnavailable",
     "Simulator",
     "Store",

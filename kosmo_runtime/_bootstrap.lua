@@ -432,8 +432,13 @@ local function strip_traceback(tb)
 end
 
 -- Returns "ok", results | "syntax", message | "error", err, traceback | "limit", name
-local function run(source, chunkname)
-  local env = make_env()
+local session_env = nil  -- the env kept between chunks of a session (REPL)
+
+local function run(source, chunkname, chunk_deadline, keep_env)
+  deadline = chunk_deadline or deadline
+  steps, ticks = 0, 0
+  local env = keep_env and session_env or make_env()
+  if keep_env then session_env = env end
   local fn, err = load(source, "=" .. chunkname, "t", env)
   if not fn then return "syntax", err end
   local co = arm(co_create(fn))

@@ -6,7 +6,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from ._calls import Invoker
 from ._clock import Clock, utc_now
 from ._discovery import Catalog
 from ._docs import Docs
-from ._errors import InvalidArgument, KosmoError, NotFound
+from ._errors import InvalidArgument, KosmoError, LimitExceeded, NotFound
 from ._http import ClientPool, RetryPolicy
 from ._limits import Limits
 from ._policy import Approver
@@ -27,7 +27,7 @@ from ._sandbox import Sandbox
 from ._store import Store, default_store_path
 from ._values import Converter
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "Session"]
 
 
 class Runtime:
@@ -155,14 +155,31 @@ class Runtime:
         ``name`` is the script name in error messages (default ``script.lua``); ``dry_run`` lets reads
         run and turns each write into a description of what would be sent; ``read_only`` denies writes.
         """
-        limits = limits or self.limits
+        sandbox = self._sandbox(limits or self.limits, dry_run=dry_run, read_only=read_only, writes=writes,
+                                approve=approve)
+        if isinstance(sandbox, RunResult):
+            return sandbox
+        return sandbox.run(source, name or "script.lua")
+
+    def session(self, *, limits: Limits | None = None, dry_run: bool = False, read_only: bool = False,
+                writes: WritePolicy | None = None, approve: Approver | None = None) -> Session:
+        """A session of chunks sharing one Lua state and its globals (for a REPL).
+
+        Limits apply per chunk (memory for the whole session); a chunk that hits a limit ends the
+        session's state, and the next chunk starts a fresh one (``Session.restarted`` says so).
+        """
+        return Session(lambda: self._sandbox(limits or self.limits, dry_run=dry_run, read_only=read_only,
+                                             writes=writes, approve=approve))
+
+    def _sandbox(self, limits: Limits, **options: Any) -> Sandbox | RunResult:
+        """A sandbox with the app layer installed, or the RunResult of a configuration error."""
         sandbox = Sandbox(limits, date_clock=self.clock)
         try:
-            invoker = self._invoker(sandbox, limits, dry_run=dry_run, read_only=read_only, writes=writes, approve=approve)
+            invoker = self._invoker(sandbox, limits, **options)
         except KosmoError as exc:
             return RunResult(ok=False, error=exc, duration=time.monotonic() - sandbox.started)
         sandbox.install("_app.lua", self._host_functions(invoker, sandbox.convert))
-        return sandbox.run(source, name or "script.lua")
+        return sandbox
 
     def call(
         self,
@@ -262,3 +279,36 @@ class Runtime:
         return names
 
 
+
+
+class Session:
+    """Chunks run one after another in one Lua state, globals kept (see ``Runtime.session``)."""
+
+    def __init__(self, factory: Callable[[], Sandbox | RunResult]) -> None:
+        self._factory = factory
+        self._sandbox: Sandbox | None = None
+        self.restarted = False  # the last chunk ran in a fresh state because the previous one hit a limit
+        self._ended_by_limit = False
+
+    def run(self, source: str, name: str = "repl") -> RunResult:
+        """Run one chunk; its globals stay visible to the next chunks."""
+        self.restarted = self._ended_by_limit and self._sandbox is None
+        if self._sandbox is None:
+            made = self._factory()
+            if isinstance(made, RunResult):
+                return made
+            self._sandbox = made
+        result = self._sandbox.run(source, name, keep_env=True)
+        self._ended_by_limit = isinstance(result.error, LimitExceeded)
+        if self._ended_by_limit:
+            self._sandbox = None
+        return result
+
+    def close(self) -> None:
+        self._sandbox = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -74,6 +74,7 @@ class Sandbox:
         self.calls: list[CallRecord] = []
         self._output: list[str] = []
         self._output_size = 0
+        self._runs = 0
         self.lua = lua54.LuaRuntime(
             register_eval=False,
             register_builtins=False,
@@ -202,13 +203,22 @@ class Sandbox:
 
     # -- running -----------------------------------------------------------------
 
-    def run(self, source: str, name: str) -> RunResult:
-        """Execute ``source`` as chunk ``name`` and describe what happened."""
+    def run(self, source: str, name: str, *, keep_env: bool = False) -> RunResult:
+        """Execute ``source`` as chunk ``name`` and describe what happened.
+
+        With ``keep_env`` the chunk shares its globals with earlier ``keep_env`` chunks of this
+        sandbox (a session); instructions, wall time, output and calls are counted per chunk,
+        memory for the whole session.
+        """
         error: KosmoError | None = None
         result: Any = None
-        self.lua.set_max_memory(self.lua.get_memory_used() + self.limits.memory)
+        if self._runs:
+            self._next_chunk()
+        else:
+            self.lua.set_max_memory(self.lua.get_memory_used() + self.limits.memory)
+        self._runs += 1
         try:
-            outcome = self.kit.run(source, name)
+            outcome = self.kit.run(source, name, self.deadline, keep_env)
             status = outcome[0]
             if self.limit_hit is not None:
                 error = self._final_limit_error()
@@ -243,6 +253,15 @@ class Sandbox:
             calls=list(self.calls),
             duration=self.clock() - self.started,
         )
+
+    def _next_chunk(self) -> None:
+        if self.limit_hit is not None:
+            raise RuntimeError("this sandbox hit a limit; start a new one")
+        self.started = self.clock()
+        self.deadline = self.started + self.limits.wall_time
+        self.calls.clear()
+        self._output.clear()
+        self._output_size = 0
 
     def _final_limit_error(self) -> LimitExceeded:
         existing = getattr(self, "_limit_error", None)

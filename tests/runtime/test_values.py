@@ -166,3 +166,15 @@ def test_limits_can_be_set_per_run(runtime):
     result = run(runtime, "for i = 1, 1e7 do end return 1", limits=Limits(instructions=100_000))
     assert result.error.type == "LimitExceeded" and result.error.limit == "instructions"
     assert run(runtime, "for i = 1, 1e5 do end return 1").ok
+
+
+def test_session_keeps_globals_between_chunks_and_restarts_after_a_limit():
+    with Runtime(store=":memory:") as rt:
+        session = rt.session(limits=Limits(instructions=100_000))
+        assert session.run("counter = 41").ok
+        assert session.run("counter = counter + 1 return counter").result == 42
+        limited = session.run("while true do end")
+        assert limited.error.type == "LimitExceeded"
+        after = session.run("return counter")
+        assert after.ok and after.result is None and session.restarted
+        assert session.run("print('fresh') return 1").output == "fresh\n"
