@@ -8,9 +8,29 @@
 
 local kit, host = ...
 local call, usage, extend = kit.call, kit.usage, kit.extend
-local setmetatable, type, tostring, error, next, select = setmetatable, type, tostring, error, next, select
+local setmetatable, type, tostring, error, next, select, ipairs = setmetatable, type, tostring, error, next, select, ipairs
 
 local is_namespace = setmetatable({}, {__mode = "k"})
+local co_create, co_resume, co_status, co_yield, co_running =
+  coroutine.create, coroutine.resume, coroutine.status, coroutine.yield, coroutine.running
+local pack = table.pack
+local math_type = math.type
+
+-- app.parallel: branches run in coroutines; an integration call inside a branch is
+-- submitted to the host and the branch yields WAIT until the host reports it done.
+local WAIT = {}
+local branch_of = setmetatable({}, {__mode = "k"})
+local MAX_CONCURRENCY = 64
+
+local function call_integration(id, account, name, args)
+  if branch_of[co_running()] then
+    local ticket = call(host.submit, id, account, name, args)
+    local ok, value = co_yield(WAIT, ticket)
+    if ok then return value end
+    kit.raise(value)
+  end
+  return call(host.call, id, account, name, args)
+end
 
 local function make_function(id, account, name, label)
   local where = {id, name}
@@ -28,7 +48,7 @@ local function make_function(id, account, name, label)
       usage(label .. " takes one table of named arguments, e.g. " .. label .. "{name = value}; got a " .. type(args),
             nil, where)
     end
-    return call(host.call, id, account, name, args)
+    return call_integration(id, account, name, args)
   end
 end
 
@@ -103,7 +123,62 @@ local integrations = setmetatable({}, {
   __metatable = "locked",
 })
 
-local app = kit.readonly({integrations = integrations}, "app")
+local function parallel(branches, options)
+  if type(branches) ~= "table" then
+    usage("app.parallel expects a list of functions, e.g. app.parallel({function() ... end, function() ... end})")
+  end
+  local n = #branches
+  for i = 1, n do
+    if type(branches[i]) ~= "function" then usage("app.parallel: item " .. i .. " is a " .. type(branches[i]) .. ", not a function") end
+  end
+  local concurrency = 8
+  if options ~= nil then
+    if type(options) ~= "table" then usage("app.parallel: options must be a table, e.g. {concurrency = 8}") end
+    concurrency = options.concurrency or concurrency
+    if math_type(concurrency) ~= "integer" or concurrency < 1 or concurrency > MAX_CONCURRENCY then
+      usage("app.parallel: concurrency must be a whole number from 1 to " .. MAX_CONCURRENCY)
+    end
+  end
+  local results, coroutines, waiting = {}, {}, {}
+  local started, running = 0, 0
+
+  local function step(i, ...)
+    local co = coroutines[i]
+    local r = pack(kit.guard(co_resume(co, ...)))
+    if not r[1] then
+      results[i] = {ok = false, error = r[2]}
+      running = running - 1
+    elseif co_status(co) == "dead" then
+      results[i] = {ok = true, value = r[2]}
+      running = running - 1
+    elseif r[2] == WAIT then
+      waiting[r[3]] = i
+    else
+      results[i] = {ok = false, error = "app.parallel: a branch yielded outside of an integration call"}
+      running = running - 1
+    end
+  end
+
+  while true do
+    while started < n and running < concurrency do
+      started = started + 1
+      local co = kit.arm(co_create(branches[started]))
+      branch_of[co] = true
+      coroutines[started] = co
+      running = running + 1
+      step(started)
+    end
+    if running == 0 then break end
+    for _, done in ipairs(call(host.wait_any)) do
+      local i = waiting[done.ticket]
+      waiting[done.ticket] = nil
+      step(i, done.ok, done.value)
+    end
+  end
+  return kit.mark_array(results)
+end
+
+local app = kit.readonly({integrations = integrations, parallel = parallel}, "app")
 extend("app", app)
 
 extend("lua_list_docs", function(...)

@@ -481,4 +481,6 @@ return {
   checked = checked,
   raise = raise,
   trip = trip,
+  arm = arm,
+  guard = guard,
 }

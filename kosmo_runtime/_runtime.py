@@ -21,6 +21,7 @@ from ._docs import Docs
 from ._errors import InvalidArgument, KosmoError, LimitExceeded, NotFound
 from ._http import ClientPool, RetryPolicy
 from ._limits import Limits
+from ._parallel import CallPool, ParallelCalls
 from ._policy import Approver
 from ._result import RunResult
 from ._sandbox import Sandbox
@@ -80,6 +81,7 @@ class Runtime:
         self._accounts_source = accounts
         self._accounts: AccountsConfig | None = None
         self._pool = ClientPool(transport, mounts, sleep=self.retry.sleep)
+        self._calls = CallPool()
         self._store = store if isinstance(store, Store) else Store(store if store is not None else default_store_path())
         self._memos: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -126,6 +128,7 @@ class Runtime:
 
     def close(self) -> None:
         """Close the HTTP connections, the store and the audit log."""
+        self._calls.close()
         self._pool.close()
         self._store.close()
         if self._audit is not None and self._audit is not self._audit_source:
@@ -178,7 +181,9 @@ class Runtime:
             invoker = self._invoker(sandbox, limits, **options)
         except KosmoError as exc:
             return RunResult(ok=False, error=exc, duration=time.monotonic() - sandbox.started)
-        sandbox.install("_app.lua", self._host_functions(invoker, sandbox.convert))
+        parallel = ParallelCalls(invoker, sandbox.convert, self._calls, sandbox.remaining, limits.wall_time)
+        sandbox.install("_app.lua", {**self._host_functions(invoker, sandbox.convert),
+                                     "submit": parallel.submit, "wait_any": parallel.wait_any})
         return sandbox
 
     def call(

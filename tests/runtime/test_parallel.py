@@ -1,0 +1,95 @@
+"""app.parallel: concurrent integration calls from Lua, results in order, errors per branch."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from kosmo_runtime import Demo, Fault, Limits, RetryPolicy
+
+
+@pytest.fixture(scope="module")
+def demo():
+    with Demo(["goto-webinar"], rate_limits=False) as running:
+        yield running
+
+
+@pytest.fixture
+def runtime(demo):
+    with demo.runtime(retry=RetryPolicy(sleep=lambda seconds: None)) as rt:
+        yield rt
+
+
+FAN_OUT = """
+local gw = app.integrations["goto-webinar"]
+local ids = {%s}
+local branches = {}
+for _, id in ipairs(ids) do
+  branches[#branches + 1] = function() return gw.get_webinar{id = id}.subject end
+end
+return app.parallel(branches, {concurrency = %d})
+"""
+
+
+def test_results_come_back_in_order_with_errors_per_branch(runtime):
+    result = runtime.run(FAN_OUT % ('"1234567890", "no-such", "1234567890"', 4))
+    assert result.ok, result.error
+    first, failed, third = result.result
+    assert first == {"ok": True, "value": "Quarterly Product Update"} == third
+    assert failed["ok"] is False and failed["error"]["status"] == 400
+    assert [c.function for c in result.calls] == ["get_webinar"] * 3
+
+
+def test_calls_really_overlap(demo, runtime):
+    sim = demo.simulators["goto-webinar"]
+    in_flight, peak, lock = [0], [0], threading.Lock()
+    gate = threading.Barrier(4, timeout=5)
+
+    def wrapped(request):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        try:
+            if "/webinars/1234567890" in request.url.path:
+                gate.wait()  # four requests must be in flight together to pass
+            return handler(request)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    handler = sim.__call__
+    demo.servers["goto-webinar"]._server.RequestHandlerClass.simulator = staticmethod(wrapped)
+    try:
+        result = runtime.run(FAN_OUT % (", ".join(['"1234567890"'] * 4), 4))
+    finally:
+        demo.servers["goto-webinar"]._server.RequestHandlerClass.simulator = staticmethod(handler)
+    assert result.ok, result.error
+    assert all(entry["ok"] for entry in result.result)
+    assert peak[0] >= 4
+
+
+def test_concurrency_option_is_validated(runtime):
+    for options in ("{concurrency = 0}", "{concurrency = 1.5}", "{concurrency = 65}", "'fast'"):
+        result = runtime.run(f"return app.parallel({{function() end}}, {options})")
+        assert result.error.type == "InvalidArgument", options
+    assert runtime.run("return app.parallel({1})").error.message.startswith("app.parallel: item 1")
+
+
+def test_plain_branches_and_empty_lists(runtime):
+    result = runtime.run("return app.parallel({}), app.parallel({function() return 1 end, function() error('x', 0) end})")
+    assert result.result == [[], [{"ok": True, "value": 1}, {"ok": False, "error": "x"}]]
+
+
+def test_limits_still_apply_inside_branches(runtime):
+    result = runtime.run("return app.parallel({function() while true do end end})", limits=Limits(instructions=100_000))
+    assert result.error.type == "LimitExceeded" and result.error.limit == "instructions"
+
+
+def test_wall_clock_stops_slow_parallel_calls(demo, runtime):
+    demo.simulators["goto-webinar"].inject(Fault("latency", seconds=2, path="/webinars/1234567890", times=None))
+    try:
+        result = runtime.run(FAN_OUT % ('"1234567890", "1234567890"', 2), limits=Limits(wall_time=0.5))
+    finally:
+        demo.simulators["goto-webinar"].clear_faults()
+    assert result.error.type == "LimitExceeded" and result.error.limit == "wall_time"
