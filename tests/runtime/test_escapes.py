@@ -537,7 +537,7 @@ def test_pairs_over_host_tables_reveals_only_data_and_closures(rt: Runtime, cana
     assert result.ok, result.error and result.error.to_dict()
     out = result.result
     assert out["json"] == ["array:function", "decode:function", "encode:function", "null:table"]
-    assert out["app"] == ["integrations:table"]
+    assert out["app"] == ["integrations:table", "parallel:function"]
     assert "test-notes:table" in out["integrations"]
     assert all(item.endswith(":table") for item in out["integrations"])
     assert "list_notes:function" in out["notes"] and "default:table" in out["notes"]
