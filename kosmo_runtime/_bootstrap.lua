@@ -95,7 +95,9 @@ local function script_location()
   while true do
     local info = debug_getinfo(level, "Sl")
     if not info then return nil end
-    if info.what ~= "C" and info.source ~= "=[kosmo]" then return info.short_src, info.currentline end
+    if info.what ~= "C" and info.source ~= "=[kosmo]" and info.source ~= "=?" then
+      return info.short_src, info.currentline
+    end
     level = level + 1
   end
 end
@@ -394,6 +396,7 @@ local BASE = {
 }
 
 local extras = {}  -- name -> value added to every env by later layers (app, docs functions)
+local lazy = {}    -- name -> true for globals a not-yet-loaded layer will define
 
 local function make_env()
   local env = {}
@@ -404,15 +407,27 @@ local function make_env()
   env.xpcall = safe_xpcall
   env.print = print_
   env.load = safe_load_for(env)
-  env.string = copy(safe_string)
-  env.table = copy(safe_table)
-  env.math = copy(math)
-  env.utf8 = copy(utf8)
-  env.coroutine = copy(safe_coroutine)
+  -- Each run has its own Lua state, so most libraries need no per-run copies; the
+  -- bootstrap keeps its own references to every function it relies on.
+  env.string = copy(safe_string)  -- apart from the string methods, as the escape suite requires
+  env.table = safe_table
+  env.math = math
+  env.utf8 = utf8
+  env.coroutine = safe_coroutine
   env.os = copy(safe_os)
   env.json = readonly(json, "json")
   for name, value in pairs(extras) do env[name] = value end
   env._G = env
+  -- Globals of layers not loaded yet (app, the docs functions): loaded on first use.
+  setmetatable(env, {
+    __index = function(t, name)
+      if lazy[name] and not extras[name] then call(host.load_layers) end
+      local value = extras[name]
+      if value ~= nil then rawset(t, name, value) end
+      return value
+    end,
+    __metatable = false,
+  })
   return env
 end
 
@@ -424,7 +439,7 @@ local function strip_traceback(tb)
   local lines = {}
   for line in str_gmatch(tb, "[^\n]+") do
     if not str_find(line, "[C]: in ?", 1, true) and not str_find(line, "[kosmo]", 1, true)
-       and not str_find(line, "[C]: in function 'error'", 1, true) then
+       and not str_find(line, "[C]: in function 'error'", 1, true) and not str_find(line, "^%s*%?:") then
       lines[#lines + 1] = line
     end
   end
@@ -473,6 +488,7 @@ return {
   run = run,
   call = call,
   extend = function(name, value) extras[name] = value end,
+  provide_lazily = function(names) for _, name in ipairs(names) do lazy[name] = true end end,
   usage = usage,
   null = NULL,
   mark_array = mark_array,

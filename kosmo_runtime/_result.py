@@ -7,7 +7,10 @@ from typing import Any
 
 from ._errors import KosmoError
 
-__all__ = ["CallRecord", "RunResult"]
+__all__ = ["ENVELOPE_VERSION", "CallRecord", "RunResult", "envelope_schema"]
+
+#: Version of the JSON envelope (``RunResult.to_dict()``); ``envelope.schema.json`` describes it.
+ENVELOPE_VERSION = 1
 
 
 @dataclass
@@ -57,8 +60,10 @@ class RunResult:
     duration: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """The run as one JSON-compatible dict (the ``--json`` envelope)."""
+        """The run as one JSON-compatible dict: the envelope shared by ``kosmo run --json``,
+        ``kosmo call --json`` and the MCP tools, described by ``envelope.schema.json``."""
         return {
+            "version": ENVELOPE_VERSION,
             "ok": self.ok,
             "result": self.result,
             "output": self.output,
@@ -72,3 +77,11 @@ class RunResult:
         if self.error is not None:
             raise self.error
         return self
+
+
+def envelope_schema() -> dict[str, Any]:
+    """The JSON Schema of ``RunResult.to_dict()`` (``kosmo_runtime/envelope.schema.json``)."""
+    import json
+    from importlib import resources
+
+    return json.loads(resources.files(__package__).joinpath("envelope.schema.json").read_text(encoding="utf-8"))

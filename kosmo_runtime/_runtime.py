@@ -30,6 +30,9 @@ from ._values import Converter
 
 __all__ = ["Runtime", "Session"]
 
+#: The globals the app layer (``_app.lua``) defines.
+APP_GLOBALS = ("app", "lua_list_docs", "lua_search_docs", "lua_read_doc")
+
 
 class Runtime:
     """Runs Lua scripts in a fresh sandbox per run, with the configured integration accounts.
@@ -175,15 +178,21 @@ class Runtime:
                                              writes=writes, approve=approve))
 
     def _sandbox(self, limits: Limits, **options: Any) -> Sandbox | RunResult:
-        """A sandbox with the app layer installed, or the RunResult of a configuration error."""
+        """A sandbox whose app layer loads when the script first uses it, or the RunResult of a
+        configuration error (the accounts file is checked for every run)."""
         sandbox = Sandbox(limits, date_clock=self.clock)
         try:
-            invoker = self._invoker(sandbox, limits, **options)
+            self.accounts
         except KosmoError as exc:
             return RunResult(ok=False, error=exc, duration=time.monotonic() - sandbox.started)
-        parallel = ParallelCalls(invoker, sandbox.convert, self._calls, sandbox.remaining, limits.wall_time)
-        sandbox.install("_app.lua", {**self._host_functions(invoker, sandbox.convert),
-                                     "submit": parallel.submit, "wait_any": parallel.wait_any})
+
+        def app_functions() -> dict[str, Any]:
+            invoker = self._invoker(sandbox, limits, **options)
+            parallel = ParallelCalls(invoker, sandbox.convert, self._calls, sandbox.remaining, limits.wall_time)
+            return {**self._host_functions(invoker, sandbox.convert),
+                    "submit": parallel.submit, "wait_any": parallel.wait_any}
+
+        sandbox.install_lazily("_app.lua", list(APP_GLOBALS), app_functions)
         return sandbox
 
     def call(

@@ -75,6 +75,7 @@ class Sandbox:
         self._output: list[str] = []
         self._output_size = 0
         self._runs = 0
+        self._pending: list[tuple[str, Callable[[], dict[str, Callable[..., Any]]]]] = []
         self.lua = lua54.LuaRuntime(
             register_eval=False,
             register_builtins=False,
@@ -92,10 +93,21 @@ class Sandbox:
             "print": self._host(self._print),
             "json_encode": self._host(self._json_encode),
             "json_decode": self._host(self._json_decode),
+            "load_layers": self._host(self._load_layers),
         })
         boot = self.lua.compile(_bytecode("_bootstrap.lua"), name="=[kosmo]", mode="b")
         self.kit = boot(host)
         self.convert = Converter(self.lua, self.kit, limits.depth)
+
+    def install_lazily(self, filename: str, names: list[str], functions: Callable[[], dict[str, Callable[..., Any]]]) -> None:
+        """Install a layer the first time the script reads one of the globals ``names`` defines."""
+        self._pending.append((filename, functions))
+        self.kit.provide_lazily(self.lua.table_from(names))
+
+    def _load_layers(self) -> None:
+        while self._pending:
+            filename, functions = self._pending.pop(0)
+            self.install(filename, functions())
 
     def install(self, filename: str, functions: dict[str, Callable[..., Any]]) -> None:
         """Run a Lua layer of this package (e.g. ``_app.lua``) with the given host functions."""
