@@ -76,6 +76,7 @@ class Invoker:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     run_id: str = ""
     on_call: Callable[[CallRecord, dict[str, Any]], None] | None = None
+    _bindings: dict[tuple[str, str | None], _Binding] = field(default_factory=dict, repr=False)
     clock: Clock = utc_now
 
     def integration(self, name: str) -> LoadedIntegration:
@@ -99,6 +100,17 @@ class Invoker:
         raise _unknown("function" if account else "function or account", key, members,
                        hint_prefix=f"{where} has", label=where)
 
+    def _bind(self, loaded: LoadedIntegration, account_name: str | None) -> _Binding:
+        key = (loaded.manifest.id, account_name)
+        bound = self._bindings.get(key)
+        if bound is None:
+            account = self.accounts.account(loaded.manifest.id, account_name)
+            bound = self._bindings[key] = _Binding(
+                account, self.pool.client(loaded.manifest, account), self.pool.limiter(loaded.manifest, account),
+                self.store.scoped(loaded.manifest.id, account.name),
+                self.memos.setdefault((loaded.manifest.id, account.name), {}))
+        return bound
+
     def call(self, ident: str, account_name: str | None, function: str, arguments: dict[str, Any]) -> Any:
         """Validate, authorise and execute one call; returns JSON-compatible Python."""
         loaded = self.integration(ident)
@@ -115,16 +127,16 @@ class Invoker:
             if len(self.records) >= self.max_calls:
                 raise limit_exceeded("calls", self.max_calls)
             args = validate_arguments(label, spec, arguments)
-            account = self.accounts.account(ident, account_name)
+            bound = self._bind(loaded, account_name)
+            account = bound.account
             record.account = account.name
             if spec.operation == "write":
                 authorize(account, WriteRequest(ident, function, account.name, redact(args)),
                           run_policy=self.run_policy, approve=self.approve, dry_run=self.dry_run)
-            http = Http(self.pool.client(manifest, account), manifest, function=function, account=account.name,
+            http = Http(bound.client, manifest, function=function, account=account.name,
                         remaining=self.remaining, dry_run=self.dry_run, retry=self.retry, trace=trace,
-                        limiter=self.pool.limiter(manifest, account))
-            context = CallContext(ident, function, account, http, self.store.scoped(ident, account.name),
-                                  self.memos.setdefault((ident, account.name), {}), self.clock)
+                        limiter=bound.limiter)
+            context = CallContext(ident, function, account, http, bound.store, bound.memo, self.clock)
             try:
                 result = _execute(loaded, function, spec, context, args)
             except DryRunIntercept as intercepted:
@@ -151,6 +163,17 @@ class Invoker:
             self.records.append(record)
             if self.on_call is not None:
                 self.on_call(record, arguments)
+
+
+@dataclass(frozen=True)
+class _Binding:
+    """What every call of one integration account needs, resolved once per run."""
+
+    account: Account
+    client: Any
+    limiter: Any
+    store: ScopedStore
+    memo: dict[str, Any]
 
 
 def _execute(loaded: LoadedIntegration, function: str, spec: FunctionSpec, context: CallContext,

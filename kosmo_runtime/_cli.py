@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="kosmo",
         description="Run agent Lua scripts against SaaS integrations in a safe Lua 5.4 sandbox.",
         epilog="Examples:\n  kosmo run --demo examples/demo.lua\n  echo 'return 6*7' | kosmo run -\n"
-               "  kosmo call whereby.list_rooms --arg limit=5 --demo\n  kosmo docs read integrations.whereby",
+               "  kosmo call whereby.list_rooms --arg limit=5 --demo\n  kosmo docs read integrations.whereby\n"
+               "  kosmo repl --demo\n  kosmo mcp --demo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"kosmo {__version__}")
@@ -93,6 +94,25 @@ def _parser() -> argparse.ArgumentParser:
                                     help="regenerate the parameter tables in lua_docs/ from the manifests")
     sync.add_argument("--check", action="store_true", help="only report pages that are out of date (exit 1)")
 
+    serving = _common_options(argparse.ArgumentParser(add_help=False), json=False)
+    mcp = commands.add_parser(
+        "mcp", parents=[serving, execution], help="serve the runtime to MCP clients (stdio, or HTTP on loopback)",
+        description="Serve the runtime as an MCP server: tools lua_list_docs, lua_search_docs, lua_read_doc, "
+                    "execute_lua and call_integration, with the same accounts, policies, limits and audit log as "
+                    "'kosmo run'. Writes that need approval ('ask') are denied: nobody can approve them here.")
+    mcp.add_argument("--http", type=_port, metavar="PORT",
+                     help="serve streamable HTTP on 127.0.0.1:PORT (path /mcp) instead of standard input/output")
+    mcp.add_argument("--expose-functions", action="store_true",
+                     help="also one tool per integration function, its input schema from the manifest (reads only, "
+                          "unless --allow-writes)")
+    mcp.add_argument("--allow-writes", action="store_true",
+                     help="with --expose-functions: expose write functions too (still subject to account policies)")
+
+    repl = commands.add_parser("repl", parents=[serving, execution], help="an interactive Lua prompt",
+                               description="An interactive Lua prompt with the integrations loaded; globals are kept "
+                                           "between lines. '=expr' or a bare expression prints its value; .help for more.")
+    repl.add_argument("--no-history", action="store_true", help="neither read nor write the history file")
+
     accounts = commands.add_parser("accounts", parents=[common], help="list or check the configured accounts")
     accounts_commands = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
     accounts_commands.add_parser("list", parents=[after], help="integration, account, default, write policy (never a secret)")
@@ -101,11 +121,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _common_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def _common_options(parser: argparse.ArgumentParser, *, json: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--accounts", metavar="PATH", help="accounts file (default: $KOSMO_ACCOUNTS, then the per-user file)")
     parser.add_argument("--demo", action="store_true", help="answer with the built-in simulators on loopback (no credentials)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object (the result envelope)")
+    if json:
+        parser.add_argument("--json", action="store_true", help="print one JSON object (the result envelope)")
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r} (1 to 65535)")
+    return port
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,8 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        with _runtime(args) as runtime:
-            handler = {"run": _cmd_run, "call": _cmd_call, "docs": _cmd_docs, "accounts": _cmd_accounts}[args.command]
+        if args.command == "mcp":
+            _check_mcp_options(args)
+        # An MCP server has no one at a terminal to ask (and stdio is the protocol): `ask` writes are denied.
+        with _runtime(args, interactive=args.command != "mcp") as runtime:
+            handler = {"run": _cmd_run, "call": _cmd_call, "docs": _cmd_docs, "accounts": _cmd_accounts,
+                       "mcp": _cmd_mcp, "repl": _cmd_repl}[args.command]
             return handler(runtime, args)
     except UsageFailure as exc:
         parser.exit(2, f"kosmo: error: {exc}\n")
@@ -130,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _runtime(args: argparse.Namespace) -> Iterator[Runtime]:
-    approve = _terminal_approver()
+def _runtime(args: argparse.Namespace, *, interactive: bool = True) -> Iterator[Runtime]:
+    approve = _terminal_approver() if interactive else None
     limits = _limits(args)
     if getattr(args, "demo", False):
         from ._demo import Demo
@@ -192,6 +227,29 @@ def _cmd_run(runtime: Runtime, args: argparse.Namespace) -> int:
     source, name = _source(args)
     result = runtime.run(source, name=name, dry_run=args.dry_run, read_only=args.read_only)
     return _report(result, args.json)
+
+
+def _check_mcp_options(args: argparse.Namespace) -> None:
+    if args.allow_writes and not args.expose_functions:
+        raise UsageFailure("--allow-writes decides whether write functions get their own tools, so it needs "
+                           "--expose-functions (execute_lua and call_integration follow the account policies; "
+                           "use --read-only to deny every write)")
+    if args.allow_writes and args.read_only:
+        raise UsageFailure("--allow-writes and --read-only contradict each other")
+
+
+def _cmd_mcp(runtime: Runtime, args: argparse.Namespace) -> int:
+    from ._mcp import serve
+
+    serve(runtime, http_port=args.http, expose_functions=args.expose_functions, allow_writes=args.allow_writes,
+          dry_run=args.dry_run, read_only=args.read_only)
+    return 0
+
+
+def _cmd_repl(runtime: Runtime, args: argparse.Namespace) -> int:
+    from ._repl import Repl
+
+    return Repl(runtime, dry_run=args.dry_run, read_only=args.read_only, history=not args.no_history).loop()
 
 
 def _cmd_call(runtime: Runtime, args: argparse.Namespace) -> int:

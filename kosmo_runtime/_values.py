@@ -66,47 +66,87 @@ class Converter:
 
     def to_python(self, value: Any, *, what: str = "value") -> Any:
         """JSON-compatible Python for a Lua value; raises InvalidArgument or LimitExceeded."""
-        return self._convert(value, what, (), lenient=False)
+        try:
+            return self._convert(value, (what,), 0)
+        except LimitExceeded:
+            # Nesting ran past the depth limit: name the cycle if that is what caused it.
+            if self._has_cycle(value, ()):
+                raise InvalidArgument(f"{what} contains a cycle (a table that contains itself)",
+                                      hint="build a tree: copy the values instead of referencing the parent table") from None
+            raise
 
     def to_display(self, value: Any) -> Any:
         """Like :meth:`to_python`, but naming functions and cycles instead of failing."""
-        return self._convert(value, "value", (), lenient=True)
+        return self._display(value, "value", ())
 
-    def _convert(self, value: Any, where: str, ancestors: tuple[str, ...], *, lenient: bool) -> Any:
-        if value is None or isinstance(value, (bool, int, str)):
-            return value
+    def _scalar(self, value: Any, path: tuple[Any, ...], lenient: bool) -> Any:
+        """A non-table value, or raise for one that cannot leave the sandbox."""
         if isinstance(value, float):
             if math.isfinite(value) or lenient:
                 return value
-            raise InvalidArgument(f"{where} is {value!r}, which JSON cannot represent", hint="return a finite number or a string")
+            raise InvalidArgument(f"{_where(path)} is {value!r}, which JSON cannot represent",
+                                  hint="return a finite number or a string")
         if isinstance(value, bytes):
-            return self._text(value, where, lenient)
+            return self._text(value, _where(path), lenient)
+        kind = _lua_kind(value)
+        if lenient:
+            return Opaque(f"<{kind}>")
+        raise InvalidArgument(f"{_where(path)} is a Lua {kind}, which cannot leave the sandbox",
+                              hint="return or pass data only: tables, strings, numbers, booleans, json.null")
+
+    def _convert(self, value: Any, path: tuple[Any, ...], level: int) -> Any:
+        """The fast, strict walk: no table identities (cycles end at the depth limit)."""
+        if value is None or isinstance(value, (bool, int, str)):
+            return value
         if not isinstance(value, _LuaTable):
-            kind = _lua_kind(value)
-            if lenient:
-                return Opaque(f"<{kind}>")
-            raise InvalidArgument(f"{where} is a Lua {kind}, which cannot leave the sandbox", hint="return or pass data only: tables, strings, numbers, booleans, json.null")
+            return self._scalar(value, path, False)
+        items = list(value.items())
+        if not items:  # only an empty table can be json.null or an empty marked array
+            _, is_array, is_null, _ = self._inspect(value)
+            return None if is_null else [] if is_array else {}
+        if level >= self.depth:
+            raise self._too_deep()
+        level += 1
+        if _is_sequence(items):
+            items.sort(key=_first)
+            return [self._convert(v, (*path, k), level) for k, v in items]
+        result: dict[str, Any] = {}
+        for key, item in items:
+            name = key if isinstance(key, str) else self._key(key, _where(path), False)
+            result[name] = self._convert(item, (*path, name), level)
+        return result
+
+    def _display(self, value: Any, where: str, ancestors: tuple[str, ...]) -> Any:
+        """The careful walk: tracks table identities to name cycles; lenient unless checking a cycle."""
+        if value is None or isinstance(value, (bool, int, str)):
+            return value
+        if not isinstance(value, _LuaTable):
+            return self._scalar(value, (where,), True)
         identity, is_array, is_null, _ = self._inspect(value)
         if is_null:
             return None
         if identity in ancestors:
-            if lenient:
-                return Opaque("<cycle>")
-            raise InvalidArgument(f"{where} contains a cycle (a table that contains itself)", hint="build a tree: copy the values instead of referencing the parent table")
+            return Opaque("<cycle>")
         if len(ancestors) >= self.depth:
-            if lenient:
-                return Opaque("{...}")
-            raise self._too_deep()
+            return Opaque("{...}")
         ancestors = (*ancestors, identity)
         items = list(value.items())
         if is_array or (items and _is_sequence(items)):
-            items.sort(key=lambda kv: kv[0] if isinstance(kv[0], int) else 0)
-            return [self._convert(v, f"{where}[{k}]", ancestors, lenient=lenient) for k, v in items]
+            items.sort(key=_first)
+            return [self._display(v, where, ancestors) for _, v in items]
         result: dict[Any, Any] = {}
         for key, item in items:
-            name = key if lenient and isinstance(key, int) and not isinstance(key, bool) else self._key(key, where, lenient)
-            result[name] = self._convert(item, f"{where}.{name}", ancestors, lenient=lenient)
+            name = key if isinstance(key, int) and not isinstance(key, bool) else self._key(key, where, True)
+            result[name] = self._display(item, where, ancestors)
         return result
+
+    def _has_cycle(self, value: Any, ancestors: tuple[str, ...]) -> bool:
+        if not isinstance(value, _LuaTable) or len(ancestors) > self.depth:
+            return False
+        identity = self._inspect(value)[0]
+        if identity in ancestors:
+            return True
+        return any(self._has_cycle(item, (*ancestors, identity)) for _, item in value.items())
 
     def _key(self, key: Any, where: str, lenient: bool) -> str:
         if isinstance(key, str):
@@ -133,6 +173,18 @@ class Converter:
         from ._limits import limit_exceeded
 
         return limit_exceeded("depth", self.depth)
+
+
+def _first(pair: tuple[Any, Any]) -> Any:
+    return pair[0] if isinstance(pair[0], int) else 0
+
+
+def _where(path: tuple[Any, ...]) -> str:
+    """``arguments.list[2].name`` from a path of keys."""
+    text = str(path[0])
+    for key in path[1:]:
+        text += f"[{key}]" if isinstance(key, int) else f".{key}"
+    return text
 
 
 def _lua_kind(value: Any) -> str:

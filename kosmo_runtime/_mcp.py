@@ -1,0 +1,315 @@
+"""``kosmo mcp``: the runtime as an MCP server, over stdio or streamable HTTP on loopback.
+
+Tools: ``lua_list_docs``, ``lua_search_docs``, ``lua_read_doc`` (the reference scripts read),
+``execute_lua`` (run a script) and ``call_integration`` (one call without Lua); with
+``expose_functions`` also one tool per integration function, its input schema generated
+from the manifest (write functions only with ``allow_writes``).
+
+``execute_lua``, ``call_integration`` and the function tools return the result envelope
+(``RunResult.to_dict()``, ``envelope.schema.json``) as structured content, plus a short text
+rendering for clients that only show text. A failed script, a failed call or a limit hit is a
+tool result with ``isError`` set; the server keeps serving. The server uses the Runtime it is
+given, so the accounts file, write policies, limits and audit log are those of ``kosmo run``;
+nobody can answer an ``ask`` write here, so such writes are denied.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+
+from . import __version__
+from ._errors import KosmoError
+from ._manifest import Manifest, ParamSpec
+from ._result import RunResult, envelope_schema
+from ._runtime import Runtime
+
+__all__ = ["build_server", "function_tool_schema", "render_envelope", "serve"]
+
+INSTRUCTIONS = """\
+kosmo runs Lua 5.4 scripts that call SaaS integrations (webinars, meetings, bookings, video) \
+with accounts configured on this machine; scripts never see credentials.
+
+Work in this order, and never guess an integration, function or parameter name:
+1. lua_list_docs (or lua_search_docs with a few keywords) to find the pages;
+2. lua_read_doc("runtime") once, then lua_read_doc("integrations.<name>") or \
+lua_read_doc("integrations.<name>.<function>") for the exact signature;
+3. execute_lua with a script that does the whole job (loops, filtering, several calls) and \
+returns what you need, or call_integration for one call.
+
+Results come back as {ok, result, output, error, calls, duration}; on failure error has type, \
+message, hint and the script line. Each script runs in a fresh sandbox with limits \
+(instructions, memory, wall time, output, calls); nothing survives between runs."""
+
+_DOC_FLOW = "Never guess names: list (lua_list_docs / lua_search_docs), then read (lua_read_doc), then execute."
+
+_CALL_LINES = 20  # integration calls listed in the text rendering; the structured content has all
+
+
+class _PassThrough(ArgModelBase):
+    """Arguments of a per-function tool, passed through as given: the runtime validates them
+    against the manifest, with messages naming the parameter and the fix."""
+
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+
+    def model_dump_one_level(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+# -- rendering -----------------------------------------------------------------------------
+
+
+def render_envelope(envelope: dict[str, Any]) -> str:
+    """A short text rendering of a result envelope, for clients that show text only."""
+    lines: list[str] = []
+    calls = envelope.get("calls") or []
+    summary = f"{len(calls)} integration call{'' if len(calls) == 1 else 's'}, {envelope.get('duration', 0):.3f} s"
+    error = envelope.get("error")
+    if envelope.get("ok"):
+        lines.append(f"ok ({summary})")
+    else:
+        error = error or {}
+        lines.append(f"error: {error.get('type', 'Error')}: {error.get('message', '')}  ({summary})")
+        if error.get("hint"):
+            lines.append(f"hint: {error['hint']}")
+        details = {k: v for k, v in error.items()
+                   if k not in ("type", "code", "message", "hint", "traceback", "script", "line")}
+        if details:
+            lines.append("details: " + json.dumps(details, ensure_ascii=False, default=str))
+        if error.get("traceback"):
+            lines.append(error["traceback"].rstrip())
+    if envelope.get("output"):
+        lines += ["--- output ---", envelope["output"].rstrip("\n")]
+    if envelope.get("ok") and envelope.get("result") is not None:
+        result = envelope["result"]
+        lines += ["--- result ---", result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)]
+    if calls:
+        lines.append("--- calls ---")
+        for call in calls[:_CALL_LINES]:
+            status = f" {call['status']}" if call.get("status") is not None else ""
+            outcome = "ok" if call.get("ok") else f"failed ({call.get('error', 'error')})"
+            dry = " dry-run" if call.get("dry_run") else ""
+            lines.append(f"{call['integration']}.{call['function']} [{call['account']}] {call['operation']}{dry}: "
+                         f"{outcome}{status}, {call['duration']:.3f} s")
+        if len(calls) > _CALL_LINES:
+            lines.append(f"... and {len(calls) - _CALL_LINES} more (see the structured content)")
+    return "\n".join(lines)
+
+
+def _envelope_result(result: RunResult) -> CallToolResult:
+    envelope = result.to_dict()
+    return CallToolResult(content=[TextContent(type="text", text=render_envelope(envelope))],
+                          structured_content=envelope, is_error=not result.ok)
+
+
+def _error_result(error: KosmoError) -> CallToolResult:
+    text = f"error: {error.type}: {error.message}" + (f"\nhint: {error.hint}" if error.hint else "")
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content={"error": error.to_dict()},
+                          is_error=True)
+
+
+def _text_result(text: str, structured: dict[str, Any] | None = None) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+
+# -- schemas from manifests ----------------------------------------------------------------------
+
+
+def _param_schema(param: ParamSpec) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": param.type, "description": param.description}
+    if param.enum is not None:
+        schema["enum"] = list(param.enum)
+    if param.minimum is not None:
+        schema["minimum"] = int(param.minimum) if param.type == "integer" and param.minimum.is_integer() else param.minimum
+    if param.maximum is not None:
+        schema["maximum"] = int(param.maximum) if param.type == "integer" and param.maximum.is_integer() else param.maximum
+    bounds = {"string": ("minLength", "maxLength"), "array": ("minItems", "maxItems")}.get(param.type)
+    if bounds is not None:
+        if param.min_length is not None:
+            schema[bounds[0]] = param.min_length
+        if param.max_length is not None:
+            schema[bounds[1]] = param.max_length
+    if param.items is not None:
+        schema["items"] = {"type": param.items}
+    if param.default is not None:
+        schema["default"] = param.default
+    if param.example is not None:
+        schema["examples"] = [param.example]
+    return schema
+
+
+def account_parameter(manifest: Manifest, function: str) -> str:
+    """The name of the per-function tool's account argument (``account`` unless a parameter has it)."""
+    params = manifest.functions[function].params
+    return next(name for name in ("account", "kosmo_account", "_account") if name not in params)
+
+
+def function_tool_schema(manifest: Manifest, function: str, accounts: list[str] | None = None) -> dict[str, Any]:
+    """The JSON Schema of a function's arguments, generated from its manifest declaration.
+
+    Adds an optional account argument (``account`` unless the function has a parameter of that name).
+    """
+    spec = manifest.functions[function]
+    properties = {name: _param_schema(param) for name, param in spec.params.items()}
+    account: dict[str, Any] = {"type": "string",
+                               "description": "Account to use (configured on this machine); default: the integration's default account"}
+    if accounts:
+        account["enum"] = list(dict.fromkeys(["default", *accounts]))
+    properties[account_parameter(manifest, function)] = account
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    required = [name for name, param in spec.params.items() if param.required]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+# -- the server --------------------------------------------------------------------------------------
+
+
+def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writes: bool = False,
+                 dry_run: bool = False, read_only: bool = False) -> MCPServer:
+    """An MCP server answering with ``runtime`` (its accounts, policies, limits and audit log).
+
+    ``expose_functions`` adds one tool per integration function; write functions only with
+    ``allow_writes`` (they remain subject to the account's policy). ``dry_run`` and ``read_only``
+    apply to every run and call, as ``kosmo run --dry-run`` / ``--read-only``.
+    """
+    options = {"dry_run": dry_run, "read_only": read_only}
+    writes_possible = not read_only and not dry_run
+    docs = runtime.docs
+
+    def lua_list_docs() -> CallToolResult:
+        pages = docs.list()
+        text = "\n".join(f"{p['path']}: {p['title']}: {p['summary']}" for p in pages)
+        return _text_result(text + '\n\nRead one with lua_read_doc(path), e.g. lua_read_doc("runtime").',
+                            {"pages": pages})
+
+    def lua_search_docs(
+        query: Annotated[str, Field(description="A few keywords, e.g. 'webinar sessions' or 'create room'")],
+        limit: Annotated[int, Field(ge=1, le=50, description="Most hits to return")] = 10,
+    ) -> CallToolResult:
+        hits = docs.search(query, limit)
+        if not hits:
+            return _text_result(f"no docs match {query!r}; try other words, or lua_list_docs", {"hits": []})
+        text = "\n".join(f"{h['path']}: {h['summary']}" for h in hits)
+        return _text_result(text + "\n\nRead a hit with lua_read_doc(path).", {"hits": hits})
+
+    def lua_read_doc(
+        path: Annotated[str, Field(description="A path from lua_list_docs or lua_search_docs: 'runtime', 'integrations', "
+                                               "'integrations.<name>' or 'integrations.<name>.<function>'")],
+    ) -> CallToolResult:
+        try:
+            return _text_result(docs.read(path))
+        except KosmoError as exc:
+            return _error_result(exc)
+
+    def execute_lua(
+        code: Annotated[str, Field(description="Lua 5.4 source. Call integrations as "
+                                               "app.integrations.<name>.<function>{arg = value}; `return` what you need.")],
+    ) -> CallToolResult:
+        return _envelope_result(runtime.run(code, name="script.lua", **options))
+
+    def call_integration(
+        function: Annotated[str, Field(description="integration.function as documented, e.g. 'whereby.list_rooms' "
+                                                   "(or integration.account.function)")],
+        arguments: Annotated[dict[str, Any], Field(description="The function's named arguments as a JSON object, "
+                                                              "e.g. {\"limit\": 5}")] = {},  # noqa: B006 - copied by pydantic
+        account: Annotated[str | None, Field(description="Account name; default: the integration's default account")] = None,
+    ) -> CallToolResult:
+        return _envelope_result(runtime.call(function, arguments, account=account, **options))
+
+    docs_hints = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+    run_hints = ToolAnnotations(read_only_hint=not writes_possible, destructive_hint=writes_possible,
+                                idempotent_hint=False, open_world_hint=True)
+    policy = ("every write is denied (read-only server)" if read_only else
+              "writes are described, not sent (dry-run server)" if dry_run else
+              "writes follow each account's policy; 'ask' writes are denied here, since nobody can approve them")
+    tools = [
+        _tool(lua_list_docs, docs_hints, "List the reference pages: the Lua runtime and every installed integration "
+              "(path, title, summary). Start here. " + _DOC_FLOW),
+        _tool(lua_search_docs, docs_hints, "Search the reference, pages and single functions, by keywords; returns ranked "
+              "paths to read with lua_read_doc. " + _DOC_FLOW),
+        _tool(lua_read_doc, docs_hints, "Read one reference page as Markdown. 'runtime' explains scripts (calling "
+              "integrations, values, errors, limits); 'integrations.<name>.<function>' gives a function's exact "
+              "signature, parameters and result. Read a function's page before calling it. " + _DOC_FLOW),
+        _tool(execute_lua, run_hints, "Run a Lua 5.4 script in a fresh sandbox, with the accounts and limits configured "
+              "on this machine, and return {ok, result, output, error, calls, duration}. Call functions as "
+              "app.integrations.<name>.<function>{arg = value} with names read from lua_read_doc, never guessed; do the "
+              "whole job in one script (loops, filtering) and return only what you need. lua_read_doc and json are "
+              f"available inside scripts. Nothing survives between runs; {policy}. " + _DOC_FLOW,
+              output_schema=envelope_schema()),
+        _tool(call_integration, run_hints, "Call one integration function without writing Lua, e.g. "
+              "function='whereby.list_rooms', arguments={\"limit\": 5}. Same validation, accounts, policies and result "
+              f"as execute_lua ({policy}). Read the function's doc first (lua_read_doc"
+              "('integrations.<name>.<function>')); use execute_lua for several calls.",
+              output_schema=envelope_schema()),
+    ]
+    if expose_functions:
+        tools += _function_tools(runtime, options, include_writes=allow_writes and not read_only)
+    return MCPServer("kosmo", title="kosmo Lua runtime", instructions=INSTRUCTIONS, version=__version__,
+                     tools=tools, log_level="WARNING")
+
+
+def _tool(fn: Callable[..., Any], annotations: ToolAnnotations, description: str, *,
+          output_schema: dict[str, Any] | None = None) -> Tool:
+    tool = Tool.from_function(fn, description=description, annotations=annotations, structured_output=False)
+    if output_schema is not None:
+        # Advertised to clients (which check structured results against it); the envelope is built, not parsed.
+        tool.fn_metadata.output_schema = output_schema
+    return tool
+
+
+def _function_tools(runtime: Runtime, options: dict[str, Any], *, include_writes: bool) -> list[Tool]:
+    tools = []
+    for ident in runtime.catalog.names():
+        loaded = runtime.catalog.find(ident)
+        if loaded is None:
+            continue
+        manifest = loaded.manifest
+        accounts = runtime.accounts.account_names(ident)
+        for name, spec in manifest.functions.items():
+            if spec.operation == "write" and not include_writes:
+                continue
+            tools.append(_function_tool(runtime, manifest, name, accounts, options))
+    return tools
+
+
+def _function_tool(runtime: Runtime, manifest: Manifest, name: str, accounts: list[str],
+                   options: dict[str, Any]) -> Tool:
+    spec = manifest.functions[name]
+    account_key = account_parameter(manifest, name)
+    target = f"{manifest.id}.{name}"
+
+    def call(**arguments: Any) -> CallToolResult:
+        account = arguments.pop(account_key, None)
+        return _envelope_result(runtime.call(target, arguments, account=account, **options))
+
+    write = spec.operation == "write"
+    description = (f"{manifest.name}: {spec.description} ({spec.operation}; the same as "
+                   f"call_integration(function='{target}'); full doc: lua_read_doc('integrations.{manifest.id}.{name}'); "
+                   f"returns {spec.returns} in the result envelope's 'result')")
+    annotations = ToolAnnotations(title=f"{manifest.name}: {name}", read_only_hint=not write, destructive_hint=write,
+                                  idempotent_hint=not write, open_world_hint=True)
+    return Tool(fn=call, name=manifest.full_name(name), title=f"{manifest.name}: {name}", description=description,
+                parameters=function_tool_schema(manifest, name, accounts),
+                fn_metadata=FuncMetadata(arg_model=_PassThrough, output_schema=envelope_schema()),
+                is_async=False, annotations=annotations)
+
+
+def serve(runtime: Runtime, *, http_port: int | None = None, **options: Any) -> None:
+    """Serve until the client disconnects (stdio) or the process is interrupted (HTTP on 127.0.0.1)."""
+    server = build_server(runtime, **options)
+    if http_port is None:
+        server.run("stdio")
+        return
+    print(f"kosmo mcp: streamable HTTP at http://127.0.0.1:{http_port}/mcp (loopback only)", file=sys.stderr, flush=True)
+    server.run("streamable-http", host="127.0.0.1", port=http_port)
