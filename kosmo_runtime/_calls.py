@@ -35,7 +35,7 @@ log = logging.getLogger("kosmo_runtime")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-@dataclass
+@dataclass(slots=True)
 class CallContext:
     """What a handler gets: the account (settings; secrets stay with the HTTP layer's auth),
     an ``http`` client bound to it, a ``store`` for facts the service cannot answer, a

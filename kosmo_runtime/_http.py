@@ -100,7 +100,7 @@ class RetryPolicy:
         return backoff * (0.5 + random.random() / 2)
 
 
-@dataclass
+@dataclass(slots=True)
 class Trace:
     """What the HTTP layer did for one integration call (for CallRecord and the audit log)."""
 

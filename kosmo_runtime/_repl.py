@@ -3,7 +3,7 @@
 The prompt keeps one ``Runtime.session``: one Lua state whose globals persist from line to line
 (``local`` variables end with their chunk, as in the standard ``lua`` prompt). Limits apply to each
 chunk; a chunk that hits one ends the state, and the prompt says so. Like ``lua``, a line is first
-tried as an expression (``return <line>``) and its value printed; ``=expr`` does the same; an
+tried as an expression and its values printed as ``print`` shows them; ``=expr`` does the same; an
 incomplete statement (a syntax error at ``<eof>``) continues on the next line. Line editing,
 completion and history come from ``readline`` when the platform has it; the history file is
 ``repl_history`` in the user's state directory.
@@ -34,6 +34,7 @@ PROMPT = "lua> "
 CONTINUE = "...> "
 CHUNK = "stdin"
 HISTORY_LENGTH = 1000
+_SHOW = '(function(...) if select("#", ...) > 0 then print(...) end end)'
 _KEYWORDS = ("and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in",
              "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while")
 _GLOBALS = ("app", "app.integrations", "json", "json.encode", "json.decode", "json.null", "json.array", "print",
@@ -128,14 +129,23 @@ class Repl:
         if stripped.startswith(".") and not stripped.startswith(".."):
             self.command(stripped)
             return None
-        if line.startswith("="):
-            return "return " + line[1:], line
-        if self.check("return " + line) == "ok":
-            return "return " + line, line
+        expression = line[1:] if line.startswith("=") else line
+        if self.check("return " + expression) == "ok":
+            return self.show(expression), line
         lines = [line]
         while self.check("\n".join(lines)) == "incomplete":
             lines.append(self._input(CONTINUE))
         return "\n".join(lines), "\n".join(lines)
+
+    def show(self, expression: str) -> str:
+        """A chunk printing the expression's values the way ``print`` shows them (tables readably).
+
+        The values go through ``print`` rather than the run's result, so that anything prints (a
+        function, a table with mixed keys) and a string shows as text. Kept on the typed line, so
+        that error messages name line 1.
+        """
+        wrapped = f"{_SHOW}({expression}\n)"
+        return wrapped if self.check(wrapped) == "ok" else "return " + expression
 
     def check(self, source: str) -> str:
         """``ok``, ``incomplete`` (a syntax error at the end of the input) or ``error``."""

@@ -13,7 +13,7 @@ __all__ = ["ENVELOPE_VERSION", "CallRecord", "RunResult", "envelope_schema"]
 ENVELOPE_VERSION = 1
 
 
-@dataclass
+@dataclass(slots=True)
 class CallRecord:
     """One integration call: who was called, how long it took, and how it ended.
 
