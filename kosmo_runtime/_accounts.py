@@ -42,7 +42,7 @@ import yaml
 
 from ._errors import AccountError, AccountsFileError, KosmoError, NotFound
 from ._manifest import Manifest
-from ._yamlfile import DuplicateKey, LocatedYAML, parse_located
+from ._yamlfile import DuplicateKey, LocatedYAML, UnsupportedYAML, parse_located
 
 __all__ = ["Account", "AccountsConfig", "Secret", "WritePolicy", "default_accounts_path"]
 
@@ -158,6 +158,8 @@ class AccountsConfig:
             located = parse_located(text)
         except DuplicateKey as exc:
             raise _file_error(source, exc.line, str(exc), "remove or rename one of them") from None
+        except UnsupportedYAML as exc:
+            raise _file_error(source, exc.line, str(exc), "write plain mappings of text keys to values") from None
         except yaml.YAMLError as exc:
             raise _yaml_error(exc, source, text) from None
         return _Checker(located, source, manifest_for, known).build(environ)
@@ -279,12 +281,16 @@ def _yaml_error(exc: yaml.YAMLError, source: str, text: str) -> AccountsFileErro
     problem = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
     mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.reader.ReaderError):
+        problem = f"character {exc.character!r} is not allowed in YAML"
+        line = text[: exc.position].count("\n") + 1
+        return _file_error(source, line, f"invalid YAML: {problem}", "remove the control character")
     context_mark = getattr(exc, "context_mark", None)
     last_line = max(1, len(text.splitlines()))
     line = mark.line + 1 if mark else None
     if context_mark is not None and (line is None or line > last_line or "quoted" in (context or "")):
         line = context_mark.line + 1
-    detail = f"{context}: {problem}" if context else problem
+    detail = (f"{context}: {problem}" if context else problem).replace("\n", " ")
     return _file_error(source, min(line, last_line) if line else None, f"invalid YAML: {detail}",
                        "fix the YAML syntax (indentation with spaces, matching quotes, 'key: value')")
 
@@ -322,6 +328,9 @@ class _Checker:
             return {}
         if not isinstance(value, dict):
             raise self.fail(path, f"{what} must be a mapping, got {type(value).__name__}", f"write {what} as 'key: value' lines")
+        for key in value:
+            if not isinstance(key, str):
+                raise self.fail((*path, key), f"key {key!r} in {what} must be text", f"quote it: '{key}':")
         return value
 
     def build(self, environ: Mapping[str, str] | None) -> AccountsConfig:
@@ -366,6 +375,8 @@ class _Checker:
             accounts[name] = _AccountEntry(name, checked, self.located.line(*account_path),
                                            {key: self.located.line(*account_path, key) or 0 for key in checked})
         default = body.get("default")
+        if default is not None and not isinstance(default, str):
+            raise self.fail((*path, "default"), f"default must be an account name, got {default!r}", "write default: <account>")
         if default is not None and default not in accounts:
             raise self.fail((*path, "default"), f"default account {default!r} is not defined",
                             _did_you_mean(str(default), accounts, "accounts"))

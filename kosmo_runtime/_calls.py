@@ -20,7 +20,7 @@ from urllib.parse import quote
 from ._accounts import Account, AccountsConfig, WritePolicy
 from ._clock import Clock, read, utc_now
 from ._discovery import Catalog
-from ._errors import IntegrationBug, KosmoError, NotFound
+from ._errors import BadResponse, IntegrationBug, KosmoError, NotFound
 from ._limits import limit_exceeded
 from ._http import ClientPool, DryRunIntercept, Http, RetryPolicy, Trace, redact
 from ._manifest import FunctionSpec, LoadedIntegration
@@ -150,6 +150,18 @@ class Invoker:
                 if getattr(exc, key, None) is None:
                     setattr(exc, key, value)
             raise
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            log.exception("integration handler %s failed", label)
+            if any(r.get("status", 0) and r["status"] < 400 for r in trace.requests):
+                # the service answered, but not in the shape it documents
+                record.error = BadResponse.code
+                raise BadResponse(f"{label}: the service's answer does not have the documented shape "
+                                  f"({type(exc).__name__}: {exc})", integration=ident, function=function,
+                                  hint="the service may have changed its API or be having problems") from None
+            record.error = IntegrationBug.code
+            raise IntegrationBug(f"{label}: the integration failed internally ({type(exc).__name__})",
+                                 integration=ident, function=function,
+                                 hint="this is a bug in the integration, not in your script; report it") from None
         except Exception as exc:  # a bug in integration code: log it, never show a traceback to the script
             log.exception("integration handler %s failed", label)
             record.error = IntegrationBug.code

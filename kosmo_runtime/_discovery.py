@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -24,6 +25,7 @@ from ._manifest import LoadedIntegration, load_manifest
 __all__ = ["Catalog", "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "kosmo_runtime.integrations"
+_VALID_ID = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Catalog:
         ident = self.canonical(name)
         if ident in self._loaded:
             return self._loaded[ident]
+        if not _VALID_ID.match(ident):
+            return None
         location = self._locate(ident)
         if location is None:
             return None

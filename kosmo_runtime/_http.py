@@ -267,6 +267,10 @@ class Http:
             except httpx.HTTPError as exc:
                 entry["error"] = type(exc).__name__
                 entry["duration"] = time.monotonic() - started
+                if isinstance(exc, httpx.TimeoutException) and self._remaining() <= 0.05:
+                    # the request was cut short by the run's wall clock, not by the service
+                    raise LimitExceeded("run stopped: wall-clock limit reached while waiting for the service",
+                                        limit="wall_time") from None
                 error = map_exception(exc, self._context(), write=is_write, sent=self._describe(request, json))
                 if error.retryable and self._may_retry(attempt, is_write, not_sent=isinstance(exc, _NOT_SENT), retry_after=None):
                     continue
@@ -310,7 +314,13 @@ class Http:
     def _parse(self, response: httpx.Response) -> Any:
         content = response.content
         if not content.strip():
-            return None
+            if response.status_code == 204 or response.request.method in ("DELETE", "HEAD"):
+                return None
+            raise BadResponse(
+                f"{self._manifest.name} answered {response.status_code} with an empty body where it documents JSON",
+                status=response.status_code, **self._context(),
+                hint="the service may be having problems; retry later",
+            )
         content_type = response.headers.get("content-type", "")
         try:
             return json.loads(content)

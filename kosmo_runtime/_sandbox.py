@@ -130,8 +130,8 @@ class Sandbox:
                 return "limit", exc.limit
             except KosmoError as exc:
                 return False, self.convert.to_lua(exc.to_dict())
-            except UnicodeDecodeError:
-                error = InvalidArgument("a string passed to the host is not valid UTF-8 text")
+            except UnicodeError:
+                error = InvalidArgument("a string passed to or from the host is not valid UTF-8 text")
                 return False, self.convert.to_lua(error.to_dict())
             except lua54.LuaMemoryError:
                 self._record_limit("memory")

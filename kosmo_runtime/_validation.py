@@ -48,7 +48,7 @@ def validate_arguments(label: str, spec: FunctionSpec, arguments: dict[str, Any]
             close = difflib.get_close_matches(str(name), list(spec.params), n=1)
             known = ", ".join(spec.params) or "none"
             raise InvalidArgument(
-                f"{label}: unknown parameter '{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""),
+                f"{label}: unknown parameter {str(name)!r}" + (f" (did you mean '{close[0]}'?)" if close else ""),
                 param=str(name), hint=f"parameters of {label}: {known}",
             )
     checked: dict[str, Any] = {}
@@ -93,6 +93,7 @@ def _check(label: str, name: str, param: ParamSpec, value: Any) -> Any:
         if param.max_length is not None and len(value) > param.max_length:
             raise _bound(label, name, f"of length {len(value)}", f"at most {param.max_length} long")
     if param.items is not None:
+        value = list(value)  # coerced items go into a copy, never into the caller's list
         for index, item in enumerate(value, start=1):
             item = value[index - 1] = _coerce(param.items, item)
             if not _CHECKS[param.items](item):
@@ -115,8 +116,9 @@ def _coerce(expected: str, value: Any) -> Any:
 
 
 def _bound(label: str, name: str, value: Any, requirement: str) -> InvalidArgument:
-    return InvalidArgument(f"{label}: parameter '{name}' must be {requirement}, got {value}",
-                           param=name, expected=requirement, got=str(value))
+    shown = value if isinstance(value, str) else _show(value)
+    return InvalidArgument(f"{label}: parameter '{name}' must be {requirement}, got {shown}",
+                           param=name, expected=requirement, got=shown)
 
 
 def _article(word: str) -> str:
@@ -124,6 +126,8 @@ def _article(word: str) -> str:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"a {value.bit_length()}-bit integer"
     text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
