@@ -194,7 +194,7 @@ def switchboard() -> Iterator[Switchboard[CalComSimulator]]:
 
 
 @pytest.fixture
-def sim(switchboard: Switchboard[CalComSimulator][CalComSimulator]) -> CalComSimulator:
+def sim(switchboard: Switchboard[CalComSimulator]) -> CalComSimulator:
     return switchboard.reset()
 
 

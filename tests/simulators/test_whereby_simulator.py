@@ -121,7 +121,7 @@ def switchboard() -> Iterator[Switchboard[WherebySimulator]]:
 
 
 @pytest.fixture
-def sim(switchboard: Switchboard[WherebySimulator][WherebySimulator]) -> WherebySimulator:
+def sim(switchboard: Switchboard[WherebySimulator]) -> WherebySimulator:
     return switchboard.reset()
 
 
