@@ -250,7 +250,7 @@ class Http:
                 headers: Mapping[str, str] | None = None) -> Any:
         """Send one request and return its JSON body (``None`` when empty); raises UpstreamError."""
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
-        request = self._client.build_request(method, path, params=query, json=json, headers=headers)
+        request = self._client.build_request(method, path, params=query or None, json=json, headers=headers)
         if not _host_allowed(request.url.host, self._manifest):
             raise ConfigError(f"{self._manifest.id}: refusing to call host {request.url.host!r}, which the manifest does not allow")
         is_write = method not in _SAFE_METHODS

@@ -23,7 +23,7 @@ from ._values import Converter
 
 __all__ = ["CallPool", "ParallelCalls", "PER_ACCOUNT"]
 
-PER_ACCOUNT = 8  # calls in flight per integration account, whatever the scripts ask
+PER_ACCOUNT = 16  # calls in flight per integration account, whatever the scripts ask (rate limits still apply)
 
 
 class CallPool:
