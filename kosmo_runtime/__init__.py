@@ -41,7 +41,7 @@ from ._errors import (
 from ._http import RetryPolicy
 from ._limits import Limits
 from ._policy import WriteRequest
-from ._result import CallRecord, RunResult
+from ._result import ENVELOPE_VERSION, CallRecord, RunResult, envelope_schema
 from ._runtime import Runtime, Session
 from ._simulate import ConnectionDropped, Fault, LoopbackServer, Simulator, route
 from ._store import Store
@@ -52,6 +52,7 @@ __version__ = "0.1.0"
 logging.getLogger("kosmo_runtime").addHandler(logging.NullHandler())
 
 __all__ = [
+    "ENVELOPE_VERSION",
     "Account",
     "AccountError",
     "AccountsConfig",
@@ -94,6 +95,7 @@ __all__ = [
     "UsageError",
     "WriteRequest",
     "__version__",
+    "envelope_schema",
     "route",
 ]
 

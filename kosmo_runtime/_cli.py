@@ -241,6 +241,7 @@ def _check_mcp_options(args: argparse.Namespace) -> None:
 def _cmd_mcp(runtime: Runtime, args: argparse.Namespace) -> int:
     from ._mcp import serve
 
+    runtime.accounts  # a broken accounts file stops the server here (exit 2), not at every tool call
     serve(runtime, http_port=args.http, expose_functions=args.expose_functions, allow_writes=args.allow_writes,
           dry_run=args.dry_run, read_only=args.read_only)
     return 0
@@ -249,6 +250,7 @@ def _cmd_mcp(runtime: Runtime, args: argparse.Namespace) -> int:
 def _cmd_repl(runtime: Runtime, args: argparse.Namespace) -> int:
     from ._repl import Repl
 
+    runtime.accounts  # a broken accounts file stops here (exit 2), not at every line
     return Repl(runtime, dry_run=args.dry_run, read_only=args.read_only, history=not args.no_history).loop()
 
 

@@ -244,8 +244,8 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
         _tool(execute_lua, run_hints, "Run a Lua 5.4 script in a fresh sandbox, with the accounts and limits configured "
               "on this machine, and return {ok, result, output, error, calls, duration}. Call functions as "
               "app.integrations.<name>.<function>{arg = value} with names read from lua_read_doc, never guessed; do the "
-              "whole job in one script (loops, filtering) and return only what you need. lua_read_doc and json are "
-              f"available inside scripts. Nothing survives between runs; {policy}. " + _DOC_FLOW,
+              "whole job in one script (loops, filtering, app.parallel for independent calls) and return only what you "
+              f"need. lua_read_doc and json are available inside scripts. Nothing survives between runs; {policy}. " + _DOC_FLOW,
               output_schema=envelope_schema()),
         _tool(call_integration, run_hints, "Call one integration function without writing Lua, e.g. "
               "function='whereby.list_rooms', arguments={\"limit\": 5}. Same validation, accounts, policies and result "

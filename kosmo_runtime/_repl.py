@@ -12,6 +12,7 @@ completion and history come from ``readline`` when the platform has it; the hist
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -37,9 +38,10 @@ HISTORY_LENGTH = 1000
 _SHOW = '(function(...) if select("#", ...) > 0 then print(...) end end)'
 _KEYWORDS = ("and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in",
              "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while")
-_GLOBALS = ("app", "app.integrations", "json", "json.encode", "json.decode", "json.null", "json.array", "print",
-            "lua_list_docs", "lua_search_docs", "lua_read_doc", "pairs", "ipairs", "tostring", "tonumber", "type",
-            "pcall", "error", "assert", "select", "string", "table", "math", "utf8", "os.time", "os.date")
+_GLOBALS = ("app", "app.integrations", "app.parallel", "json", "json.encode", "json.decode", "json.null",
+            "json.array", "print", "lua_list_docs", "lua_search_docs", "lua_read_doc", "pairs", "ipairs", "tostring",
+            "tonumber", "type", "pcall", "error", "assert", "select", "string", "table", "math", "utf8", "os.time",
+            "os.date")
 HELP = """\
 Type Lua and press Enter. A bare expression (or =expr) prints its value; globals stay defined
 from line to line (locals end with their line, as in the standard lua prompt); an unfinished
@@ -156,15 +158,9 @@ class Repl:
             return "incomplete" if message.endswith(("<eof>", "'<eof>'")) else "error"
         return "ok"
 
-    def execute(self, source: str) -> RunResult | None:
+    def execute(self, source: str) -> RunResult:
         """Run one chunk in the session and print what it printed, returned or raised."""
-        try:
-            result = self.session.run(source, CHUNK)
-        except KeyboardInterrupt:
-            self.session.close()
-            self.session = self.runtime.session(**self.options)
-            self.err.write("\ninterrupted: the Lua state was discarded; globals defined so far are gone\n")
-            return None
+        result = self._run(source)
         if result.output:
             self.out.write(result.output if result.output.endswith("\n") else result.output + "\n")
         if result.ok and result.result is not None:
@@ -179,7 +175,44 @@ class Repl:
         self.err.flush()
         return result
 
+    def _run(self, source: str) -> RunResult:
+        """``session.run`` on a worker thread, so that Ctrl-C reaches the prompt while Lua runs.
+
+        A pure Lua loop never returns to Python, so a signal could not be handled until the chunk
+        ends. Ctrl-C calls the session's ``interrupt()`` when it has one; otherwise the chunk ends
+        at its limits (wall clock), and the prompt says so.
+        """
+        outcome: dict[str, Any] = {}
+        done = threading.Event()  # (an interrupted Thread.join() can leave is_alive() wrong; an Event cannot)
+
+        def work() -> None:
+            try:
+                outcome["result"] = self.session.run(source, CHUNK)
+            except BaseException as exc:  # re-raised on the prompt's thread
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="kosmo-repl-chunk", daemon=True).start()
+        told = False
+        while not done.is_set():
+            try:
+                done.wait()
+            except KeyboardInterrupt:
+                interrupt = getattr(self.session, "interrupt", None)
+                if interrupt is not None:
+                    interrupt()
+                elif not told:
+                    told = True
+                    self.err.write(f"\n(a running line cannot be stopped: it ends at its limits, at most "
+                                   f"{self.runtime.limits.wall_time:g} s of wall-clock time)\n")
+                    self.err.flush()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
     def _print_error(self, error: KosmoError) -> None:
+        self.out.flush()
         self.err.write(f"error: {error.type}: {error.message}\n")
         if error.hint:
             self.err.write(f"hint: {error.hint}\n")
@@ -247,6 +280,7 @@ class Repl:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             readline.write_history_file(path)
+            path.chmod(0o600)  # typed lines may hold ids or data worth keeping private, as shell history
         except OSError:
             pass
 

@@ -9,7 +9,7 @@ EXPECTED = {
     "LuaRuntimeError", "LuaSyntaxError", "ManifestError", "NetworkError", "NotFound", "OutcomeUnknown",
     "PermissionDenied", "RateLimited", "RetryPolicy", "RunResult", "Runtime", "ScriptError", "Secret", "Session",
     "ServiceUnavailable", "Simulator", "Store", "UpstreamError", "UpstreamNotFound", "UsageError", "WriteRequest",
-    "__version__", "route",
+    "__version__", "route", "ENVELOPE_VERSION", "envelope_schema",
 }
 
 

@@ -175,7 +175,7 @@ def test_run_json_envelope(kosmo: Kosmo) -> None:
     code, out, err = kosmo("run", "--json", "-e", SCRIPT)
     assert (code, err) == (0, "")
     data = json.loads(out)
-    assert set(data) == {"ok", "result", "output", "error", "calls", "duration"}
+    assert set(data) == {"version", "ok", "result", "output", "error", "calls", "duration"}
     assert data["ok"] is True
     assert data["result"] == {"x": 1, "y": [1, 2], "name": "n"}
     assert data["output"] == "hello\t42\t{a = 1}\nsecond\n"
@@ -375,7 +375,7 @@ def test_call_with_json_output(kosmo: Kosmo, accounts: str, sim: NotesSimulator)
     code, out, err = kosmo("call", "test-notes.list_notes", "--arg", "limit=1", "--json", "--accounts", accounts)
     assert (code, err) == (0, "")
     data = json.loads(out)
-    assert set(data) == {"ok", "result", "output", "error", "calls", "duration"}
+    assert set(data) == {"version", "ok", "result", "output", "error", "calls", "duration"}
     assert data["ok"] is True and data["error"] is None and data["output"] == ""
     assert data["result"] == {"notes": [{"id": "2", "text": "ship release", "tags": ["work"]}], "count": 1}
     assert [(c["integration"], c["function"], c["account"], c["operation"], c["ok"], c["status"])

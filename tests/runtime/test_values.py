@@ -158,7 +158,7 @@ def test_each_run_gets_a_fresh_state(runtime):
 
 def test_run_result_envelope(runtime):
     data = run(runtime, "print('hi') return 1").to_dict()
-    assert set(data) == {"ok", "result", "output", "error", "calls", "duration"}
+    assert set(data) == {"version", "ok", "result", "output", "error", "calls", "duration"}
     assert data["ok"] is True and data["output"] == "hi\n" and data["calls"] == []
 
 
