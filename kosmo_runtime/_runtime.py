@@ -318,6 +318,12 @@ class Session:
             self._sandbox = None
         return result
 
+    def interrupt(self) -> None:
+        """Stop the chunk that is running now, from another thread; the session's state is discarded."""
+        sandbox = self._sandbox
+        if sandbox is not None:
+            sandbox.interrupt()
+
     def close(self) -> None:
         self._sandbox = None
 

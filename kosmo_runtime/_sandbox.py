@@ -75,6 +75,7 @@ class Sandbox:
         self._output: list[str] = []
         self._output_size = 0
         self._runs = 0
+        self._interrupted = False
         self._pending: list[tuple[str, Callable[[], dict[str, Callable[..., Any]]]]] = []
         self.lua = lua54.LuaRuntime(
             register_eval=False,
@@ -87,7 +88,7 @@ class Sandbox:
             "period": _PERIOD,
             "max_instructions": limits.instructions,
             "deadline": self.deadline,
-            "now": clock,
+            "now": self._now,
             "epoch": self._host(lambda: math.floor(read(date_clock).timestamp())),
             "limit": self._record_limit,
             "print": self._host(self._print),
@@ -149,6 +150,13 @@ class Sandbox:
                 return False, self.convert.to_lua(error.to_dict())
 
         return call
+
+    def _now(self) -> float:
+        return math.inf if self._interrupted else self.clock()
+
+    def interrupt(self) -> None:
+        """Stop the running chunk at its next instruction-count check (thread-safe)."""
+        self._interrupted = True
 
     def _record_limit(self, name: str) -> None:
         if self.limit_hit is None:
@@ -276,6 +284,9 @@ class Sandbox:
         self._output_size = 0
 
     def _final_limit_error(self) -> LimitExceeded:
+        if self._interrupted:
+            return LimitExceeded("run stopped: interrupted", limit="interrupted",
+                                 hint="the run was interrupted on request (Ctrl-C); nothing after that point ran")
         existing = getattr(self, "_limit_error", None)
         if existing is not None and existing.limit == self.limit_hit:
             return existing

@@ -178,3 +178,28 @@ def test_session_keeps_globals_between_chunks_and_restarts_after_a_limit():
         after = session.run("return counter")
         assert after.ok and after.result is None and session.restarted
         assert session.run("print('fresh') return 1").output == "fresh\n"
+
+
+def test_session_interrupt_stops_a_running_chunk_from_another_thread():
+    import threading
+
+    with Runtime(store=":memory:") as rt:
+        session = rt.session(limits=Limits(wall_time=60))
+        assert session.run("x = 1").ok
+        started = threading.Event()
+        outcome = {}
+
+        def run():
+            started.set()
+            outcome["result"] = session.run("while true do end")
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        started.wait()
+        while "result" not in outcome and worker.is_alive():
+            session.interrupt()
+            worker.join(0.05)
+        worker.join()
+        error = outcome["result"].error
+        assert error.type == "LimitExceeded" and error.limit == "interrupted"
+        assert session.run("return x").result is None  # the state was discarded
