@@ -25,7 +25,11 @@ for _, webinar in ipairs(upcoming) do
   for _, panelist in ipairs(gw.list_panelists{webinar_id = webinar.webinarKey}._embedded.panelists) do
     names[#names + 1] = panelist.name
   end
-  print(("  %s  %s  (panel: %s)"):format(webinar.times[1].startTime, webinar.subject,
+  local next_time = webinar.times[#webinar.times].startTime
+  for _, slot in ipairs(webinar.times) do
+    if slot.startTime > now then next_time = slot.startTime break end
+  end
+  print(("  %s  %s  (panel: %s)"):format(next_time, webinar.subject,
     #names > 0 and table.concat(names, ", ") or "none yet"))
   summary.webinars = summary.webinars + 1
 end
