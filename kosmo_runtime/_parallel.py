@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from ._calls import Invoker
-from ._errors import IntegrationBug, InvalidArgument, KosmoError, LimitExceeded
+from ._errors import IntegrationBug, KosmoError, LimitExceeded
 from ._limits import limit_exceeded
 from ._values import Converter
 
@@ -68,10 +68,7 @@ class ParallelCalls:
         self._pending: dict[Future[Any], int] = {}
 
     def submit(self, ident: str, account: str | None, function: str, args: Any) -> int:
-        arguments = self._convert.to_python(args, what=f"arguments of {ident}.{function}")
-        if isinstance(arguments, list):
-            raise InvalidArgument(f"{ident}.{function} takes named arguments, got a list",
-                                  hint=f"write {ident}.{function}{{name = value}}")
+        arguments = self._convert.arguments(args, f"{ident}.{function}")
         ticket = next(self._tickets)
         future = self._pool.submit((ident, account or "default"),
                                    lambda: self._invoker.call(ident, account, function, arguments))

@@ -268,11 +268,7 @@ class Runtime:
         """The Python side of ``_app.lua``."""
 
         def call(ident: str, account: str | None, function: str, args: Any) -> Any:
-            arguments = convert.to_python(args, what=f"arguments of {ident}.{function}")
-            if isinstance(arguments, list):
-                raise InvalidArgument(f"{ident}.{function} takes named arguments, got a list",
-                                      hint=f"write {ident}.{function}{{name = value}}")
-            return invoker.call(ident, account, function, arguments)
+            return invoker.call(ident, account, function, convert.arguments(args, f"{ident}.{function}"))
 
         return {
             "integration": lambda key: invoker.integration(key).manifest.id,

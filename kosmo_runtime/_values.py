@@ -75,6 +75,13 @@ class Converter:
                                       hint="build a tree: copy the values instead of referencing the parent table") from None
             raise
 
+    def arguments(self, args: Any, label: str) -> dict[str, Any]:
+        """The named arguments of a call to ``label`` (a Lua table of name = value pairs)."""
+        arguments = self.to_python(args, what=f"arguments of {label}")
+        if isinstance(arguments, list):
+            raise InvalidArgument(f"{label} takes named arguments, got a list", hint=f"write {label}{{name = value}}")
+        return arguments
+
     def to_display(self, value: Any) -> Any:
         """Like :meth:`to_python`, but naming functions and cycles instead of failing."""
         return self._display(value, "value", ())
