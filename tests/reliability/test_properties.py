@@ -42,7 +42,6 @@ from kosmo_runtime import (
     InvalidArgument,
     KosmoError,
     Limits,
-    ManifestError,
     Runtime,
     Secret,
 )

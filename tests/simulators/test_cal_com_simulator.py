@@ -23,7 +23,7 @@ from openapi_core import Config, OpenAPI
 
 from integrations.cal_com.simulator import DEMO_ACCOUNTS, CalComSimulator
 from tests.support import Switchboard, serving
-from kosmo_runtime import Fault, LoopbackServer
+from kosmo_runtime import Fault
 from tests.contract.openapi import SPECS, SpecChecker
 
 SERVER = "https://api.cal.com"

@@ -17,7 +17,7 @@ import pytest
 
 from integrations.goto_webinar.simulator import DEMO_ACCOUNTS, GoToWebinarSimulator
 from tests.support import Switchboard, serving
-from kosmo_runtime import Fault, LoopbackServer
+from kosmo_runtime import Fault
 from tests.contract.openapi import SpecChecker
 
 SERVER = "https://api.getgo.com/G2W/rest/v2"

@@ -21,7 +21,7 @@ from openapi_core import Config, OpenAPI
 
 from integrations.whereby.simulator import DEMO_ACCOUNTS, WherebySimulator
 from tests.support import Switchboard, serving
-from kosmo_runtime import Fault, LoopbackServer
+from kosmo_runtime import Fault
 from tests.contract.openapi import SPECS, SpecChecker
 
 SERVER = "https://api.whereby.dev/v1"
