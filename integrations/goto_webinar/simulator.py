@@ -122,6 +122,20 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _keyed_webinar(webinar: Any, times: Any) -> dict[str, Any]:
+    """The fields ``WebinarByKey`` and ``BrokerWebinar`` share (keys as int64 numbers)."""
+    return {
+        "webinarKey": int(webinar.key),
+        "webinarID": webinar.webinar_id,
+        "subject": webinar.subject,
+        "description": webinar.description,
+        "organizerKey": int(webinar.organizer.key),
+        "organizerEmail": webinar.organizer.email,
+        "organizerName": webinar.organizer.name,
+        "times": [_span(start, end) for start, end in times],
+    }
+
+
 def _span(start: datetime, end: datetime) -> dict[str, str]:
     return {"startTime": _iso(start), "endTime": _iso(end)}
 
@@ -520,14 +534,7 @@ class GoToWebinarSimulator(Simulator):
         """``WebinarByKey``, the answer of ``getWebinar``."""
         times = webinar.future_times(now) if webinar.kind == "sequence" else webinar.times
         return {
-            "webinarKey": int(webinar.key),
-            "webinarID": webinar.webinar_id,
-            "subject": webinar.subject,
-            "description": webinar.description,
-            "organizerKey": int(webinar.organizer.key),
-            "organizerEmail": webinar.organizer.email,
-            "organizerName": webinar.organizer.name,
-            "times": [_span(start, end) for start, end in times],
+            **_keyed_webinar(webinar, times),
             "registrationUrl": webinar.registration_url,
             "inSession": webinar.in_session(now),
             "impromptu": False,
@@ -546,14 +553,7 @@ class GoToWebinarSimulator(Simulator):
     def _render_broker_webinar(webinar: _Webinar) -> dict[str, Any]:
         """``BrokerWebinar``, the item of ``getInSessionWebinars``."""
         return {
-            "webinarKey": int(webinar.key),
-            "webinarID": webinar.webinar_id,
-            "subject": webinar.subject,
-            "description": webinar.description,
-            "organizerKey": int(webinar.organizer.key),
-            "organizerEmail": webinar.organizer.email,
-            "organizerName": webinar.organizer.name,
-            "times": [_span(start, end) for start, end in webinar.times],
+            **_keyed_webinar(webinar, webinar.times),
             "timeZone": webinar.time_zone,
             "registrationUrl": webinar.registration_url,
             "inSession": True,
