@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -280,6 +281,18 @@ class _Handler(BaseHTTPRequestHandler):
         """Stay quiet: the simulator keeps its own request log."""
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a run that ended, a test that moved on) is no error: stay quiet.
+
+        Anything else is a simulator bug: let the standard handler print it.
+        """
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class LoopbackServer:
     """A real HTTP/1.1 server on 127.0.0.1 answering with a simulator.
 
@@ -289,8 +302,7 @@ class LoopbackServer:
 
     def __init__(self, simulator: Callable[[httpx.Request], httpx.Response]) -> None:
         handler = type("SimulatorHandler", (_Handler,), {"simulator": staticmethod(simulator)})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sim-{getattr(simulator, 'service', 'http')}", daemon=True)
         self._thread.start()
 

@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from functools import cache
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import httpx
+import pytest
 
 from kosmo_runtime import LoopbackServer, Simulator
 
 S = TypeVar("S", bound=Simulator)
+
+DATA = Path(__file__).resolve().parent / "data"
+SPECS = DATA / "specs"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SEEDS = SHARED / "seeds"
+NO_SEEDS = "needs the product reference beside the repository (../shared/seeds); CI has it"
+
+
+@cache
+def reference() -> dict[str, dict[str, Any]]:
+    """The product reference's facts, carried in the repository (``tests/data/make_reference.py``)."""
+    return json.loads((DATA / "reference.json").read_text(encoding="utf-8"))
+
+
+def seed_params(examples: list[tuple[str, str]]) -> list[Any]:
+    """Parameters for tests of the seeds' own Lua examples: one skipped entry when the seeds are absent."""
+    if not SEEDS.is_dir():
+        return [pytest.param("absent", "", id="no-seeds", marks=pytest.mark.skip(reason=NO_SEEDS))]
+    return [pytest.param(name, source, id=name) for name, source in examples]
 
 
 class Switchboard(Generic[S]):

@@ -1,4 +1,4 @@
-"""Every Lua example of the product reference (shared/seeds) and of lua_docs/ runs in demo mode.
+"""Every Lua example of the product reference (../shared/seeds, skipped when absent) and of lua_docs/ runs in demo mode.
 
 Exceptions, as the product reference has them: snippets calling the placeholder
 ``function_name``, and Cal.com's ``create_booking`` examples, which write
@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 
 from kosmo_runtime import Demo
+from tests.support import NO_SEEDS, SEEDS, seed_params
 
 ROOT = Path(__file__).resolve().parents[1]
-SEEDS = ROOT.parent / "shared" / "seeds"
 DOCS = ROOT / "lua_docs"
 LUA_BLOCK = re.compile(r"```lua\n(.*?)```", re.S)
 METADATA_BLOCK = re.compile(r"Metadata-Derived Lua Example\n\n(.*?)\n\nFunctions", re.S)
 
 
 def _seed_examples() -> list[tuple[str, str]]:
-    examples = []
+    examples: list[tuple[str, str]] = []
     for seed in sorted(SEEDS.glob("*.txt")):
         text = seed.read_text(encoding="utf-8")
         markdown = text.split("Raw agent markdown", 1)[1]
@@ -52,11 +52,12 @@ def runtime(demo):
         yield rt
 
 
+@pytest.mark.skipif(not SEEDS.is_dir(), reason=NO_SEEDS)
 def test_the_seeds_are_present():
     assert len(_seed_examples()) >= 30
 
 
-@pytest.mark.parametrize("name,source", _seed_examples(), ids=[n for n, _ in _seed_examples()])
+@pytest.mark.parametrize("name,source", seed_params(_seed_examples()))
 def test_seed_example_runs(runtime, name, source):
     result = runtime.run(source, name=f"{name}.lua")
     if re.search(r"^\s*end\s*=", source, re.M):

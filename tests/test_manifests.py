@@ -11,31 +11,11 @@ import pytest
 from kosmo_runtime._discovery import Catalog
 from kosmo_runtime._docs import Docs, sync_parameter_tables
 
+from tests.support import reference
+
 ROOT = Path(__file__).resolve().parents[1]
-SEEDS = ROOT.parent / "shared" / "seeds"
 CATALOG = Catalog()
 BUILTIN = ["agora", "cal-com", "goto-webinar", "whereby"]
-
-
-def seed_functions(ident: str) -> dict[str, dict]:
-    """The functions the product reference declares: full name, operation and parameters."""
-    text = (SEEDS / f"{ident}.txt").read_text(encoding="utf-8")
-    functions = {}
-    section = text.split("\nFunctions\n", 1)[1]
-    for block in re.split(r"\n(?=\w+_\w+\n\n?.*\n\nOperation\n)", "\n" + section):
-        lines = [line for line in block.strip().splitlines()]
-        if "Operation" not in lines:
-            continue
-        full = lines[0].strip()
-        operation = lines[lines.index("Operation") + 1].split()[-1]
-        params = {}
-        if "ParameterTypeRequiredDescription" in lines:
-            for line in lines[lines.index("ParameterTypeRequiredDescription") + 1:]:
-                match = re.match(r"^(\w+) (\w+) (yes|no) ", line)
-                if match:
-                    params[match.group(1)] = {"type": match.group(2), "required": match.group(3) == "yes"}
-        functions[full] = {"operation": operation, "params": params}
-    return functions
 
 
 def test_all_four_integrations_are_installed():
@@ -45,7 +25,7 @@ def test_all_four_integrations_are_installed():
 @pytest.mark.parametrize("ident", BUILTIN)
 def test_manifest_matches_the_product_reference(ident):
     manifest = CATALOG.find(ident).manifest
-    expected = seed_functions(ident)
+    expected = reference()[ident]
     assert len(expected) == 7
     assert {manifest.full_name(f) for f in manifest.functions} == set(expected)
     for short, spec in manifest.functions.items():

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,7 +21,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs"
+from tests.support import SPECS
 
 
 @dataclass
@@ -78,7 +77,7 @@ def _load(name: str, server: str) -> OpenAPI:
 
 
 class SpecChecker:
-    """Validates exchanges against ``shared/specs/<name>`` rooted at ``server``."""
+    """Validates exchanges against ``tests/data/specs/<name>`` rooted at ``server``."""
 
     def __init__(self, name: str, server: str) -> None:
         self.server = server

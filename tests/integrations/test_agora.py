@@ -23,9 +23,9 @@ from integrations.agora.hooks import RECORDINGS
 from integrations.agora.simulator import DEMO_ACCOUNTS, SEEDED_RESOURCE_ID, AgoraSimulator
 from kosmo_runtime import AccountsConfig, Demo, Fault, RetryPolicy, Runtime, RunResult, Store
 from tests.simulators.test_agora_simulator import request_errors
+from tests.support import NO_SEEDS, SEEDS
 
 AG = "app.integrations.agora"
-SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "agora.txt"
 DOCS = Path(__file__).resolve().parents[2] / "lua_docs" / "integrations" / "agora.md"
 LUA_BLOCK = re.compile(r"```lua\n(.*?)```", re.S)
 SEEDED_PROJECT_IDS = ["abc123", "7sdnf3xRH", "Qm4pT8wLz"]
@@ -668,11 +668,12 @@ def test_production_recordings_stay_with_production(runtime: Runtime) -> None:
 
 
 def _examples() -> list[str]:
-    seed = SEEDS.read_text(encoding="utf-8").split("Raw agent markdown", 1)[1]
+    seed = (SEEDS / "agora.txt").read_text(encoding="utf-8").split("Raw agent markdown", 1)[1]
     blocks = LUA_BLOCK.findall(seed) + LUA_BLOCK.findall(DOCS.read_text(encoding="utf-8"))
     return [block for block in blocks if "function_name" not in block]
 
 
+@pytest.mark.skipif(not SEEDS.is_dir(), reason=NO_SEEDS)
 def test_seed_and_doc_examples_run_in_a_fresh_demo() -> None:
     with Demo(["agora"]) as fresh, fresh.runtime() as rt:
         results: list[RunResult] = [rt.run(source) for source in _examples()]

@@ -1,7 +1,7 @@
 """The cal-com integration end to end: Lua scripts -> runtime -> real loopback HTTP -> the Cal.com simulator.
 
 At module teardown every request the simulator received is checked against the official
-``shared/specs/calcom.json`` (with the documented spec quirks corrected as in the simulator's
+``tests/data/specs/calcom.json`` (with the documented spec quirks corrected as in the simulator's
 own tests, whose ``CorrectedSpec`` is reused here). The demo runs on its simulated clock,
 which starts at ``DEMO_START``; times here are relative to it.
 """

@@ -1,7 +1,7 @@
 """The goto-webinar integration end to end: Lua scripts -> Runtime -> real loopback HTTP -> the GoTo simulator.
 
 At module teardown every request the simulator received is checked against GoTo's
-official OpenAPI spec (``shared/specs/gotowebinar.yml``). The demo runs on its simulated
+official OpenAPI spec (``tests/data/specs/gotowebinar.yml``). The demo runs on its simulated
 clock, which starts at ``DEMO_START``; times here are relative to it.
 """
 

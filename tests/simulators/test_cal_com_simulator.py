@@ -1,6 +1,6 @@
 """The Cal.com API v2 simulator over real loopback sockets, checked against the official OpenAPI spec.
 
-Every exchange a test makes is validated against ``shared/specs/calcom.json`` when the test
+Every exchange a test makes is validated against ``tests/data/specs/calcom.json`` when the test
 finishes, except those a test marks as deliberately off-spec (a missing key or version header,
 invalid input sent on purpose, injected faults). The spec is NestJS-generated and wrong in
 places where Cal.com's own source (``apps/api/v2``) says otherwise; each such place is

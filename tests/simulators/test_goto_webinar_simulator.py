@@ -1,7 +1,7 @@
 """The GoTo Webinar simulator over real loopback sockets, checked against GoTo's OpenAPI spec.
 
 Every exchange a test makes through the ``api`` fixture is validated against
-``shared/specs/gotowebinar.yml`` when the test ends, except the ones a test
+``tests/data/specs/gotowebinar.yml`` when the test ends, except the ones a test
 marks as deliberately off-spec (invalid input, injected faults) and the Admin
 API's ``/me``, which the G2W spec does not cover.
 """

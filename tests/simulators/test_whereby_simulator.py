@@ -1,6 +1,6 @@
 """The Whereby simulator over real loopback sockets, checked against the official OpenAPI spec.
 
-Every exchange a test makes is validated against ``shared/specs/whereby.json`` when
+Every exchange a test makes is validated against ``tests/data/specs/whereby.json`` when
 the test finishes, except those a test marks as deliberately off-spec (invalid
 input it sends on purpose, injected faults). Known differences between the spec
 and Whereby's documented behaviour are listed in ``SPEC QUIRK`` comments below.
