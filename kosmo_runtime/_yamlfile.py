@@ -109,6 +109,6 @@ class _Builder:
     def scalar(self, node: yaml.Node) -> Any:
         try:
             return self.loader.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, KeyError, AttributeError, TypeError) as exc:
+        except (yaml.YAMLError, ValueError, LookupError, AttributeError, TypeError) as exc:
             raise UnsupportedYAML(f"cannot read the value {node.value!r}: {str(exc).splitlines()[0]}",
                                   node.start_mark.line + 1) from None

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, event, given, note, reject, settings
+from hypothesis import HealthCheck, event, example, given, note, reject, settings
 from hypothesis import strategies as st
 
 from kosmo_runtime import (
@@ -552,6 +552,7 @@ BYTESISH = st.binary(max_size=80).map(lambda raw: raw.decode("latin-1"))
 
 @settings(max_examples=300, **COMMON)
 @given(st.one_of(st.text(max_size=80), YAMLISH, BYTESISH))
+@example("!!int")  # an empty tagged scalar: PyYAML's int constructor raised IndexError
 def test_arbitrary_text_loads_or_is_a_clean_file_error(text: str) -> None:
     config = load_or_file_error(text)
     if config is not None:
