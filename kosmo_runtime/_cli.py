@@ -91,8 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     read = docs_commands.add_parser("read", parents=[after], help="print a page, e.g. integrations.whereby.list_rooms")
     read.add_argument("path")
     sync = docs_commands.add_parser("sync", parents=[after],
-                                    help="regenerate the parameter tables in lua_docs/ from the manifests")
+                                    help="regenerate the parameter tables and stubs in lua_docs/ from the manifests")
     sync.add_argument("--check", action="store_true", help="only report pages that are out of date (exit 1)")
+
+    stubs = commands.add_parser("stubs", parents=[_common_options(argparse.ArgumentParser(add_help=False), json=False)],
+                                help="write Lua Language Server stubs for editors (typed app.integrations)")
+    stubs.add_argument("--out", default="kosmo-stubs", metavar="DIR", help="where to write them (default ./kosmo-stubs)")
 
     serving = _common_options(argparse.ArgumentParser(add_help=False), json=False)
     mcp = commands.add_parser(
@@ -152,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         # An MCP server has no one at a terminal to ask (and stdio is the protocol): `ask` writes are denied.
         with _runtime(args, interactive=args.command != "mcp") as runtime:
             handler = {"run": _cmd_run, "call": _cmd_call, "docs": _cmd_docs, "accounts": _cmd_accounts,
-                       "mcp": _cmd_mcp, "repl": _cmd_repl}[args.command]
+                       "mcp": _cmd_mcp, "repl": _cmd_repl, "stubs": _cmd_stubs}[args.command]
             return handler(runtime, args)
     except UsageFailure as exc:
         parser.exit(2, f"kosmo: error: {exc}\n")
@@ -342,6 +346,7 @@ def _cmd_docs(runtime: Runtime, args: argparse.Namespace) -> int:
 
 def _sync_docs(runtime: Runtime, *, check: bool) -> int:
     from ._docs import sync_parameter_tables
+    from ._stubs import documented_stubs, sync_stubs
 
     stale = []
     for ident in runtime.catalog.names():
@@ -354,10 +359,24 @@ def _sync_docs(runtime: Runtime, *, check: bool) -> int:
             stale.append(str(path))
             if not check:
                 path.write_text(synced, encoding="utf-8")
+    stale += map(str, sync_stubs(runtime.docs.root / "stubs", documented_stubs(runtime.docs), check=check))
     verb = "out of date" if check else "updated"
     for path in stale:
         print(f"{verb}: {path}")
     return 1 if check and stale else 0
+
+
+def _cmd_stubs(runtime: Runtime, args: argparse.Namespace) -> int:
+    from ._stubs import coverage, runtime_stubs, sync_stubs
+
+    out = Path(args.out)
+    files = runtime_stubs(runtime)
+    changed = sync_stubs(out, files)
+    manifests = [runtime.catalog.find(ident).manifest for ident in runtime.catalog.names()]  # type: ignore[union-attr]
+    print(f"{out}: {len(files)} stub files ({len(changed)} changed) for {len(manifests)} integrations; "
+          f"{coverage(manifests).describe()}")
+    print(f'point your editor at it: .luarc.json {{"workspace.library": ["{out}"], "runtime.version": "Lua 5.4"}}')
+    return 0
 
 
 def _cmd_accounts(runtime: Runtime, args: argparse.Namespace) -> int:

@@ -27,8 +27,9 @@ from typing import Any
 from ._discovery import Catalog
 from ._errors import NotFound
 from ._manifest import FunctionSpec, Manifest, ParamSpec
+from ._stubs import lua_type, namespace_name
 
-__all__ = ["Docs", "parameter_table", "signature", "sync_parameter_tables"]
+__all__ = ["Docs", "parameter_table", "quick_reference", "signature", "sync_parameter_tables"]
 
 _WORD = re.compile(r"[a-z0-9]+")
 _PARAMS_BLOCK = re.compile(r"(<!-- kosmo:params (\w+) -->\n)(.*?)(<!-- /kosmo:params -->)", re.S)
@@ -49,12 +50,26 @@ class _Unit:
     boost: str  # words that count triple (names, titles)
 
 
-def signature(manifest: Manifest, name: str) -> str:
-    """A one-line Lua signature of a function, generated from its declaration."""
+def signature(manifest: Manifest, name: str, namespace: str | None = None) -> str:
+    """A one-line Lua signature of a function, generated from its declaration (types as in the stubs)."""
     spec = manifest.functions[name]
     params = ", ".join(_param(pname, p) for pname, p in spec.params.items())
-    namespace = f'app.integrations["{manifest.id}"]' if "-" in manifest.id else f"app.integrations.{manifest.id}"
+    namespace = namespace or _namespace(manifest.id)
     return f"{namespace}.{name}({{{params}}}) -> {spec.returns}   -- {spec.operation}"
+
+
+def _namespace(ident: str) -> str:
+    return f'app.integrations["{ident}"]' if "-" in ident else f"app.integrations.{ident}"
+
+
+def quick_reference(manifest: Manifest) -> str:
+    """Every function of an integration in one typed line each: the top of its page."""
+    local = namespace_name(manifest.id)
+    lines = [f"local {local} = {_namespace(manifest.id)}",
+             *(signature(manifest, name, local) for name in manifest.functions)]
+    return ("## Quick reference\n\nOne typed line per function (`?` optional, `\"a\" | \"b\"` the allowed values, "
+            "`= x` the default); the sections below give each one's parameters, result and examples.\n\n"
+            "```lua\n" + "\n".join(lines) + "\n```\n")
 
 
 def lua_literal(value: Any) -> str:
@@ -71,8 +86,7 @@ def lua_literal(value: Any) -> str:
 
 
 def _param(name: str, param: ParamSpec) -> str:
-    kind = " | ".join(lua_literal(e) for e in param.enum) if param.enum else param.type
-    text = f"{name}{'' if param.required else '?'}: {kind}"
+    text = f"{name}{'' if param.required else '?'}: {lua_type(param)}"
     if param.default is not None:
         text += f" = {lua_literal(param.default)}"
     return text
@@ -114,7 +128,8 @@ class Docs:
                 return candidate
         return None
 
-    def _integration_page(self, ident: str) -> str:
+    def integration_page(self, ident: str) -> str:
+        """The Markdown page of an installed integration (its file, else one generated from the manifest)."""
         path = self._integration_file(ident)
         manifest = self.catalog.find(ident).manifest  # type: ignore[union-attr]
         if path is None:
@@ -124,7 +139,8 @@ class Docs:
     def index(self) -> str:
         """The generated ``integrations`` page: every installed integration in a line."""
         lines = ["# Integrations", "", "Every installed integration, with its Lua namespace. "
-                 'Read one with lua_read_doc("integrations.<name>").', ""]
+                 'Read one with lua_read_doc("integrations.<name>"): it starts with a quick reference, '
+                 "one typed line per function.", ""]
         for ident in self.catalog.names():
             manifest = self.catalog.find(ident).manifest  # type: ignore[union-attr]
             lines.append(f"- `{ident}` ({manifest.name}, {len(manifest.functions)} functions): {manifest.description}")
@@ -141,9 +157,9 @@ class Docs:
             rest = key[len("integrations."):]
             ident, _, function = rest.partition(".")
             if self.catalog.find(ident) is not None:
-                if not function:
-                    return self._integration_page(ident)
                 manifest = self.catalog.find(ident).manifest  # type: ignore[union-attr]
+                if not function:
+                    return _with_quick_reference(self.integration_page(ident), manifest)
                 short = manifest.resolve_function(function)
                 if short is not None:
                     return self.function_section(manifest, short)
@@ -151,7 +167,7 @@ class Docs:
 
     def function_section(self, manifest: Manifest, name: str) -> str:
         """One function's section, headed by its generated signature."""
-        page = self._integration_page(manifest.id)
+        page = self.integration_page(manifest.id)
         body = _sections(page).get(name) or parameter_table(manifest.functions[name])
         return f"```lua\n{signature(manifest, name)}\n```\n\n{body.strip()}\n"
 
@@ -196,7 +212,7 @@ class Docs:
         units.append(_page_unit("integrations", self.index()))
         for ident in self.catalog.names():
             manifest = self.catalog.find(ident).manifest  # type: ignore[union-attr]
-            page = self._integration_page(ident)
+            page = self.integration_page(ident)
             units.append(_page_unit(f"integrations.{ident}", page, boost=f"{ident} {manifest.name}"))
             sections = _sections(page)
             for name, spec in manifest.functions.items():
@@ -224,6 +240,14 @@ def sync_parameter_tables(page: str, manifest: Manifest) -> str:
         return f"{match.group(1)}{parameter_table(manifest.functions[name])}\n{match.group(4)}"
 
     return _PARAMS_BLOCK.sub(fill, page)
+
+
+def _with_quick_reference(page: str, manifest: Manifest) -> str:
+    """``page`` with the quick reference after its title and first paragraph."""
+    parts = re.split(r"(\n\s*\n)", page, maxsplit=2)
+    if len(parts) < 5 or not parts[0].startswith("# "):
+        return f"{quick_reference(manifest)}\n{page}"
+    return "".join(parts[:4]) + quick_reference(manifest) + "\n" + parts[4]
 
 
 def _page_unit(path: str, text: str, boost: str = "") -> _Unit:
