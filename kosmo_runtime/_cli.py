@@ -103,12 +103,16 @@ def _parser() -> argparse.ArgumentParser:
         "mcp", parents=[serving, execution], help="serve the runtime to MCP clients (stdio, or HTTP on loopback)",
         description="Serve the runtime as an MCP server: tools lua_list_docs, lua_search_docs, lua_read_doc, "
                     "execute_lua and call_integration, with the same accounts, policies, limits and audit log as "
-                    "'kosmo run'. Writes that need approval ('ask') are denied: nobody can approve them here.")
+                    "'kosmo run'. Writes that need approval ('ask') ask the client's user (MCP elicitation); "
+                    "they are denied when the client cannot ask or does not answer in time.")
     mcp.add_argument("--http", type=_port, metavar="PORT",
                      help="serve streamable HTTP on 127.0.0.1:PORT (path /mcp) instead of standard input/output")
     mcp.add_argument("--expose-functions", action="store_true",
                      help="also one tool per integration function, its input schema from the manifest (reads only, "
                           "unless --allow-writes)")
+    mcp.add_argument("--approval-timeout", type=float, default=60.0, metavar="SECONDS",
+                     help="how long an 'ask' write waits for the client's answer before it is denied (default 60; "
+                          "never past --wall-time)")
     mcp.add_argument("--allow-writes", action="store_true",
                      help="with --expose-functions: expose write functions too (still subject to account policies)")
 
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "mcp":
             _check_mcp_options(args)
-        # An MCP server has no one at a terminal to ask (and stdio is the protocol): `ask` writes are denied.
+        # An MCP server asks through its client (elicitation), never at a terminal (stdio is the protocol).
         with _runtime(args, interactive=args.command != "mcp") as runtime:
             handler = {"run": _cmd_run, "call": _cmd_call, "docs": _cmd_docs, "accounts": _cmd_accounts,
                        "mcp": _cmd_mcp, "repl": _cmd_repl, "stubs": _cmd_stubs}[args.command]
@@ -247,7 +251,7 @@ def _cmd_mcp(runtime: Runtime, args: argparse.Namespace) -> int:
 
     runtime.accounts  # a broken accounts file stops the server here (exit 2), not at every tool call
     serve(runtime, http_port=args.http, expose_functions=args.expose_functions, allow_writes=args.allow_writes,
-          dry_run=args.dry_run, read_only=args.read_only)
+          dry_run=args.dry_run, read_only=args.read_only, approval_timeout=args.approval_timeout)
     return 0
 
 

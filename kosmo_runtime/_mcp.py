@@ -10,7 +10,8 @@ from the manifest (write functions only with ``allow_writes``).
 rendering for clients that only show text. A failed script, a failed call or a limit hit is a
 tool result with ``isError`` set; the server keeps serving. The server uses the Runtime it is
 given, so the accounts file, write policies, limits and audit log are those of ``kosmo run``;
-nobody can answer an ``ask`` write here, so such writes are denied.
+an ``ask`` write asks the human through the client with elicitation (``_approvals.py``), and
+is denied when the client cannot ask.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from . import __version__
+from ._approvals import elicitation_approver
 from ._errors import KosmoError
 from ._manifest import Manifest, ParamSpec
 from ._result import RunResult, envelope_schema
@@ -176,15 +178,21 @@ def function_tool_schema(manifest: Manifest, function: str, accounts: list[str] 
 
 
 def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writes: bool = False,
-                 dry_run: bool = False, read_only: bool = False) -> MCPServer:
+                 dry_run: bool = False, read_only: bool = False, approval_timeout: float = 60.0) -> MCPServer:
     """An MCP server answering with ``runtime`` (its accounts, policies, limits and audit log).
 
     ``expose_functions`` adds one tool per integration function; write functions only with
     ``allow_writes`` (they remain subject to the account's policy). ``dry_run`` and ``read_only``
-    apply to every run and call, as ``kosmo run --dry-run`` / ``--read-only``.
+    apply to every run and call, as ``kosmo run --dry-run`` / ``--read-only``. An ``ask`` write waits
+    at most ``approval_timeout`` seconds (and never past the run's wall-clock limit) for the client's answer.
     """
     options = {"dry_run": dry_run, "read_only": read_only}
     writes_possible = not read_only and not dry_run
+    timeout = min(approval_timeout, runtime.limits.wall_time)
+
+    def run_options(ctx: Context[Any, Any]) -> dict[str, Any]:
+        """The options of one tool call: the server's, plus an approver asking this call's client."""
+        return {**options, "approve": elicitation_approver(runtime, ctx, timeout)} if writes_possible else options
     docs = runtime.docs
 
     def lua_list_docs() -> CallToolResult:
@@ -215,8 +223,9 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
     def execute_lua(
         code: Annotated[str, Field(description="Lua 5.4 source. Call integrations as "
                                                "app.integrations.<name>.<function>{arg = value}; `return` what you need.")],
+        ctx: Context[Any, Any],
     ) -> CallToolResult:
-        return _envelope_result(runtime.run(code, name="script.lua", **options))
+        return _envelope_result(runtime.run(code, name="script.lua", **run_options(ctx)))
 
     def call_integration(
         function: Annotated[str, Field(description="integration.function as documented, e.g. 'whereby.list_rooms' "
@@ -224,15 +233,17 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
         arguments: Annotated[dict[str, Any], Field(description="The function's named arguments as a JSON object, "
                                                               "e.g. {\"limit\": 5}")] = {},  # noqa: B006 - copied by pydantic
         account: Annotated[str | None, Field(description="Account name; default: the integration's default account")] = None,
+        *,
+        ctx: Context[Any, Any],
     ) -> CallToolResult:
-        return _envelope_result(runtime.call(function, arguments, account=account, **options))
+        return _envelope_result(runtime.call(function, arguments, account=account, **run_options(ctx)))
 
     docs_hints = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
     run_hints = ToolAnnotations(read_only_hint=not writes_possible, destructive_hint=writes_possible,
                                 idempotent_hint=False, open_world_hint=True)
     policy = ("every write is denied (read-only server)" if read_only else
               "writes are described, not sent (dry-run server)" if dry_run else
-              "writes follow each account's policy; 'ask' writes are denied here, since nobody can approve them")
+              "writes follow each account's policy; 'ask' writes ask your user through the client")
     tools = [
         _tool(lua_list_docs, docs_hints, "List the reference pages: the Lua runtime and every installed integration "
               "(path, title, summary). Start here. " + _DOC_FLOW),
@@ -254,7 +265,7 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
               output_schema=envelope_schema()),
     ]
     if expose_functions:
-        tools += _function_tools(runtime, options, include_writes=allow_writes and not read_only)
+        tools += _function_tools(runtime, run_options, include_writes=allow_writes and not read_only)
     return MCPServer("kosmo", title="kosmo Lua runtime", instructions=INSTRUCTIONS, version=__version__,
                      tools=tools, log_level="WARNING")
 
@@ -268,7 +279,8 @@ def _tool(fn: Callable[..., Any], annotations: ToolAnnotations, description: str
     return tool
 
 
-def _function_tools(runtime: Runtime, options: dict[str, Any], *, include_writes: bool) -> list[Tool]:
+def _function_tools(runtime: Runtime, options: Callable[[Context[Any, Any]], dict[str, Any]], *,
+                    include_writes: bool) -> list[Tool]:
     tools = []
     for ident in runtime.catalog.names():
         loaded = runtime.catalog.find(ident)
@@ -284,14 +296,14 @@ def _function_tools(runtime: Runtime, options: dict[str, Any], *, include_writes
 
 
 def _function_tool(runtime: Runtime, manifest: Manifest, name: str, accounts: list[str],
-                   options: dict[str, Any]) -> Tool:
+                   options: Callable[[Context[Any, Any]], dict[str, Any]]) -> Tool:
     spec = manifest.functions[name]
     account_key = account_parameter(manifest, name)
     target = f"{manifest.id}.{name}"
 
-    def call(**arguments: Any) -> CallToolResult:
+    def call(ctx: Context[Any, Any], **arguments: Any) -> CallToolResult:
         account = arguments.pop(account_key, None)
-        return _envelope_result(runtime.call(target, arguments, account=account, **options))
+        return _envelope_result(runtime.call(target, arguments, account=account, **options(ctx)))
 
     write = spec.operation == "write"
     description = (f"{manifest.name}: {spec.description} ({spec.operation}; the same as "
@@ -302,7 +314,7 @@ def _function_tool(runtime: Runtime, manifest: Manifest, name: str, accounts: li
     return Tool(fn=call, name=manifest.full_name(name), title=f"{manifest.name}: {name}", description=description,
                 parameters=function_tool_schema(manifest, name, accounts),
                 fn_metadata=FuncMetadata(arg_model=_PassThrough, output_schema=envelope_schema()),
-                is_async=False, annotations=annotations)
+                is_async=False, context_kwarg="ctx", annotations=annotations)
 
 
 def serve(runtime: Runtime, *, http_port: int | None = None, **options: Any) -> None:

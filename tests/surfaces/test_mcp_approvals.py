@@ -1,0 +1,143 @@
+"""``ask`` writes approved through the MCP client (elicitation), driven by the SDK's own client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.client.session import ClientRequestContext
+from mcp.types import ElicitRequestParams, ElicitResult
+
+from kosmo_runtime import LoopbackServer, Runtime
+from kosmo_runtime._mcp import build_server
+from tests.fixtures.integrations.test_notes.simulator import KEY, NotesSimulator
+from tests.surfaces.test_mcp import FIXTURES, drive, envelope, params
+
+WRITE = "return app.integrations['test-notes'].create_note{text = 'ship it', tags = {'work'}}"
+
+
+@pytest.fixture
+def notes(tmp_path: Path) -> Iterator[tuple[NotesSimulator, Path]]:
+    simulator = NotesSimulator([KEY])
+    with LoopbackServer(simulator) as server:
+        accounts = tmp_path / "accounts.yaml"
+        accounts.write_text(f"version: 1\nintegrations:\n  test-notes:\n    accounts:\n      main:\n"
+                            f"        api_key: {KEY}\n        base_url: {server.url}\n        writes: ask\n",
+                            encoding="utf-8")
+        yield simulator, accounts
+
+
+def posts(simulator: NotesSimulator) -> int:
+    return sum(request.method == "POST" for request in simulator.requests)
+
+
+class Human:
+    """An elicitation callback: records what it was shown and answers ``answer`` (or never)."""
+
+    def __init__(self, answer: ElicitResult | None) -> None:
+        self.answer = answer
+        self.asked: list[ElicitRequestParams] = []
+
+    async def __call__(self, context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+        self.asked.append(params)
+        if self.answer is None:
+            await anyio.sleep_forever()
+        assert self.answer is not None
+        return self.answer
+
+
+def serve(accounts: Path, human: Human, tool: str, arguments: dict[str, Any], *, timeout: float = 10,
+          expose: bool = False, mode: str = "legacy") -> Any:
+    """Call ``tool`` once on an in-process server, with ``human`` as the client's elicitation callback."""
+    results = []
+    with Runtime(accounts=accounts, integration_paths=[FIXTURES], store=":memory:") as runtime:
+        server = build_server(runtime, approval_timeout=timeout, expose_functions=expose, allow_writes=expose)
+
+        async def run() -> None:
+            with anyio.fail_after(30):  # a safety net: the approval timeout is what must end a silent client
+                async with Client(server, mode=mode, elicitation_callback=human) as client:
+                    results.append(await client.call_tool(tool, arguments))
+
+        anyio.run(run)
+    return results[0]
+
+
+def test_an_approved_write_is_sent(notes: tuple[NotesSimulator, Path]) -> None:
+    simulator, accounts = notes
+    human = Human(ElicitResult(action="accept", content={"approve": True}))
+    data = envelope(serve(accounts, human, "execute_lua", {"code": WRITE}), ok=True)
+    assert data["result"]["note"]["text"] == "ship it"
+    assert posts(simulator) == 1
+    (asked,) = human.asked
+    message = asked.message
+    for shown in ("integration: test-notes", "account: main", "function: create_note (write)",
+                  '"text": "ship it"', "would send:", '"method": "POST"', "/v1/notes"):
+        assert shown in message, shown
+    assert KEY not in message
+    assert asked.requested_schema["properties"]["approve"]["type"] == "boolean"
+
+
+def test_a_declined_write_is_denied_and_not_sent(notes: tuple[NotesSimulator, Path]) -> None:
+    simulator, accounts = notes
+    human = Human(ElicitResult(action="decline"))
+    data = envelope(serve(accounts, human, "call_integration",
+                          {"function": "test-notes.create_note", "arguments": {"text": "no"}}), ok=False)
+    assert data["error"]["type"] == "PermissionDenied" and "declined" in data["error"]["message"]
+    assert data["error"]["account"] == "main" and data["error"]["function"] == "create_note"
+    assert posts(simulator) == 0 and len(human.asked) == 1
+
+
+def test_accepting_without_the_checkbox_denies(notes: tuple[NotesSimulator, Path]) -> None:
+    simulator, accounts = notes
+    human = Human(ElicitResult(action="accept", content={"approve": False}))
+    data = envelope(serve(accounts, human, "notes_create_note", {"text": "unchecked"}, expose=True), ok=False)
+    assert data["error"]["code"] == "permission_denied"
+    assert posts(simulator) == 0
+
+
+def test_a_client_that_never_answers_is_denied_at_the_timeout(notes: tuple[NotesSimulator, Path]) -> None:
+    simulator, accounts = notes
+    human = Human(None)
+    data = envelope(serve(accounts, human, "execute_lua", {"code": WRITE}, timeout=0.5), ok=False)
+    assert data["error"]["type"] == "PermissionDenied"
+    assert "no answer from the MCP client within 0.5 s" in data["error"]["message"]
+    assert posts(simulator) == 0 and len(human.asked) == 1
+
+
+def test_parallel_branches_ask_from_their_threads(notes: tuple[NotesSimulator, Path]) -> None:
+    simulator, accounts = notes
+    human = Human(ElicitResult(action="accept", content={"approve": True}))
+    code = ("local notes = app.integrations['test-notes']\n"
+            "local out = app.parallel({function() return notes.create_note{text = 'a'} end,\n"
+            "                          function() return notes.create_note{text = 'b'} end})\n"
+            "return {out[1].ok, out[2].ok}")
+    data = envelope(serve(accounts, human, "execute_lua", {"code": code}), ok=True)
+    assert data["result"] == [True, True]
+    assert posts(simulator) == 2 and len(human.asked) == 2
+
+
+def test_a_client_without_elicitation_gets_a_clear_denial(tmp_path: Path,
+                                                          notes: tuple[NotesSimulator, Path]) -> None:
+    simulator, accounts = notes
+
+    async def body(client: Client) -> None:
+        denied = await client.call_tool("execute_lua", {"code": WRITE})
+        error = envelope(denied, ok=False)["error"]
+        assert error["type"] == "PermissionDenied" and "does not support elicitation" in error["message"]
+        assert "writes: allow" in error["hint"]
+
+    drive(params(tmp_path, "--accounts", str(accounts), "--approval-timeout", "5",
+                 env={"KOSMO_INTEGRATIONS_PATH": str(FIXTURES)}), body)
+    assert posts(simulator) == 0
+
+
+def test_a_connection_without_a_back_channel_gets_a_clear_denial(notes: tuple[NotesSimulator, Path]) -> None:
+    simulator, accounts = notes
+    human = Human(ElicitResult(action="accept", content={"approve": True}))
+    data = envelope(serve(accounts, human, "execute_lua", {"code": WRITE}, mode="2026-07-28"), ok=False)
+    assert "no channel to ask while a tool runs" in data["error"]["message"]
+    assert posts(simulator) == 0 and human.asked == []
