@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from kosmo_runtime._calls import CallContext
-from kosmo_runtime._errors import InvalidArgument, UpstreamNotFound
+from kosmo_runtime._errors import BadResponse, InvalidArgument, UpstreamNotFound
 
 _SCAN_TAKE = 250  # the largest page GET /v2/bookings serves
 _DEFAULT_TAKE = 100  # GET /v2/bookings' own default page size
@@ -70,8 +70,8 @@ def create_booking(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     if length is not None:
         body["lengthInMinutes"] = length
     created = ctx.http.post("/v2/bookings", json=body, headers=_version(ctx, "bookings_api_version"))["data"]
-    _remember_uids(ctx, [created])
-    return {"booking": _booking(created)}
+    _remember_uids(ctx, created if isinstance(created, list) else [created])
+    return _booking_result(ctx, created)
 
 
 def list_bookings(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def get_booking(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """One booking: its uid is looked up by id in the user's bookings, then the booking is read by uid."""
     uid = _uid_of(ctx, args["id"])
     body = ctx.http.get(f"/v2/bookings/{uid}", headers=_version(ctx, "bookings_api_version"))
-    return {"booking": _booking(body["data"])}
+    return _booking_result(ctx, body["data"], args["id"])
 
 
 def list_teams(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +122,19 @@ def _event_type(item: dict[str, Any]) -> dict[str, Any]:
 
 def _booking(item: dict[str, Any]) -> dict[str, Any]:
     return {**item, "startTime": item.get("start"), "endTime": item.get("end")}
+
+
+def _booking_result(ctx: CallContext, data: Any, booking_id: int | None = None) -> dict[str, Any]:
+    """``{booking}`` for one booking (``data`` an object); for a recurring series (an array of occurrences)
+    also ``bookings``, every occurrence, with ``booking`` the one asked for or else the first."""
+    if not isinstance(data, list):
+        return {"booking": _booking(data)}
+    if not data:
+        raise BadResponse(f"{_label(ctx)}: Cal.com answered an empty list of bookings",
+                          hint="the service may be having problems; list_bookings shows what was booked")
+    bookings = [_booking(item) for item in data]
+    chosen = next((item for item in bookings if item["id"] == booking_id), bookings[0])
+    return {"booking": chosen, "bookings": bookings}
 
 
 def _slice(items: list[Any], limit: int | None, page: int) -> list[Any]:

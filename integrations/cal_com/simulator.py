@@ -35,7 +35,8 @@ starts, per its clock, ``Simulator.now``):
   9 "Growth Lab" (Jordan owner);
 * event types: Alex's 7 "Strategy Consultation" (45 min; 30/45/60 allowed; requires
   confirmation; required ``company`` field; Google Meet), 42 "Product Demo" (30 min, Cal
-  Video), 43 "Internal Sync" (hidden); Jordan's 55; Sam's 61; team 5's 311 (round robin) and
+  Video), 43 "Internal Sync" (hidden); Jordan's 55; Sam's 61 and 62 "Weekly Mentoring" (30 min,
+  recurring weekly, 4 occurrences); team 5's 311 (round robin) and
   312 (collective); team 1's 14; team 9's 90;
 * bookings 118 (42, past, accepted), 121 (7, past, accepted), 122 (42, past, cancelled),
   123 (42, upcoming, accepted, uid ``bk3Xq9TzR7mNwP2vLc8HdA``, Jane Smith plus a guest),
@@ -55,7 +56,12 @@ Deliberate choices and deviations:
   every call. The body is not published; ours is a guess.
 * No availability schedules: a booking is refused only in the past, inside the 2-hour
   minimum notice, or when it overlaps an accepted or pending booking of the host(s).
-* Not simulated: ``usernames`` (dynamic group events, answered ``[]``), recurring, seated and
+* Recurring event types (Sam's 62, weekly, 4 occurrences): ``POST /v2/bookings`` books every
+  occurrence (``recurrenceCount`` may ask for fewer) and answers ``data`` as an array of
+  ``RecurringBookingOutput_2024_08_13``, one per occurrence, sharing ``recurringBookingUid``;
+  ``GET /v2/bookings/{uid}`` answers one occurrence's uid with that occurrence (an object) and
+  the ``recurringBookingUid`` with the whole series (an array), as Cal.com's ``getBooking`` does.
+* Not simulated: ``usernames`` (dynamic group events, answered ``[]``), seated and
   instant bookings, OAuth client credentials (``x-cal-client-id``/``x-cal-secret-key``).
 * Faithful to the real output where the spec disagrees (see the quirks in the spec test):
   event type ``users``/``hosts`` are objects, ``seats``/``bookingWindow`` are
@@ -67,6 +73,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from calendar import monthrange
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable
@@ -228,6 +235,7 @@ class _EventType:
     requires_confirmation: bool = False
     hidden: bool = False
     custom_fields: list[dict[str, Any]] = field(default_factory=list)  # booking field outputs
+    recurrence: dict[str, Any] | None = None  # Recurrence_2024_06_14: interval, occurrences, frequency
 
 
 @dataclass
@@ -258,6 +266,7 @@ class _Booking:
     metadata: dict[str, str] = field(default_factory=dict)
     cancellation_reason: str | None = None
     cancelled_by: str | None = None
+    recurring_uid: str | None = None  # the series' recurringBookingUid (recurringEventId)
 
 
 @dataclass
@@ -380,6 +389,20 @@ def _is_url(value: Any) -> bool:
 
 def _is_phone(value: Any) -> bool:
     return isinstance(value, str) and re.fullmatch(r"\+[1-9]\d{7,14}", re.sub(r"[\s().-]", "", value)) is not None
+
+
+def _occurrences(start: datetime, recurrence: dict[str, Any], count: int) -> list[datetime]:
+    """The first ``count`` starts of a ``Recurrence_2024_06_14`` (every ``interval`` weeks, months or years)."""
+    interval, frequency = int(recurrence["interval"]), recurrence["frequency"]
+    if frequency == "weekly":
+        return [start + timedelta(weeks=interval * n) for n in range(count)]
+    months = interval * (12 if frequency == "yearly" else 1)
+    starts = []
+    for n in range(count):
+        year, month = divmod(start.month - 1 + months * n, 12)
+        year, month = start.year + year, month + 1
+        starts.append(start.replace(year=year, month=month, day=min(start.day, monthrange(year, month)[1])))
+    return starts
 
 
 def _overlaps(booking: _Booking, start: datetime, end: datetime) -> bool:
@@ -538,11 +561,11 @@ def _positive_int_errors(key: str, value: Any) -> list[_Invalid]:
 
 
 def _has_status(booking: _Booking, status: str, now: datetime) -> bool:
-    """One ``status`` filter of Cal.com's ``addStatusesQueryFilters`` (no recurring bookings here)."""
+    """One ``status`` filter of Cal.com's ``addStatusesQueryFilters``."""
     live = booking.status not in ("cancelled", "rejected")
     return {
         "upcoming": booking.end >= now and live,
-        "recurring": False,
+        "recurring": booking.end >= now and live and booking.recurring_uid is not None,
         "past": booking.end <= now and live,
         "cancelled": not live,
         "unconfirmed": booking.end >= now and booking.status == "pending",
@@ -641,6 +664,10 @@ def _seed_event_types() -> list[_EventType]:
         _EventType(55, "Intro Call", "intro-call", 20, "Say hello and see if we are a good fit.", owner_id=1048),
         _EventType(61, "Coffee Chat", "coffee-chat", 25, "An informal virtual coffee.", owner_id=1063),
         _EventType(
+            62, "Weekly Mentoring", "weekly-mentoring", 30, "A mentoring session every week for a month.",
+            owner_id=1063, recurrence={"interval": 1, "occurrences": 4, "frequency": "weekly"},
+        ),
+        _EventType(
             90, "Experiment Review", "experiment-review", 30, "Review a growth experiment's results.",
             team_id=9, scheduling_type="collective", hosts=[1048],
         ),
@@ -670,7 +697,7 @@ def _event_type_fields(event_type: _EventType) -> dict[str, Any]:
         "description": event_type.description,
         "locations": [{"type": "integration", "integration": event_type.integration}],
         "bookingFields": [*_DEFAULT_BOOKING_FIELDS, *event_type.custom_fields],
-        "recurrence": None,
+        "recurrence": event_type.recurrence,
         "disableGuests": False,
         "slotInterval": None,
         "minimumBookingNotice": int(_MINIMUM_NOTICE.total_seconds() // 60),
@@ -1069,17 +1096,45 @@ class CalComSimulator(Simulator):
         _check_booking_fields(body, event_type)
         start = _parse_iso(body["start"])
         assert start is not None  # validated above
-        end = start + timedelta(minutes=_booking_length(body, event_type))
+        length = timedelta(minutes=_booking_length(body, event_type))
+        if event_type.recurrence is not None:
+            return self._create_recurring_bookings(body, event_type, start, length)
         uid = _new_uid()
         location = _booking_location(body, event_type, uid)
-        organizer = self._organizer(event_type, start, end)
-        booking = self._new_booking(body, event_type, organizer, uid, start, end, location)
+        organizer = self._organizer(event_type, start, start + length)
+        booking = self._new_booking(body, event_type, organizer, uid, start, start + length, location)
         self._bookings[booking.id] = booking
         return self._success(self._booking_output(booking), status=201)
+
+    def _create_recurring_bookings(
+        self, body: dict[str, Any], event_type: _EventType, start: datetime, length: timedelta
+    ) -> httpx.Response:
+        """``handleNewRecurringBooking``: one booking per occurrence, all checked before any is stored."""
+        recurrence = event_type.recurrence or {}
+        count = int(body.get("recurrenceCount") or recurrence["occurrences"])
+        if count > recurrence["occurrences"]:
+            raise _HttpError(
+                400, f"recurrenceCount {count} is more than the event type's {recurrence['occurrences']} occurrences"
+            )
+        series = _new_uid()
+        bookings = []
+        for moment in _occurrences(start, recurrence, count):
+            uid = _new_uid()
+            organizer = self._organizer(event_type, moment, moment + length)
+            booking = self._new_booking(
+                body, event_type, organizer, uid, moment, moment + length, _booking_location(body, event_type, uid)
+            )
+            booking.recurring_uid = series
+            bookings.append(booking)
+        self._bookings |= {booking.id: booking for booking in bookings}
+        return self._success([self._booking_output(b) for b in bookings], status=201)
 
     @_endpoint("GET", "/v2/bookings/{bookingUid}", auth="optional", versions=BOOKINGS_VERSIONS)
     def get_booking(self, request: httpx.Request, bookingUid: str) -> httpx.Response:
         booking = next((b for b in self._bookings.values() if b.uid == bookingUid), None)
+        series = sorted((b for b in self._bookings.values() if b.recurring_uid == bookingUid), key=lambda b: b.start)
+        if booking is None and series:
+            return self._success([self._booking_output(b) for b in series])
         if booking is None:
             raise _HttpError(404, f"Booking with uid={bookingUid} was not found in the database")
         return self._success(self._booking_output(booking))
@@ -1351,4 +1406,5 @@ class CalComSimulator(Simulator):
             "attendees": [_attendee_output(a) for a in booking.attendees],
             **({"guests": booking.responses["guests"]} if "guests" in booking.responses else {}),
             "bookingFieldsResponses": booking.responses,
+            **({"recurringBookingUid": booking.recurring_uid} if booking.recurring_uid else {}),
         }

@@ -396,6 +396,42 @@ def test_get_booking_pages_through_large_booking_lists(demo: Demo, sim: CalComSi
         assert requests[-1].url.path == f"/v2/bookings/{BOOKING_123_UID}"
 
 
+# -- recurring bookings: Cal.com answers `data` as an array -------------------------------------------
+
+
+def test_create_booking_on_a_recurring_event_type_returns_every_occurrence(runtime: Runtime, sim: CalComSimulator) -> None:
+    start = at(33, 10)
+    result = ok(call(runtime, "create_booking", f'''eventTypeId = 62, start = "{iso(start)}",
+        ["end"] = "{iso(start + timedelta(minutes=30))}", responses = {{name = "Kim", email = "kim@example.com"}}''', "personal"))
+    series = result["bookings"]
+    assert [b["startTime"] for b in series] == [
+        (start + timedelta(weeks=n)).strftime("%Y-%m-%dT%H:%M:%S.000Z") for n in range(4)]
+    assert result["booking"] == series[0] and len({b["recurringBookingUid"] for b in series}) == 1
+    before = len(sim.requests)  # every occurrence's uid is remembered: one request, an object back
+    third = ok(call(runtime, "get_booking", f"id = {series[2]['id']}", "personal"))
+    assert third == {"booking": series[2]}
+    assert [r.url.path for r in sent(sim, before)] == [f"/v2/bookings/{series[2]['uid']}"]
+
+
+def test_get_booking_answered_with_the_whole_series_picks_the_asked_occurrence(
+    runtime: Runtime, sim: CalComSimulator
+) -> None:
+    start = at(34, 10)
+    series = ok(call(runtime, "create_booking", f'''eventTypeId = 62, start = "{iso(start)}",
+        ["end"] = "{iso(start + timedelta(minutes=30))}", responses = {{name = "Lee", email = "lee@example.com"}}''', "personal"))["bookings"]
+    whole = httpx.get(f"{sim_url(runtime)}/v2/bookings/{series[0]['recurringBookingUid']}",
+                      headers={"cal-api-version": "2024-08-13"}).content  # the simulator's real array answer
+    sim.inject(Fault("malformed", body=whole, path="^/v2/bookings/"))
+    result = ok(call(runtime, "get_booking", f"id = {series[1]['id']}", "personal"))
+    assert result["booking"]["id"] == series[1]["id"] and [b["id"] for b in result["bookings"]] == [b["id"] for b in series]
+    assert result["booking"]["startTime"] == result["booking"]["start"]
+
+
+def sim_url(rt: Runtime) -> str:
+    """The loopback base URL the runtime's default cal-com account points at."""
+    return str(rt.accounts.account("cal-com", None).settings["base_url"])
+
+
 # -- list_teams and get_current_user --------------------------------------------------------------------
 
 
