@@ -60,12 +60,12 @@ function cal_com.cal_com_get_event_type(args) end
 ---
 ---write: subject to the account's write policy; a dry run describes it instead of sending it. Full doc: lua_read_doc("integrations.cal-com.create_booking")
 ---@param args kosmo.cal_com.create_booking.Args
----@return kosmo.cal_com.create_booking.Result # {booking = {...}}: the created booking (id, uid, status, start, end, attendees, meetingUrl...) plus startTime/endTime
+---@return kosmo.cal_com.create_booking.Result # {booking = {...}}: the created booking (id, uid, status, start, end, attendees, meetingUrl...) plus startTime/endTime; for a recurring event type Cal.com books every occurrence: then booking is the first and bookings lists them all (each with recurringBookingUid)
 function cal_com.create_booking(args) end
 
 ---The same as `create_booking` (its full name).
 ---@param args kosmo.cal_com.create_booking.Args
----@return kosmo.cal_com.create_booking.Result # {booking = {...}}: the created booking (id, uid, status, start, end, attendees, meetingUrl...) plus startTime/endTime
+---@return kosmo.cal_com.create_booking.Result # {booking = {...}}: the created booking (id, uid, status, start, end, attendees, meetingUrl...) plus startTime/endTime; for a recurring event type Cal.com books every occurrence: then booking is the first and bookings lists them all (each with recurringBookingUid)
 function cal_com.cal_com_create_booking(args) end
 
 ---@class kosmo.cal_com.list_bookings.Args
@@ -105,12 +105,12 @@ function cal_com.cal_com_list_bookings(args) end
 ---
 ---read. Full doc: lua_read_doc("integrations.cal-com.get_booking")
 ---@param args kosmo.cal_com.get_booking.Args
----@return kosmo.cal_com.get_booking.Result # {booking = {...}}: Cal.com's booking fields plus startTime/endTime
+---@return kosmo.cal_com.get_booking.Result # {booking = {...}}: Cal.com's booking fields plus startTime/endTime; when Cal.com answers with the whole recurring series, booking is the one asked for and bookings lists every occurrence
 function cal_com.get_booking(args) end
 
 ---The same as `get_booking` (its full name).
 ---@param args kosmo.cal_com.get_booking.Args
----@return kosmo.cal_com.get_booking.Result # {booking = {...}}: Cal.com's booking fields plus startTime/endTime
+---@return kosmo.cal_com.get_booking.Result # {booking = {...}}: Cal.com's booking fields plus startTime/endTime; when Cal.com answers with the whole recurring series, booking is the one asked for and bookings lists every occurrence
 function cal_com.cal_com_get_booking(args) end
 
 ---@class kosmo.cal_com.list_teams.Args
