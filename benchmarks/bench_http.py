@@ -22,7 +22,7 @@ WEBINAR = "1234567890"                          # a webinar of the default GoTo 
 
 
 def _goto_headers() -> dict[str, str]:
-    from integrations.goto_webinar.simulator import DEMO_ACCOUNTS
+    from kosmo_integrations.goto_webinar.simulator import DEMO_ACCOUNTS
 
     return {"Authorization": f"Bearer {DEMO_ACCOUNTS['default']['access_token']}"}
 

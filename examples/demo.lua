@@ -1,6 +1,7 @@
 -- Meeting-operations briefing across all four integrations.
 --
 --   kosmo run --demo examples/demo.lua              against the built-in simulators
+--   kosmo run --demo --example demo                 the same, from an installed wheel (no clone)
 --   kosmo run --demo --dry-run examples/demo.lua    the same, describing the writes instead of sending them
 --   kosmo run examples/demo.lua                     against your real accounts (see examples/accounts.yaml)
 --

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from ._errors import ConfigError, KosmoError
+from ._examples import copy_examples, example_names, example_summary, read_example
 from ._limits import Limits
 from ._policy import Approver, WriteRequest
 from ._result import RunResult
@@ -44,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kosmo",
         description="Run agent Lua scripts against SaaS integrations in a safe Lua 5.4 sandbox.",
-        epilog="Examples:\n  kosmo run --demo examples/demo.lua\n  echo 'return 6*7' | kosmo run -\n"
+        epilog="Examples:\n  kosmo run --demo --example demo\n  kosmo run --demo examples/demo.lua\n  echo 'return 6*7' | kosmo run -\n"
                "  kosmo call whereby.list_rooms --arg limit=5 --demo\n  kosmo docs read integrations.whereby\n"
                "  kosmo repl --demo\n  kosmo mcp --demo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -73,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
                               description="Run a Lua script: prints its output, then its return value.")
     run.add_argument("path", nargs="?", help="script file, or - for standard input")
     run.add_argument("-e", dest="code", metavar="CODE", help="run CODE instead of a file")
+    run.add_argument("--example", metavar="NAME", help="run a bundled example script (see kosmo examples), e.g. demo")
     run.add_argument("--name", help="script name in error messages")
 
     call = commands.add_parser("call", parents=[common, execution], help="call one integration function",
@@ -121,6 +123,13 @@ def _parser() -> argparse.ArgumentParser:
                                            "between lines. '=expr' or a bare expression prints its value; .help for more.")
     repl.add_argument("--no-history", action="store_true", help="neither read nor write the history file")
 
+    examples = commands.add_parser("examples", help="list the bundled example scripts, or copy them out",
+                                   description="List the example scripts installed with kosmo-runtime; with --copy, "
+                                               "write them (or the NAMEs given) into a folder. Run one with "
+                                               "kosmo run --demo --example NAME.")
+    examples.add_argument("names", nargs="*", metavar="NAME", help="examples to copy (default: all)")
+    examples.add_argument("--copy", metavar="DIR", type=Path, help="copy into DIR (never overwrites)")
+
     accounts = commands.add_parser("accounts", parents=[common], help="list or check the configured accounts")
     accounts_commands = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
     accounts_commands.add_parser("list", parents=[after], help="integration, account, default, write policy (never a secret)")
@@ -155,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command == "examples":
+            return _cmd_examples(args)
         if args.command == "mcp":
             _check_mcp_options(args)
         # An MCP server asks through its client (elicitation), never at a terminal (stdio is the protocol).
@@ -214,12 +225,19 @@ def _terminal_approver() -> Approver | None:
 
 
 def _source(args: argparse.Namespace) -> tuple[str, str]:
+    if sum(given is not None for given in (args.path, args.code, args.example)) > 1:
+        raise UsageFailure("give one script: a path, - (standard input), -e CODE or --example NAME")
     if args.code is not None:
-        if args.path:
-            raise UsageFailure("give a script path or -e CODE, not both")
         return args.code, args.name or "(command line)"
+    if args.example is not None:
+        try:
+            text, filename = read_example(args.example)
+        except KosmoError as exc:
+            raise UsageFailure(f"{exc.message}; {exc.hint}") from None
+        return text, args.name or filename
     if not args.path:
-        raise UsageFailure("missing script: kosmo run PATH, kosmo run - (standard input) or kosmo run -e CODE")
+        raise UsageFailure("missing script: kosmo run PATH, kosmo run - (standard input), kosmo run -e CODE "
+                           "or kosmo run --example NAME")
     if args.path == "-":
         return sys.stdin.read(), args.name or "stdin"
     path = Path(args.path)
@@ -229,6 +247,27 @@ def _source(args: argparse.Namespace) -> tuple[str, str]:
         raise UsageFailure(f"cannot read {args.path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise UsageFailure(f"{args.path} is not UTF-8 text") from None
+
+
+def _cmd_examples(args: argparse.Namespace) -> int:
+    if args.copy is None:
+        if args.names:
+            raise UsageFailure("name examples only to copy them: kosmo examples --copy DIR NAME...")
+        for name in example_names():
+            print(f"{name:<16} {example_summary(name)}")
+        print("run one: kosmo run --demo --example demo; copy them out: kosmo examples --copy DIR", file=sys.stderr)
+        return 0
+    try:
+        copied = copy_examples(args.copy, args.names)
+    except KosmoError as exc:
+        raise UsageFailure(f"{exc.message}; {exc.hint}") from None
+    except FileExistsError as exc:
+        raise UsageFailure(f"not overwriting {exc}") from None
+    except OSError as exc:
+        raise UsageFailure(f"cannot write into {args.copy}: {exc.strerror}") from None
+    for target in copied:
+        print(f"copied {target}")
+    return 0
 
 
 def _cmd_run(runtime: Runtime, args: argparse.Namespace) -> int:
@@ -352,9 +391,10 @@ def _sync_docs(runtime: Runtime, *, check: bool) -> int:
     from ._docs import sync_parameter_tables
     from ._stubs import documented_stubs, sync_stubs
 
+    folder = Path(str(runtime.docs.root))  # the docs as files, to rewrite (the clone's lua_docs/)
     stale = []
     for ident in runtime.catalog.names():
-        path = runtime.docs.root / "integrations" / f"{ident}.md"
+        path = folder / "integrations" / f"{ident}.md"
         if not path.is_file():
             continue
         text = path.read_text(encoding="utf-8")
@@ -363,7 +403,7 @@ def _sync_docs(runtime: Runtime, *, check: bool) -> int:
             stale.append(str(path))
             if not check:
                 path.write_text(synced, encoding="utf-8")
-    stale += map(str, sync_stubs(runtime.docs.root / "stubs", documented_stubs(runtime.docs), check=check))
+    stale += map(str, sync_stubs(folder / "stubs", documented_stubs(runtime.docs), check=check))
     verb = "out of date" if check else "updated"
     for path in stale:
         print(f"{verb}: {path}")

@@ -1,7 +1,7 @@
 """Finding installed integrations without loading the ones a run does not touch.
 
-Integrations come from folders (the built-in ``integrations`` package, plus any
-directories passed to the Runtime or listed in ``KOSMO_INTEGRATIONS_PATH``) and
+Integrations come from folders (the built-in ``kosmo_integrations`` package, which is
+the repository's ``integrations/`` folder installed under that name, plus any directories passed to the Runtime or listed in ``KOSMO_INTEGRATIONS_PATH``) and
 from third-party packages declaring an entry point in the group
 ``kosmo_runtime.integrations`` whose value is the package holding the manifest.
 Looking one up by name costs a file-existence check per folder root; manifests
@@ -34,11 +34,14 @@ class _Root:
     package: str | None  # importable package name of the directory, if any
 
 
+_BUILTIN = "kosmo_integrations"
+
+
 def _builtin_root() -> _Root:
-    spec = importlib.util.find_spec("integrations")
+    spec = importlib.util.find_spec(_BUILTIN)
     if spec is None or not spec.submodule_search_locations:
-        raise ManifestError("the built-in 'integrations' package is not installed", hint="reinstall kosmo-runtime")
-    return _Root(Path(next(iter(spec.submodule_search_locations))), "integrations")
+        raise ManifestError(f"the built-in {_BUILTIN!r} package is not installed", hint="reinstall kosmo-runtime")
+    return _Root(Path(next(iter(spec.submodule_search_locations))), _BUILTIN)
 
 
 class Catalog:

@@ -1,7 +1,8 @@
 """The docs scripts read at run time: ``lua_list_docs``, ``lua_search_docs``, ``lua_read_doc``.
 
-Pages are Markdown under ``lua_docs/`` (``runtime.md`` and ``integrations/<id>.md``;
-a third-party integration may ship ``docs.md`` in its folder). Paths:
+Pages are Markdown in the data package ``kosmo_runtime.lua_docs`` (the repository's
+``lua_docs/``: ``runtime.md`` and ``integrations/<id>.md``), read through
+``importlib.resources``; a third-party integration may ship ``docs.md`` in its folder. Paths:
 
 * ``runtime``, ``integrations`` (an index generated from the manifests);
 * ``integrations.goto-webinar`` (or ``integrations.goto_webinar``): one integration;
@@ -21,13 +22,17 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._discovery import Catalog
 from ._errors import NotFound
 from ._manifest import FunctionSpec, Manifest, ParamSpec
 from ._stubs import lua_type, namespace_name
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 __all__ = ["Docs", "parameter_table", "quick_reference", "signature", "sync_parameter_tables"]
 
@@ -35,8 +40,9 @@ _WORD = re.compile(r"[a-z0-9]+")
 _PARAMS_BLOCK = re.compile(r"(<!-- kosmo:params (\w+) -->\n)(.*?)(<!-- /kosmo:params -->)", re.S)
 
 
-def _default_root() -> Path:
-    return Path(os.environ.get("KOSMO_DOCS_PATH") or Path(__file__).resolve().parent.parent / "lua_docs")
+def _default_root() -> Traversable:
+    override = os.environ.get("KOSMO_DOCS_PATH")
+    return Path(override) if override else resources.files("kosmo_runtime.lua_docs")
 
 
 @dataclass
@@ -115,15 +121,16 @@ class Docs:
 
     def __init__(self, catalog: Catalog, root: str | Path | None = None) -> None:
         self.catalog = catalog
-        self.root = Path(root) if root is not None else _default_root()
+        self.root: Traversable = Path(root) if root is not None else _default_root()
 
     # -- pages -------------------------------------------------------------------
 
-    def _integration_file(self, ident: str) -> Path | None:
+    def _integration_file(self, ident: str) -> Traversable | None:
         loaded = self.catalog.find(ident)
         if loaded is None:
             return None
-        for candidate in (self.root / "integrations" / f"{loaded.manifest.id}.md", loaded.folder / "docs.md"):
+        candidates: tuple[Traversable, ...] = (self.root / "integrations" / f"{loaded.manifest.id}.md", loaded.folder / "docs.md")
+        for candidate in candidates:
             if candidate.is_file():
                 return candidate
         return None

@@ -19,8 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from integrations.agora.hooks import RECORDINGS
-from integrations.agora.simulator import DEMO_ACCOUNTS, SEEDED_RESOURCE_ID, AgoraSimulator
+from kosmo_integrations.agora.hooks import RECORDINGS
+from kosmo_integrations.agora.simulator import DEMO_ACCOUNTS, SEEDED_RESOURCE_ID, AgoraSimulator
 from kosmo_runtime import AccountsConfig, Demo, Fault, RetryPolicy, Runtime, RunResult, Store
 from tests.simulators.test_agora_simulator import request_errors
 from tests.support import NO_SEEDS, SEEDS

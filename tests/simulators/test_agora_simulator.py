@@ -39,7 +39,7 @@ import httpx
 import jsonschema
 import pytest
 
-from integrations.agora.simulator import DEMO_ACCOUNTS, SEEDED_RESOURCE_ID, AgoraSimulator
+from kosmo_integrations.agora.simulator import DEMO_ACCOUNTS, SEEDED_RESOURCE_ID, AgoraSimulator
 from kosmo_runtime import Fault
 from tests.support import Switchboard, serving
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from openapi_core import Config, OpenAPI
 
-from integrations.cal_com.simulator import DEMO_ACCOUNTS, CalComSimulator
+from kosmo_integrations.cal_com.simulator import DEMO_ACCOUNTS, CalComSimulator
 from tests.support import Switchboard, serving
 from kosmo_runtime import Fault
 from tests.contract.openapi import SPECS, SpecChecker

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from integrations.goto_webinar.simulator import DEMO_ACCOUNTS, GoToWebinarSimulator
+from kosmo_integrations.goto_webinar.simulator import DEMO_ACCOUNTS, GoToWebinarSimulator
 from tests.support import Switchboard, serving
 from kosmo_runtime import Fault
 from tests.contract.openapi import SpecChecker

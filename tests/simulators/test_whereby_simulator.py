@@ -19,7 +19,7 @@ import httpx
 import pytest
 from openapi_core import Config, OpenAPI
 
-from integrations.whereby.simulator import DEMO_ACCOUNTS, WherebySimulator
+from kosmo_integrations.whereby.simulator import DEMO_ACCOUNTS, WherebySimulator
 from tests.support import Switchboard, serving
 from kosmo_runtime import Fault
 from tests.contract.openapi import SPECS, SpecChecker
