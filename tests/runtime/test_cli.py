@@ -232,8 +232,9 @@ def test_exit_code_1_for_script_error(kosmo: Kosmo) -> None:
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["run"], "kosmo: error: missing script: kosmo run PATH, kosmo run - (standard input) or kosmo run -e CODE\n"),
-    (["run", "x.lua", "-e", "return 1"], "kosmo: error: give a script path or -e CODE, not both\n"),
+    (["run"], "kosmo: error: missing script: kosmo run PATH, kosmo run - (standard input), kosmo run -e CODE "
+              "or kosmo run --example NAME\n"),
+    (["run", "x.lua", "-e", "return 1"], "kosmo: error: give one script: a path, - (standard input), -e CODE or --example NAME\n"),
     (["run", "/nonexistent/dir/x.lua"], "kosmo: error: cannot read /nonexistent/dir/x.lua: No such file or directory\n"),
     (["run", "-e", "return 1", "--instructions", "0"],
      "kosmo: error: limit instructions must be a positive number, got 0\n"),
