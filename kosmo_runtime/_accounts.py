@@ -29,10 +29,11 @@ runs that never touch it. Credentials are held as :class:`Secret` and never show
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -52,6 +53,7 @@ ACCOUNT_KEYS = ("writes", "label", "timeout", "rate_limit")
 TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ACCOUNT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_WORD = re.compile(r"^[A-Za-z][A-Za-z_-]{0,15}$")
 
 
 class Secret:
@@ -148,6 +150,10 @@ class AccountsConfig:
         except OSError as exc:
             raise AccountsFileError(f"{path}: cannot read the accounts file: {exc.strerror}", file=str(path),
                                     hint="check the path given by --accounts or KOSMO_ACCOUNTS") from None
+        except UnicodeDecodeError as exc:
+            line = path.read_bytes()[: exc.start].count(b"\n") + 1
+            raise _file_error(str(path), line, f"the accounts file is not UTF-8 text (byte 0x{exc.object[exc.start]:02x})",
+                              "save the file as UTF-8") from None
         return cls.parse(text, str(path), manifest_for, known, environ)
 
     @classmethod
@@ -295,6 +301,26 @@ def _yaml_error(exc: yaml.YAMLError, source: str, text: str) -> AccountsFileErro
                        "fix the YAML syntax (indentation with spaces, matching quotes, 'key: value')")
 
 
+def _shown(value: Any) -> str:
+    """A mistaken value as an error may show it: numbers, booleans and short words; anything else
+    (which could be a secret pasted in the wrong place) only by its kind."""
+    if value is None or isinstance(value, (bool, int, float)) or (isinstance(value, str) and _WORD.match(value)):
+        return repr(value)
+    if isinstance(value, dict) and all(isinstance(k, str) and _WORD.match(k) for k in value):
+        return "{" + ", ".join(f"{k}: {_shown(v)}" for k, v in value.items()) + "}"
+    return f"(a {type(value).__name__} value, not shown)"
+
+
+def _all_mistakes(problems: list[AccountsFileError]) -> AccountsFileError:
+    """One error for every mistake in the file: the first names file, line and fix; the others follow."""
+    first = problems[0]
+    if len(problems) == 1:
+        return first
+    others = "".join(f"; also {p.message} ({p.hint})" for p in problems[1:])
+    return AccountsFileError(f"{first.message}{others}", file=first.file, line=first.line,
+                             hint=f"{first.hint}; the file has {len(problems)} mistakes, all listed")
+
+
 def _positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
@@ -319,6 +345,15 @@ class _Checker:
         self.source = source
         self.manifest_for = manifest_for
         self.known = known
+        self.problems: list[AccountsFileError] = []
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[None]:
+        """Go on after a mistake in one part of the file, so that one check reports every mistake."""
+        try:
+            yield
+        except AccountsFileError as exc:
+            self.problems.append(exc)
 
     def fail(self, path: tuple[Any, ...], message: str, hint: str) -> AccountsFileError:
         return _file_error(self.source, self.located.line(*path), message, hint)
@@ -335,28 +370,38 @@ class _Checker:
 
     def build(self, environ: Mapping[str, str] | None) -> AccountsConfig:
         top = self.mapping(self.located.data, (), "the file")
-        unknown = set(top) - {"version", "settings", "integrations"}
-        if unknown:
-            key = sorted(unknown)[0]
-            raise self.fail((key,), f"unknown top-level key {key!r}", "top-level keys are: version, settings, integrations")
+        for key in sorted(set(top) - {"version", "settings", "integrations"}):
+            with self.collecting():
+                raise self.fail((key,), f"unknown top-level key {key!r}", "top-level keys are: version, settings, integrations")
         if top.get("version", 1) != 1:
-            raise self.fail(("version",), f"unsupported version {top['version']!r}", "use version: 1")
-        settings = self.mapping(top.get("settings"), ("settings",), "settings")
+            with self.collecting():
+                raise self.fail(("version",), f"unsupported version {_shown(top['version'])}", "use version: 1")
+        settings: dict[str, Any] = {}
+        with self.collecting():
+            settings = self.mapping(top.get("settings"), ("settings",), "settings")
         for key in settings:
             if key not in ("writes", "audit_log"):
-                raise self.fail(("settings", key), f"unknown setting {key!r}", "settings are: writes, audit_log")
-        self.policy(settings.get("writes", "allow"), ("settings", "writes"))
+                with self.collecting():
+                    raise self.fail(("settings", key), f"unknown setting {key!r}", "settings are: writes, audit_log")
+        with self.collecting():
+            self.policy(settings.get("writes", "allow"), ("settings", "writes"))
         integrations: dict[str, _IntegrationEntry] = {}
         manifests: dict[str, Manifest] = {}
-        for ident, body in self.mapping(top.get("integrations"), ("integrations",), "integrations").items():
-            path = ("integrations", ident)
-            manifest = self.manifest_for(str(ident))
-            if manifest is None:
-                raise self.fail(path, f"unknown integration {ident!r}", _did_you_mean(str(ident), self.known(), "installed integrations"))
-            if manifest.id != ident:
-                raise self.fail(path, f"write the integration as {manifest.id!r}, not {ident!r}", f"rename the key to {manifest.id}")
-            manifests[manifest.id] = manifest
-            integrations[manifest.id] = self.integration(manifest, self.mapping(body, path, ident), path)
+        entries: dict[str, Any] = {}
+        with self.collecting():
+            entries = self.mapping(top.get("integrations"), ("integrations",), "integrations")
+        for ident, body in entries.items():
+            with self.collecting():
+                path = ("integrations", ident)
+                manifest = self.manifest_for(str(ident))
+                if manifest is None:
+                    raise self.fail(path, f"unknown integration {ident!r}", _did_you_mean(str(ident), self.known(), "installed integrations"))
+                if manifest.id != ident:
+                    raise self.fail(path, f"write the integration as {manifest.id!r}, not {ident!r}", f"rename the key to {manifest.id}")
+                manifests[manifest.id] = manifest
+                integrations[manifest.id] = self.integration(manifest, self.mapping(body, path, ident), path)
+        if self.problems:
+            raise _all_mistakes(self.problems)
         return AccountsConfig(self.source, settings, integrations, manifests, environ)
 
     def integration(self, manifest: Manifest, body: dict[str, Any], path: tuple[Any, ...]) -> _IntegrationEntry:
@@ -364,17 +409,25 @@ class _Checker:
             if key not in ("default", "accounts"):
                 raise self.fail((*path, key), f"unknown key {key!r} under {manifest.id}", "an integration has 'default' and 'accounts'")
         accounts: dict[str, _AccountEntry] = {}
+        broken: set[Any] = set()
         for name, fields in self.mapping(body.get("accounts"), (*path, "accounts"), "accounts").items():
-            account_path = (*path, "accounts", name)
-            if not isinstance(name, str) or not _ACCOUNT_NAME.match(name):
-                raise self.fail(account_path, f"invalid account name {name!r}",
-                                "use lower-case letters, digits and _ (it becomes a Lua name)")
-            if manifest.resolve_function(name) is not None:
-                raise self.fail(account_path, f"account name {name!r} is also a function of {manifest.id}", "choose another name")
-            checked = self.account(manifest, self.mapping(fields, account_path, name), account_path)
-            accounts[name] = _AccountEntry(name, checked, self.located.line(*account_path),
-                                           {key: self.located.line(*account_path, key) or 0 for key in checked})
+            broken.add(name)
+            with self.collecting():
+                account_path = (*path, "accounts", name)
+                if not isinstance(name, str) or not _ACCOUNT_NAME.match(name):
+                    raise self.fail(account_path, f"invalid account name {name!r}",
+                                    "use lower-case letters, digits and _ (it becomes a Lua name)")
+                if manifest.resolve_function(name) is not None:
+                    raise self.fail(account_path, f"account name {name!r} is also a function of {manifest.id}", "choose another name")
+                before = len(self.problems)
+                checked = self.account(manifest, self.mapping(fields, account_path, name), account_path)
+                if len(self.problems) == before:
+                    accounts[name] = _AccountEntry(name, checked, self.located.line(*account_path),
+                                                   {key: self.located.line(*account_path, key) or 0 for key in checked})
+                    broken.discard(name)
         default = body.get("default")
+        if isinstance(default, str) and default in broken:
+            return _IntegrationEntry(default, accounts, self.located.line(*path))
         if default is not None and not isinstance(default, str):
             raise self.fail((*path, "default"), f"default must be an account name, got {default!r}", "write default: <account>")
         if default is not None and default not in accounts:
@@ -388,37 +441,43 @@ class _Checker:
     def account(self, manifest: Manifest, fields: dict[str, Any], path: tuple[Any, ...]) -> dict[str, Any]:
         allowed = [*manifest.credentials, *manifest.settings, *ACCOUNT_KEYS]
         for key, value in fields.items():
-            if key not in allowed:
-                raise self.fail((*path, key), f"unknown field {key!r} for a {manifest.id} account",
-                                _did_you_mean(str(key), allowed, "fields"))
-            if key == "writes":
-                self.policy(value, (*path, key))
-            elif key == "timeout":
-                self.timeout(value, (*path, key))
-            elif key == "rate_limit":
-                self.rate_limit(value, (*path, key))
-            elif key not in ACCOUNT_KEYS and not isinstance(value, (str, int, float)):
-                raise self.fail((*path, key), f"'{key}' must be a string", "quote the value")
+            with self.collecting():
+                self.field(manifest, allowed, key, value, (*path, key))
+        misspelt = any(key not in allowed for key in fields)  # then a "missing" credential is that same mistake
         for name, spec in manifest.credentials.items():
-            if spec.required and name not in fields:
-                raise self.fail(path, f"account is missing credential {name!r} ({spec.description})",
-                                f"add '{name}: ${{SOME_ENV_VAR}}' to the account")
+            if spec.required and name not in fields and not misspelt:
+                with self.collecting():
+                    raise self.fail(path, f"account is missing credential {name!r} ({spec.description})",
+                                    f"add '{name}: ${{SOME_ENV_VAR}}' to the account")
         return fields
+
+    def field(self, manifest: Manifest, allowed: list[str], key: Any, value: Any, path: tuple[Any, ...]) -> None:
+        if key not in allowed:
+            raise self.fail(path, f"unknown field {key!r} for a {manifest.id} account",
+                            _did_you_mean(str(key), allowed, "fields"))
+        if key == "writes":
+            self.policy(value, path)
+        elif key == "timeout":
+            self.timeout(value, path)
+        elif key == "rate_limit":
+            self.rate_limit(value, path)
+        elif key not in ACCOUNT_KEYS and not isinstance(value, (str, int, float)):
+            raise self.fail(path, f"'{key}' must be a string", "quote the value")
 
     def timeout(self, value: Any, path: tuple[Any, ...]) -> None:
         values = value.values() if isinstance(value, dict) else [value]
         unknown = set(value) - set(TIMEOUT_KEYS) if isinstance(value, dict) else set()
         if unknown or not values or not all(_positive(v) for v in values):
-            raise self.fail(path, f"invalid timeout {value!r}",
+            raise self.fail(path, f"invalid timeout {_shown(value)}",
                             "write seconds (timeout: 20, the read timeout) or a mapping of connect, read, write, pool")
 
     def rate_limit(self, value: Any, path: tuple[Any, ...]) -> None:
         if value is False:
             return
         if not (isinstance(value, dict) and set(value) == {"requests", "per_seconds"} and all(_positive(v) for v in value.values())):
-            raise self.fail(path, f"invalid rate_limit {value!r}",
+            raise self.fail(path, f"invalid rate_limit {_shown(value)}",
                             "write rate_limit: {requests: 10, per_seconds: 1}, or false to turn client-side limiting off")
 
     def policy(self, value: Any, path: tuple[Any, ...]) -> None:
         if value not in POLICIES:
-            raise self.fail(path, f"invalid write policy {value!r}", "use one of: allow, deny, ask")
+            raise self.fail(path, f"invalid write policy {_shown(value)}", "use one of: allow, deny, ask")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
+from ._accounts import default_accounts_path
 from ._errors import ConfigError, KosmoError
 from ._examples import copy_examples, example_names, example_summary, read_example
 from ._limits import Limits
@@ -135,6 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     accounts_commands.add_parser("list", parents=[after], help="integration, account, default, write policy (never a secret)")
     check = accounts_commands.add_parser("check", parents=[after], help="validate the accounts file and environment")
     check.add_argument("--live", action="store_true", help="also call each account's current-user function")
+    accounts_commands.add_parser("init", parents=[after], help="write an annotated starter accounts file "
+                                 "(to --accounts PATH, else $KOSMO_ACCOUNTS, else the per-user file; never overwrites)")
     return parser
 
 
@@ -166,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "examples":
             return _cmd_examples(args)
+        if args.command == "accounts" and args.accounts_command == "init":
+            return _init_accounts(args)
         if args.command == "mcp":
             _check_mcp_options(args)
         # An MCP server asks through its client (elicitation), never at a terminal (stdio is the protocol).
@@ -423,6 +429,29 @@ def _cmd_stubs(runtime: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+def _accounts_path(args: argparse.Namespace) -> Path:
+    return Path(getattr(args, "accounts", None) or os.environ.get("KOSMO_ACCOUNTS") or default_accounts_path()).expanduser()
+
+
+def _no_accounts_file() -> str:
+    return (f"no accounts file: none given with --accounts, KOSMO_ACCOUNTS is not set, and {default_accounts_path()} "
+            "does not exist; write an annotated starter file with: kosmo accounts init")
+
+
+def _init_accounts(args: argparse.Namespace) -> int:
+    path = _accounts_path(args)
+    if path.exists():
+        raise UsageFailure(f"{path} already exists; not overwriting it (check it with: kosmo accounts check)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(read_example("accounts.yaml")[0], encoding="utf-8")
+    except OSError as exc:
+        raise UsageFailure(f"cannot write {path}: {exc.strerror}") from None
+    print(f"wrote {path}: an example account per integration; edit it, export the variables it names, "
+          "then run: kosmo accounts check")
+    return 0
+
+
 def _cmd_accounts(runtime: Runtime, args: argparse.Namespace) -> int:
     accounts = runtime.accounts
     if args.accounts_command == "list":
@@ -430,13 +459,17 @@ def _cmd_accounts(runtime: Runtime, args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rows, indent=2))
         elif not rows:
-            print(f"no accounts configured ({accounts.source}); see the README for the accounts file")
+            print(f"no accounts configured in {accounts.source}" if accounts.source else _no_accounts_file())
         for row in [] if args.json else rows:
             marker = "*" if row["default"] else " "
             label = f"  ({row['label']})" if row.get("label") else ""
             print(f"{marker} {row['integration']:<16} {row['account']:<16} writes: {row['writes']}{label}")
         return 0
+    if not accounts.source and not args.json:
+        print(_no_accounts_file())
+        return 0
     problems = accounts.check()
+    configuration = bool(problems)
     report: list[dict[str, Any]] = [{"error": p.to_dict()} for p in problems]
     for problem in problems:
         if not args.json:
@@ -460,4 +493,4 @@ def _cmd_accounts(runtime: Runtime, args: argparse.Namespace) -> int:
         print(json.dumps({"ok": not problems, "source": accounts.source, "checks": report}, indent=2))
     elif not problems:
         print(f"ok: {len(accounts.describe())} account(s) in {accounts.source}")
-    return 1 if problems else 0
+    return 2 if configuration else 1 if problems else 0

@@ -109,6 +109,7 @@ class _Builder:
     def scalar(self, node: yaml.Node) -> Any:
         try:
             return self.loader.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, LookupError, AttributeError, TypeError) as exc:
-            raise UnsupportedYAML(f"cannot read the value {node.value!r}: {str(exc).splitlines()[0]}",
+        except (yaml.YAMLError, ValueError, LookupError, AttributeError, TypeError):
+            # Neither the value nor the parser's message (which may quote it) is shown: it may be a secret.
+            raise UnsupportedYAML(f"cannot read the value tagged {node.tag!r} (the value is not shown)",
                                   node.start_mark.line + 1) from None

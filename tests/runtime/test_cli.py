@@ -515,7 +515,7 @@ def test_accounts_list(kosmo: Kosmo, accounts: str) -> None:
 def test_accounts_list_without_a_file(kosmo: Kosmo) -> None:
     code, out, _ = kosmo("accounts", "list")
     assert code == 0
-    assert out.startswith("no accounts configured")
+    assert out.startswith("no accounts file: ") and "kosmo accounts init" in out
 
 
 def test_accounts_check_ok(kosmo: Kosmo, accounts: str) -> None:
@@ -527,14 +527,14 @@ def test_accounts_check_ok(kosmo: Kosmo, accounts: str) -> None:
 
 def test_accounts_check_reports_missing_variable(kosmo: Kosmo, broken_accounts: str) -> None:
     code, out, err = kosmo("accounts", "--accounts", broken_accounts, "check")
-    assert code == 1
+    assert code == 2  # a configuration error
     lines = out.splitlines()
     assert lines[0].startswith("error: AccountError: account test-notes.unset needs environment variable CLI_UNSET_KEY "
                                f"(for 'api_key', {broken_accounts}:")
     assert lines[1] == f"hint: export CLI_UNSET_KEY=... before running, or change 'api_key' in {broken_accounts}"
     assert KEY not in out + err and OTHER_KEY not in out + err
     code, out, _ = kosmo("accounts", "--accounts", broken_accounts, "--json", "check")
-    assert code == 1
+    assert code == 2
     data = json.loads(out)
     assert data["ok"] is False and data["source"] == broken_accounts
     assert [c["error"]["account"] for c in data["checks"]] == ["unset"]

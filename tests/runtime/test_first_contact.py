@@ -5,6 +5,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import pytest
+
 from kosmo_runtime import Runtime
 from tests.runtime.test_cli import _env, kosmo  # noqa: F401 - fixtures
 
@@ -51,3 +53,73 @@ def test_the_builtin_integrations_install_under_the_project_name():
 
     assert Path(next(iter(kosmo_integrations.__path__))).resolve() == REPO / "integrations"
     assert Catalog().find("whereby").module == "kosmo_integrations.whereby"
+
+
+# -- accounts: where the file was looked for, a starter file, exit codes, every mistake at once ----
+
+
+def test_accounts_without_a_file_say_where_they_looked_and_how_to_start(kosmo, tmp_path):
+    for action in ("check", "list"):
+        code, out, _ = kosmo("accounts", action)
+        assert code == 0
+        assert str(tmp_path / "config" / "kosmo" / "accounts.yaml") in out and "kosmo accounts init" in out, out
+
+
+def test_accounts_init_writes_the_annotated_starter_file_once(kosmo, tmp_path):
+    target = tmp_path / "config" / "kosmo" / "accounts.yaml"
+    code, out, _ = kosmo("accounts", "init")
+    assert code == 0 and str(target) in out
+    assert target.read_text(encoding="utf-8") == (REPO / "examples" / "accounts.yaml").read_text(encoding="utf-8")
+    code, _, err = kosmo("accounts", "init")
+    assert code == 2 and "already exists" in err
+    other = tmp_path / "elsewhere.yaml"
+    assert kosmo("accounts", "init", "--accounts", str(other))[0] == 0 and other.is_file()
+
+
+def _notes_accounts(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "accounts.yaml"
+    path.write_text("version: 1\nintegrations:\n  test-notes:\n    accounts:\n" + body, encoding="utf-8")
+    return str(path)
+
+
+def test_accounts_check_exits_2_on_a_configuration_error(kosmo, tmp_path):
+    path = _notes_accounts(tmp_path, "      default:\n        api_key: ${CLI_UNSET_KEY}\n")
+    code, out, _ = kosmo("accounts", "check", "--accounts", path)
+    assert code == 2 and "CLI_UNSET_KEY" in out
+
+
+def test_a_file_with_several_mistakes_reports_them_all(kosmo, tmp_path):
+    path = _notes_accounts(tmp_path, "      default:\n        api_key: x\n        writes: sometimes\n"
+                                     "      other:\n        api_kye: y\n      Bad: {api_key: z}\n")
+    code, _, err = kosmo("accounts", "check", "--accounts", path)
+    assert code == 2
+    assert f"{path}:7: invalid write policy 'sometimes'" in err
+    assert "also" in err and "unknown field 'api_kye'" in err and f"{path}:10: invalid account name 'Bad'" in err
+    assert "missing credential" not in err and "3 mistakes" in err  # a misspelt credential is one mistake
+
+
+# -- issue 11: bad input outside Lua ----------------------------------------------------------------
+
+
+def test_an_accounts_file_that_is_not_utf8_is_a_file_error(kosmo, tmp_path, monkeypatch):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("version: 1\n# caf\u00e9\n".encode("latin-1"))
+    code, _, err = kosmo("accounts", "check", "--accounts", str(path))
+    assert code == 2 and f"{path}:2: the accounts file is not UTF-8 text (byte 0xe9)" in err
+    monkeypatch.setenv("KOSMO_ACCOUNTS", str(path))
+    code, _, err = kosmo("run", "-e", "return 1")
+    assert code == 2 and "not UTF-8" in err
+
+
+@pytest.mark.parametrize("yaml_text", [
+    "api_key: !secret sk-live-4242424242\n",
+    "api_key: x\n        writes: sk-live-4242424242/x\n",
+    "api_key: x\n        timeout: sk-live-4242424242\n",
+    "api_key: x\n        rate_limit: {requests: sk-live-4242424242, per_seconds: 1}\n",
+    "api_key: !!int sk-live-4242424242\n",
+])
+def test_values_in_the_accounts_file_are_never_echoed_when_they_could_be_secrets(kosmo, tmp_path, yaml_text):
+    path = _notes_accounts(tmp_path, "      default:\n        " + yaml_text)
+    code, out, err = kosmo("accounts", "check", "--accounts", path)
+    assert code == 2 and "error:" in err
+    assert "4242424242" not in out + err
