@@ -738,7 +738,7 @@ def test_secrets_never_appear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                 codes.append(exc.code)
             out = capsys.readouterr()
             blobs += [out.out, out.err]
-    assert codes == [0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1]  # the 'ask' write has no approver: PermissionDenied
+    assert codes == [0, 0, 2, 2, 2, 1, 0, 0, 1, 1, 1, 1]  # check: an unset variable exits 2; the ask write has no approver: PermissionDenied
     blobs.append((tmp_path / "cli-audit.jsonl").read_text(encoding="utf-8"))
     joined = "\n".join(blobs)
     assert "AuthFailed" in joined and "UpstreamNotFound" in joined and "NOTES_UNSET_KEY" in joined
