@@ -16,6 +16,7 @@ is denied when the client cannot ask.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -52,7 +53,7 @@ Results come back as {ok, result, output, error, calls, duration}; on failure er
 message, hint and the script line. Each script runs in a fresh sandbox with limits \
 (instructions, memory, wall time, output, calls); nothing survives between runs."""
 
-_DOC_FLOW = "Never guess names: list (lua_list_docs / lua_search_docs), then read (lua_read_doc), then execute."
+_DOC_FLOW = "Never guess names: list, then read, then execute."
 
 _CALL_LINES = 20  # integration calls listed in the text rendering; the structured content has all
 
@@ -202,8 +203,8 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
                             {"pages": pages})
 
     def lua_search_docs(
-        query: Annotated[str, Field(description="A few keywords, e.g. 'webinar sessions' or 'create room'")],
-        limit: Annotated[int, Field(ge=1, le=50, description="Most hits to return")] = 10,
+        query: Annotated[str, Field(description="Keywords, e.g. 'webinar sessions'")],
+        limit: Annotated[int, Field(ge=1, le=50)] = 10,
     ) -> CallToolResult:
         hits = docs.search(query, limit)
         if not hits:
@@ -212,8 +213,7 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
         return _text_result(text + "\n\nRead a hit with lua_read_doc(path).", {"hits": hits})
 
     def lua_read_doc(
-        path: Annotated[str, Field(description="A path from lua_list_docs or lua_search_docs: 'runtime', 'integrations', "
-                                               "'integrations.<name>' or 'integrations.<name>.<function>'")],
+        path: Annotated[str, Field(description="'runtime', 'integrations.<name>' or 'integrations.<name>.<function>'")],
     ) -> CallToolResult:
         try:
             return _text_result(docs.read(path))
@@ -221,18 +221,15 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
             return _error_result(exc)
 
     def execute_lua(
-        code: Annotated[str, Field(description="Lua 5.4 source. Call integrations as "
-                                               "app.integrations.<name>.<function>{arg = value}; `return` what you need.")],
+        code: Annotated[str, Field(description="Lua 5.4 source; `return` what you need")],
         ctx: Context[Any, Any],
     ) -> CallToolResult:
         return _envelope_result(runtime.run(code, name="script.lua", **run_options(ctx)))
 
     def call_integration(
-        function: Annotated[str, Field(description="integration.function as documented, e.g. 'whereby.list_rooms' "
-                                                   "(or integration.account.function)")],
-        arguments: Annotated[dict[str, Any], Field(description="The function's named arguments as a JSON object, "
-                                                              "e.g. {\"limit\": 5}")] = {},  # noqa: B006 - copied by pydantic
-        account: Annotated[str | None, Field(description="Account name; default: the integration's default account")] = None,
+        function: Annotated[str, Field(description="e.g. 'whereby.list_rooms'")],
+        arguments: Annotated[dict[str, Any], Field(description="Named arguments")] = {},  # noqa: B006 - copied by pydantic
+        account: Annotated[str | None, Field(description="Default: the integration's default account")] = None,
         *,
         ctx: Context[Any, Any],
     ) -> CallToolResult:
@@ -243,26 +240,21 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
                                 idempotent_hint=False, open_world_hint=True)
     policy = ("every write is denied (read-only server)" if read_only else
               "writes are described, not sent (dry-run server)" if dry_run else
-              "writes follow each account's policy; 'ask' writes ask your user through the client")
+              "writes follow each account's policy ('ask': your user is asked)")
     tools = [
-        _tool(lua_list_docs, docs_hints, "List the reference pages: the Lua runtime and every installed integration "
-              "(path, title, summary). Start here. " + _DOC_FLOW),
-        _tool(lua_search_docs, docs_hints, "Search the reference, pages and single functions, by keywords; returns ranked "
-              "paths to read with lua_read_doc. " + _DOC_FLOW),
-        _tool(lua_read_doc, docs_hints, "Read one reference page as Markdown. 'runtime' explains scripts (calling "
-              "integrations, values, errors, limits); 'integrations.<name>.<function>' gives a function's exact "
-              "signature, parameters and result. Read a function's page before calling it. " + _DOC_FLOW),
-        _tool(execute_lua, run_hints, "Run a Lua 5.4 script in a fresh sandbox, with the accounts and limits configured "
-              "on this machine, and return {ok, result, output, error, calls, duration}. Call functions as "
-              "app.integrations.<name>.<function>{arg = value} with names read from lua_read_doc, never guessed; do the "
-              "whole job in one script (loops, filtering, app.parallel for independent calls) and return only what you "
-              f"need. lua_read_doc and json are available inside scripts. Nothing survives between runs; {policy}. " + _DOC_FLOW,
-              output_schema=envelope_schema()),
-        _tool(call_integration, run_hints, "Call one integration function without writing Lua, e.g. "
-              "function='whereby.list_rooms', arguments={\"limit\": 5}. Same validation, accounts, policies and result "
-              f"as execute_lua ({policy}). Read the function's doc first (lua_read_doc"
-              "('integrations.<name>.<function>')); use execute_lua for several calls.",
-              output_schema=envelope_schema()),
+        _tool(lua_list_docs, docs_hints, "List the reference pages (runtime, each integration). Start here. " + _DOC_FLOW),
+        _tool(lua_search_docs, docs_hints, "Search pages and single functions by keywords; read hits with lua_read_doc. "
+              + _DOC_FLOW),
+        _tool(lua_read_doc, docs_hints, "Read a reference page (Markdown). 'runtime' explains scripts; "
+              "'integrations.<name>' starts with typed signatures of its functions; '.<function>' adds parameters, "
+              "result and examples. " + _DOC_FLOW),
+        _tool(execute_lua, run_hints, "Run a Lua 5.4 script in a fresh sandbox; returns {ok, result, output, error, calls}. "
+              "Call app.integrations.<name>.<function>{arg = value} with names from lua_read_doc; do the whole job in "
+              f"one script (loops, app.parallel) and return only what you need. {policy}. " + _DOC_FLOW,
+              output_schema=listing_schema()),
+        _tool(call_integration, run_hints, "One integration call without Lua, e.g. function='whereby.list_rooms', "
+              f"arguments={{\"limit\": 5}}; same result as execute_lua ({policy}). Read its doc first.",
+              output_schema=listing_schema()),
     ]
     if expose_functions:
         tools += _function_tools(runtime, run_options, include_writes=allow_writes and not read_only)
@@ -273,10 +265,34 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
 def _tool(fn: Callable[..., Any], annotations: ToolAnnotations, description: str, *,
           output_schema: dict[str, Any] | None = None) -> Tool:
     tool = Tool.from_function(fn, description=description, annotations=annotations, structured_output=False)
+    tool.parameters = _untitled(tool.parameters)  # pydantic's titles repeat the names: not worth their tokens
     if output_schema is not None:
         # Advertised to clients (which check structured results against it); the envelope is built, not parsed.
         tool.fn_metadata.output_schema = output_schema
     return tool
+
+
+@functools.cache
+def listing_schema() -> dict[str, Any]:
+    """The envelope's schema as tools advertise it: the top level of ``envelope.schema.json`` (every
+    envelope validates against it), without the nested definitions that would cost ~1,200 tokens per tool."""
+    full = envelope_schema()
+    properties = {}
+    for name, spec in full["properties"].items():
+        kinds = [branch.get("type", "object") for branch in spec.get("oneOf", ())]
+        brief = {key: spec[key] for key in ("type", "const") if key in spec}
+        properties[name] = {"type": kinds} if kinds else brief
+    return {"type": "object", "description": f"{full['title']} (full schema: kosmo_runtime/envelope.schema.json)",
+            "required": full["required"], "properties": properties}
+
+
+def _untitled(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {key: _untitled(value) for key, value in schema.items()
+                if not (key == "title" and isinstance(value, str))}
+    if isinstance(schema, list):
+        return [_untitled(item) for item in schema]
+    return schema
 
 
 def _function_tools(runtime: Runtime, options: Callable[[Context[Any, Any]], dict[str, Any]], *,
@@ -313,7 +329,7 @@ def _function_tool(runtime: Runtime, manifest: Manifest, name: str, accounts: li
                                   idempotent_hint=not write, open_world_hint=True)
     return Tool(fn=call, name=manifest.full_name(name), title=f"{manifest.name}: {name}", description=description,
                 parameters=function_tool_schema(manifest, name, accounts),
-                fn_metadata=FuncMetadata(arg_model=_PassThrough, output_schema=envelope_schema()),
+                fn_metadata=FuncMetadata(arg_model=_PassThrough, output_schema=listing_schema()),
                 is_async=False, context_kwarg="ctx", annotations=annotations)
 
 

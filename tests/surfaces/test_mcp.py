@@ -18,7 +18,7 @@ from mcp.types import CallToolResult
 
 from kosmo_runtime import LoopbackServer, Runtime
 from kosmo_runtime._cli import main
-from kosmo_runtime._mcp import function_tool_schema
+from kosmo_runtime._mcp import function_tool_schema, listing_schema
 from kosmo_runtime._result import envelope_schema
 from tests.fixtures.integrations.test_notes.simulator import KEY, NotesSimulator
 from tests.surfaces import check_envelope
@@ -82,7 +82,7 @@ def test_discovery_run_and_errors_over_stdio(tmp_path: Path) -> None:
         assert set(tools["call_integration"].input_schema["properties"]) == {"function", "arguments", "account"}
         assert tools["lua_read_doc"].annotations.read_only_hint is True
         assert tools["execute_lua"].annotations.read_only_hint is False
-        assert tools["execute_lua"].output_schema == envelope_schema()
+        assert tools["execute_lua"].output_schema == listing_schema()
 
         # list, search, read
         listed = await client.call_tool("lua_list_docs", {})
@@ -161,7 +161,7 @@ def test_expose_functions_reads_only(tmp_path: Path) -> None:
         assert rooms.input_schema["additionalProperties"] is False
         assert rooms.input_schema["properties"]["account"]["enum"] == ["default", "work"]
         assert (rooms.annotations.read_only_hint, rooms.annotations.destructive_hint) == (True, False)
-        assert rooms.output_schema == envelope_schema()
+        assert rooms.output_schema == listing_schema()
         room = tools["whereby_get_room"].input_schema
         assert room["required"] == ["room_name"] and room["properties"]["room_name"]["minLength"] == 1
         bookings = tools["cal_com_list_bookings"].input_schema["properties"]["status"]
@@ -200,6 +200,19 @@ def test_contradictory_options_are_usage_errors(argv: list[str], capsys: pytest.
         main(argv)
     assert exited.value.code == 2
     assert "kosmo" in capsys.readouterr().err
+
+
+def test_the_advertised_output_schema_is_the_envelope_s_top_level() -> None:
+    import jsonschema
+
+    schema = listing_schema()
+    assert schema["required"] == envelope_schema()["required"]
+    assert set(schema["properties"]) == set(envelope_schema()["properties"])
+    with Runtime(store=":memory:") as runtime:
+        for code in ("return {1, 2}", "error('boom')", "return app.integrations.nope.x{}"):
+            jsonschema.validate(runtime.run(code).to_dict(), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"version": 1, "ok": "yes"}, schema)
 
 
 # --------------------------------------------------------------------------------------------------
