@@ -13,12 +13,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from ._accounts import Account, AccountsConfig, WritePolicy
-from ._clock import Clock, read, utc_now
+from ._clock import Clock, utc_now
+from ._context import CallContext
 from ._discovery import Catalog
 from ._errors import BadResponse, IntegrationBug, KosmoError, NotFound
 from ._limits import limit_exceeded
@@ -33,29 +33,6 @@ __all__ = ["CallContext", "Invoker", "run_declarative"]
 
 log = logging.getLogger("kosmo_runtime")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
-
-
-@dataclass(slots=True)
-class CallContext:
-    """What a handler gets: the account (settings; secrets stay with the HTTP layer's auth),
-    an ``http`` client bound to it, a ``store`` for facts the service cannot answer, a
-    ``memo`` dict kept per account for the life of the Runtime (e.g. a resolved user key),
-    and the Runtime's ``clock`` (read it with :meth:`now`)."""
-
-    integration: str
-    function: str
-    account: Account
-    http: Http
-    store: ScopedStore
-    memo: dict[str, Any]
-    clock: Clock = utc_now
-
-    def setting(self, name: str) -> Any:
-        return self.account.settings.get(name)
-
-    def now(self) -> datetime:
-        """The current time (aware, UTC) by the Runtime's clock: real time, or the demo's simulated date."""
-        return read(self.clock)
 
 
 @dataclass

@@ -8,7 +8,7 @@ started it, for the account that owns the project.
 
 from __future__ import annotations
 
-from kosmo_runtime._store import ScopedStore
+from kosmo_runtime.integration import ScopedStore
 
 from .hooks import RECORDINGS, recording_record
 from .simulator import (

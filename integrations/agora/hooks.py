@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from kosmo_runtime import (
+from kosmo_runtime.integration import (
     AccountError,
     BadResponse,
     CallContext,

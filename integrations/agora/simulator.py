@@ -68,8 +68,7 @@ from typing import Any
 
 import httpx
 
-from kosmo_runtime import Simulator, route
-from kosmo_runtime._clock import Clock
+from kosmo_runtime.integration import Clock, Simulator, route
 
 __all__ = [
     "DEMO_ACCOUNTS",

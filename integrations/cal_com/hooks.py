@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from kosmo_runtime._calls import CallContext
-from kosmo_runtime._errors import BadResponse, InvalidArgument, UpstreamNotFound
+from kosmo_runtime.integration import BadResponse, CallContext, InvalidArgument, UpstreamNotFound
 
 _SCAN_TAKE = 250  # the largest page GET /v2/bookings serves
 _DEFAULT_TAKE = 100  # GET /v2/bookings' own default page size

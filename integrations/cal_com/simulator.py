@@ -84,8 +84,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
-from kosmo_runtime import Simulator, route
-from kosmo_runtime._clock import Clock
+from kosmo_runtime.integration import Clock, Simulator, route
 
 __all__ = ["BOOKINGS_VERSIONS", "DEMO_ACCOUNTS", "EVENT_TYPES_VERSIONS", "CalComSimulator"]
 

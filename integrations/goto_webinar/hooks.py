@@ -15,8 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
-from kosmo_runtime._calls import CallContext
-from kosmo_runtime._errors import InvalidArgument
+from kosmo_runtime.integration import CallContext, InvalidArgument
 
 ME_PATH = "/admin/rest/v1/me"
 LIST_WINDOW = timedelta(days=365)  # list_webinars covers starts from now - 1 year to now + 1 year

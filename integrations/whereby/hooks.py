@@ -16,8 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from kosmo_runtime._calls import CallContext
-from kosmo_runtime._errors import InvalidArgument, UpstreamNotFound
+from kosmo_runtime.integration import CallContext, InvalidArgument, UpstreamNotFound
 
 MEETINGS = "/v1/meetings"
 PAGE_SIZE = 100  # the largest page Whereby serves

@@ -72,8 +72,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from kosmo_runtime import Simulator, route
-from kosmo_runtime._clock import Clock
+from kosmo_runtime.integration import Clock, Simulator, route
 
 __all__ = ["DEMO_ACCOUNTS", "WherebySimulator"]
 

@@ -1,0 +1,44 @@
+"""``CallContext``: what a handler receives for one call (kept apart from the dispatcher, so it imports nothing heavy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ._clock import Clock, read, utc_now
+
+if TYPE_CHECKING:
+    from ._accounts import Account
+    from ._http import Http
+    from ._store import ScopedStore
+
+__all__ = ["CallContext"]
+
+
+@dataclass(slots=True)
+class CallContext:
+    """What a handler gets: the account (settings; secrets stay with the HTTP layer's auth),
+    an ``http`` client bound to it, a ``store`` for facts the service cannot answer, a
+    ``memo`` dict kept per account for the life of the Runtime (e.g. a resolved user key),
+    and the Runtime's ``clock`` (read it with :meth:`now`)."""
+
+    integration: str
+    function: str
+    account: Account
+    http: Http
+    store: ScopedStore
+    memo: dict[str, Any]
+    clock: Clock = utc_now
+
+    def setting(self, name: str) -> Any:
+        return self.account.settings.get(name)
+
+    def now(self) -> datetime:
+        """The current time (aware, UTC) by the Runtime's clock: real time, or the demo's simulated date."""
+        return read(self.clock)
+
+    @property
+    def label(self) -> str:
+        """``integration.function``, for messages (the framework adds integration/function/account to errors)."""
+        return f"{self.integration}.{self.function}"
