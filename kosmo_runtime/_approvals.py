@@ -6,11 +6,22 @@ account and function, the arguments (secret-looking fields redacted) and what th
 would send (a dry run of the same call). Accepting with ``approve`` checked sends the write;
 declining, cancelling or not answering within the timeout denies it, and so does a client
 that does not declare the elicitation capability.
+
+Two ways to ask, by protocol: up to 2025-11-25 the server sends ``elicitation/create`` while the
+tool call is open (:func:`_back_channel_approver`); on 2026-07-28 connections, which have no such
+back-channel, the tool call ends with an ``input_required`` result carrying the same form, the run
+waits in its thread, and the client's retry (with the answer and the echoed ``request_state``)
+resumes it (:class:`_Rounds`).
 """
 
 from __future__ import annotations
 
 import json
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -18,17 +29,23 @@ import anyio.from_thread
 import anyio.lowlevel
 from pydantic import BaseModel, Field
 
-from mcp.server.elicitation import AcceptedElicitation
+from mcp.server.elicitation import AcceptedElicitation, render_elicitation_schema
 from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPError
-from mcp.types import ClientCapabilities, ElicitationCapability
+from mcp.types import (
+    CallToolResult, ClientCapabilities, ElicitationCapability, ElicitRequest, ElicitRequestFormParams, ElicitResult,
+    InputRequiredResult, TextContent,
+)
 
 from ._errors import PermissionDenied
 from ._http import redact
 from ._policy import Approver, WriteRequest
 from ._runtime import Runtime
 
-__all__ = ["ApprovalForm", "elicitation_approver"]
+__all__ = ["ApprovalForm", "Approvals"]
+
+#: A tool call's work: run with this approver, return the tool result.
+Work = Callable[[Approver], CallToolResult]
 
 _PREVIEW_CHARS = 2000
 
@@ -48,23 +65,120 @@ def _denied(request: WriteRequest, reason: str, hint: str) -> PermissionDenied:
 def _cannot_ask(reason: str) -> Approver:
     def cannot_ask(request: WriteRequest) -> bool:
         raise _denied(request, f"is a write that needs approval, and nobody can approve it here: {reason}",
-                      "use an MCP client that supports elicitation (protocol 2025-11-25 or earlier), "
-                      "or set writes: allow for this account")
+                      "use an MCP client that supports elicitation, or set writes: allow for this account")
     return cannot_ask
 
 
-def elicitation_approver(runtime: Runtime, ctx: Context[Any, Any], timeout: float) -> Approver:
-    """An approver that asks the human at the MCP client of this tool call.
+class Approvals:
+    """Runs tool calls whose ``ask`` writes are approved by the calling client's user."""
+
+    def __init__(self, runtime: Runtime, timeout: float) -> None:
+        self.runtime = runtime
+        self.timeout = timeout
+        self._rounds = _Rounds(runtime, timeout)
+
+    def run(self, ctx: Context[Any, Any], tool: str, work: Work) -> CallToolResult | InputRequiredResult:
+        """``work`` with the approver this call's client allows; called in the tool's worker thread."""
+        session = ctx.request_context.session
+        if ctx.request_state is not None:
+            return self._rounds.resume(ctx, tool)
+        if not session.check_client_capability(ClientCapabilities(elicitation=ElicitationCapability())):
+            return work(_cannot_ask("this MCP client does not support elicitation, so it cannot ask its user"))
+        if session.can_send_request:
+            return work(_back_channel_approver(self.runtime, ctx, self.timeout))
+        return self._rounds.start(tool, work)
+
+
+class _Paused:
+    """One run in its own thread, between the rounds of a 2026-07-28 tool call."""
+
+    def __init__(self, tool: str) -> None:
+        self.tool = tool
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()  # ("ask", (message, answer slot)) / ("done", result)
+        self.waiting: queue.Queue[bool] | None = None
+        self.finished_at: float | None = None
+
+
+class _Rounds:
+    """Tool calls that end with ``input_required`` while their run waits for the client's answer."""
+
+    def __init__(self, runtime: Runtime, timeout: float) -> None:
+        self.runtime = runtime
+        self.timeout = timeout
+        self._paused: dict[str, _Paused] = {}
+        self._lock = threading.Lock()
+
+    def start(self, tool: str, work: Work) -> CallToolResult | InputRequiredResult:
+        ticket, paused = secrets.token_urlsafe(18), _Paused(tool)
+        with self._lock:
+            self._forget_old()
+            self._paused[ticket] = paused
+
+        def approve(request: WriteRequest) -> bool:
+            slot: queue.Queue[bool] = queue.Queue(maxsize=1)
+            paused.events.put(("ask", (describe(request, _preview(self.runtime, request)), slot)))
+            try:
+                approved = slot.get(timeout=self.timeout)
+            except queue.Empty:
+                raise _denied(request, f"was not approved: no answer from the MCP client within {self.timeout:g} s",
+                              "nothing was sent; ask again when someone can answer (kosmo mcp --approval-timeout)") from None
+            if not approved:
+                raise _denied(request, "was not approved (the MCP client's user declined)",
+                              "the write was declined; nothing was sent")
+            return True
+
+        def execute() -> None:
+            try:
+                result = work(approve)
+            except Exception as exc:  # noqa: BLE001 - never leave the waiting tool call hanging
+                result = CallToolResult(content=[TextContent(
+                    type="text", text=f"error: the run failed inside kosmo ({type(exc).__name__})")], is_error=True)
+            paused.finished_at = time.monotonic()
+            paused.events.put(("done", result))
+
+        threading.Thread(target=execute, name=f"kosmo-run-{ticket[:6]}", daemon=True).start()
+        return self._next(ticket, paused)
+
+    def resume(self, ctx: Context[Any, Any], tool: str) -> CallToolResult | InputRequiredResult:
+        with self._lock:
+            paused = self._paused.get(ctx.request_state or "")
+        if paused is None or paused.tool != tool:
+            return CallToolResult(content=[TextContent(type="text", text=(
+                "error: this approval is unknown or has expired (the run it belonged to has ended); "
+                "call the tool again"))], is_error=True)
+        answer = (ctx.input_responses or {}).get("approve")
+        if paused.waiting is not None:
+            paused.waiting.put(isinstance(answer, ElicitResult) and answer.action == "accept"
+                               and bool((answer.content or {}).get("approve")))
+            paused.waiting = None
+        return self._next(ctx.request_state or "", paused)
+
+    def _next(self, ticket: str, paused: _Paused) -> CallToolResult | InputRequiredResult:
+        """Wait until the run asks (an ``input_required`` result) or ends (its result)."""
+        kind, value = paused.events.get()  # the run always ends: its limits bound it
+        if kind == "done":
+            with self._lock:
+                self._paused.pop(ticket, None)
+            return value  # type: ignore[no-any-return]
+        message, paused.waiting = value
+        form = ElicitRequestFormParams(message=message, requested_schema=render_elicitation_schema(ApprovalForm))
+        return InputRequiredResult(input_requests={"approve": ElicitRequest(params=form)}, request_state=ticket)
+
+    def _forget_old(self) -> None:
+        """Drop runs that ended without their client coming back (it timed out or went away)."""
+        now = time.monotonic()
+        for ticket, paused in list(self._paused.items()):
+            if paused.finished_at is not None and now - paused.finished_at > self.timeout:
+                del self._paused[ticket]
+
+
+def _back_channel_approver(runtime: Runtime, ctx: Context[Any, Any], timeout: float) -> Approver:
+    """An approver that asks the human at the MCP client of this tool call with ``elicitation/create``
+    (the client declared elicitation and the connection can carry server requests).
 
     Call it from the tool's worker thread; the approver it returns may be called from any
     thread of the run (``app.parallel`` branches too) and waits at most ``timeout`` seconds.
     """
-    session = ctx.request_context.session
-    if not session.check_client_capability(ClientCapabilities(elicitation=ElicitationCapability())):
-        return _cannot_ask("this MCP client does not support elicitation, so it cannot ask its user")
-    if not session.can_send_request:
-        return _cannot_ask(f"this MCP connection (protocol {session.protocol_version}) gives the server no channel "
-                           "to ask while a tool runs")
     token = anyio.from_thread.run_sync(anyio.lowlevel.current_token)
 
     async def ask(message: str) -> bool:

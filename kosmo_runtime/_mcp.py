@@ -27,10 +27,10 @@ from pydantic import ConfigDict, Field
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 
 from . import __version__
-from ._approvals import elicitation_approver
+from ._approvals import Approvals
 from ._errors import KosmoError
 from ._manifest import Manifest, ParamSpec
 from ._result import RunResult, envelope_schema
@@ -54,6 +54,10 @@ message, hint and the script line. Each script runs in a fresh sandbox with limi
 (instructions, memory, wall time, output, calls); nothing survives between runs."""
 
 _DOC_FLOW = "Never guess names: list, then read, then execute."
+
+#: How a tool call runs its work with the server's options and this call's approver.
+_Approved = Callable[[Context[Any, Any], str, Callable[[dict[str, Any]], CallToolResult]],
+                     "CallToolResult | InputRequiredResult"]
 
 _CALL_LINES = 20  # integration calls listed in the text rendering; the structured content has all
 
@@ -189,11 +193,14 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
     """
     options = {"dry_run": dry_run, "read_only": read_only}
     writes_possible = not read_only and not dry_run
-    timeout = min(approval_timeout, runtime.limits.wall_time)
+    approvals = Approvals(runtime, min(approval_timeout, runtime.limits.wall_time))
 
-    def run_options(ctx: Context[Any, Any]) -> dict[str, Any]:
-        """The options of one tool call: the server's, plus an approver asking this call's client."""
-        return {**options, "approve": elicitation_approver(runtime, ctx, timeout)} if writes_possible else options
+    def approved(ctx: Context[Any, Any], tool: str,
+                 work: Callable[[dict[str, Any]], CallToolResult]) -> CallToolResult | InputRequiredResult:
+        """``work(options)`` with the server's options, plus an approver asking this call's client."""
+        if not writes_possible:
+            return work(options)
+        return approvals.run(ctx, tool, lambda approve: work({**options, "approve": approve}))
     docs = runtime.docs
 
     def lua_list_docs() -> CallToolResult:
@@ -223,8 +230,8 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
     def execute_lua(
         code: Annotated[str, Field(description="Lua 5.4 source; `return` what you need")],
         ctx: Context[Any, Any],
-    ) -> CallToolResult:
-        return _envelope_result(runtime.run(code, name="script.lua", **run_options(ctx)))
+    ) -> CallToolResult | InputRequiredResult:
+        return approved(ctx, "execute_lua", lambda run: _envelope_result(runtime.run(code, name="script.lua", **run)))
 
     def call_integration(
         function: Annotated[str, Field(description="e.g. 'whereby.list_rooms'")],
@@ -232,8 +239,9 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
         account: Annotated[str | None, Field(description="Default: the integration's default account")] = None,
         *,
         ctx: Context[Any, Any],
-    ) -> CallToolResult:
-        return _envelope_result(runtime.call(function, arguments, account=account, **run_options(ctx)))
+    ) -> CallToolResult | InputRequiredResult:
+        return approved(ctx, "call_integration",
+                        lambda run: _envelope_result(runtime.call(function, arguments, account=account, **run)))
 
     docs_hints = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
     run_hints = ToolAnnotations(read_only_hint=not writes_possible, destructive_hint=writes_possible,
@@ -257,7 +265,7 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
               output_schema=listing_schema()),
     ]
     if expose_functions:
-        tools += _function_tools(runtime, run_options, include_writes=allow_writes and not read_only)
+        tools += _function_tools(runtime, approved, include_writes=allow_writes and not read_only)
     return MCPServer("kosmo", title="kosmo Lua runtime", instructions=INSTRUCTIONS, version=__version__,
                      tools=tools, log_level="WARNING")
 
@@ -295,8 +303,7 @@ def _untitled(schema: Any) -> Any:
     return schema
 
 
-def _function_tools(runtime: Runtime, options: Callable[[Context[Any, Any]], dict[str, Any]], *,
-                    include_writes: bool) -> list[Tool]:
+def _function_tools(runtime: Runtime, approved: _Approved, *, include_writes: bool) -> list[Tool]:
     tools = []
     for ident in runtime.catalog.names():
         loaded = runtime.catalog.find(ident)
@@ -307,19 +314,20 @@ def _function_tools(runtime: Runtime, options: Callable[[Context[Any, Any]], dic
         for name, spec in manifest.functions.items():
             if spec.operation == "write" and not include_writes:
                 continue
-            tools.append(_function_tool(runtime, manifest, name, accounts, options))
+            tools.append(_function_tool(runtime, manifest, name, accounts, approved))
     return tools
 
 
 def _function_tool(runtime: Runtime, manifest: Manifest, name: str, accounts: list[str],
-                   options: Callable[[Context[Any, Any]], dict[str, Any]]) -> Tool:
+                   approved: _Approved) -> Tool:
     spec = manifest.functions[name]
     account_key = account_parameter(manifest, name)
     target = f"{manifest.id}.{name}"
 
-    def call(ctx: Context[Any, Any], **arguments: Any) -> CallToolResult:
+    def call(ctx: Context[Any, Any], **arguments: Any) -> CallToolResult | InputRequiredResult:
         account = arguments.pop(account_key, None)
-        return _envelope_result(runtime.call(target, arguments, account=account, **options(ctx)))
+        return approved(ctx, manifest.full_name(name),
+                        lambda run: _envelope_result(runtime.call(target, arguments, account=account, **run)))
 
     write = spec.operation == "write"
     description = (f"{manifest.name}: {spec.description} ({spec.operation}; the same as "

@@ -17,6 +17,7 @@ from kosmo_runtime._mcp import build_server
 from tests.fixtures.integrations.test_notes.simulator import KEY, NotesSimulator
 from tests.surfaces.test_mcp import FIXTURES, drive, envelope, params
 
+MODES = pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])  # elicitation/create mid-call; input_required rounds
 WRITE = "return app.integrations['test-notes'].create_note{text = 'ship it', tags = {'work'}}"
 
 
@@ -38,14 +39,16 @@ def posts(simulator: NotesSimulator) -> int:
 class Human:
     """An elicitation callback: records what it was shown and answers ``answer`` (or never)."""
 
-    def __init__(self, answer: ElicitResult | None) -> None:
+    def __init__(self, answer: ElicitResult | None, *, after: float = 0) -> None:
         self.answer = answer
+        self.after = after  # seconds a slow human takes
         self.asked: list[ElicitRequestParams] = []
 
     async def __call__(self, context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
         self.asked.append(params)
         if self.answer is None:
             await anyio.sleep_forever()
+        await anyio.sleep(self.after)
         assert self.answer is not None
         return self.answer
 
@@ -66,10 +69,11 @@ def serve(accounts: Path, human: Human, tool: str, arguments: dict[str, Any], *,
     return results[0]
 
 
-def test_an_approved_write_is_sent(notes: tuple[NotesSimulator, Path]) -> None:
+@MODES
+def test_an_approved_write_is_sent(notes: tuple[NotesSimulator, Path], mode: str) -> None:
     simulator, accounts = notes
     human = Human(ElicitResult(action="accept", content={"approve": True}))
-    data = envelope(serve(accounts, human, "execute_lua", {"code": WRITE}), ok=True)
+    data = envelope(serve(accounts, human, "execute_lua", {"code": WRITE}, mode=mode), ok=True)
     assert data["result"]["note"]["text"] == "ship it"
     assert posts(simulator) == 1
     (asked,) = human.asked
@@ -81,20 +85,22 @@ def test_an_approved_write_is_sent(notes: tuple[NotesSimulator, Path]) -> None:
     assert asked.requested_schema["properties"]["approve"]["type"] == "boolean"
 
 
-def test_a_declined_write_is_denied_and_not_sent(notes: tuple[NotesSimulator, Path]) -> None:
+@MODES
+def test_a_declined_write_is_denied_and_not_sent(notes: tuple[NotesSimulator, Path], mode: str) -> None:
     simulator, accounts = notes
     human = Human(ElicitResult(action="decline"))
     data = envelope(serve(accounts, human, "call_integration",
-                          {"function": "test-notes.create_note", "arguments": {"text": "no"}}), ok=False)
+                          {"function": "test-notes.create_note", "arguments": {"text": "no"}}, mode=mode), ok=False)
     assert data["error"]["type"] == "PermissionDenied" and "declined" in data["error"]["message"]
     assert data["error"]["account"] == "main" and data["error"]["function"] == "create_note"
     assert posts(simulator) == 0 and len(human.asked) == 1
 
 
-def test_accepting_without_the_checkbox_denies(notes: tuple[NotesSimulator, Path]) -> None:
+@MODES
+def test_accepting_without_the_checkbox_denies(notes: tuple[NotesSimulator, Path], mode: str) -> None:
     simulator, accounts = notes
     human = Human(ElicitResult(action="accept", content={"approve": False}))
-    data = envelope(serve(accounts, human, "notes_create_note", {"text": "unchecked"}, expose=True), ok=False)
+    data = envelope(serve(accounts, human, "notes_create_note", {"text": "unchecked"}, expose=True, mode=mode), ok=False)
     assert data["error"]["code"] == "permission_denied"
     assert posts(simulator) == 0
 
@@ -108,14 +114,15 @@ def test_a_client_that_never_answers_is_denied_at_the_timeout(notes: tuple[Notes
     assert posts(simulator) == 0 and len(human.asked) == 1
 
 
-def test_parallel_branches_ask_from_their_threads(notes: tuple[NotesSimulator, Path]) -> None:
+@MODES
+def test_parallel_branches_ask_from_their_threads(notes: tuple[NotesSimulator, Path], mode: str) -> None:
     simulator, accounts = notes
     human = Human(ElicitResult(action="accept", content={"approve": True}))
     code = ("local notes = app.integrations['test-notes']\n"
             "local out = app.parallel({function() return notes.create_note{text = 'a'} end,\n"
             "                          function() return notes.create_note{text = 'b'} end})\n"
             "return {out[1].ok, out[2].ok}")
-    data = envelope(serve(accounts, human, "execute_lua", {"code": code}), ok=True)
+    data = envelope(serve(accounts, human, "execute_lua", {"code": code}, mode=mode), ok=True)
     assert data["result"] == [True, True]
     assert posts(simulator) == 2 and len(human.asked) == 2
 
@@ -135,9 +142,10 @@ def test_a_client_without_elicitation_gets_a_clear_denial(tmp_path: Path,
     assert posts(simulator) == 0
 
 
-def test_a_connection_without_a_back_channel_gets_a_clear_denial(notes: tuple[NotesSimulator, Path]) -> None:
+def test_an_answer_after_the_timeout_is_too_late(notes: tuple[NotesSimulator, Path]) -> None:
+    # 2026-07-28: the run waits between the rounds; a retry after the timeout finds the write denied
     simulator, accounts = notes
-    human = Human(ElicitResult(action="accept", content={"approve": True}))
-    data = envelope(serve(accounts, human, "execute_lua", {"code": WRITE}, mode="2026-07-28"), ok=False)
-    assert "no channel to ask while a tool runs" in data["error"]["message"]
-    assert posts(simulator) == 0 and human.asked == []
+    human = Human(ElicitResult(action="accept", content={"approve": True}), after=1.0)
+    data = envelope(serve(accounts, human, "execute_lua", {"code": WRITE}, timeout=0.3, mode="2026-07-28"), ok=False)
+    assert "no answer from the MCP client within 0.3 s" in data["error"]["message"]
+    assert posts(simulator) == 0 and len(human.asked) == 1
