@@ -114,18 +114,15 @@ class _Rounds:
             self._forget_old()
             self._paused[ticket] = paused
 
-        def approve(request: WriteRequest) -> bool:
+        def ask(message: str) -> bool:
             slot: queue.Queue[bool] = queue.Queue(maxsize=1)
-            paused.events.put(("ask", (describe(request, _preview(self.runtime, request)), slot)))
+            paused.events.put(("ask", (message, slot)))
             try:
-                approved = slot.get(timeout=self.timeout)
+                return slot.get(timeout=self.timeout)
             except queue.Empty:
-                raise _denied(request, f"was not approved: no answer from the MCP client within {self.timeout:g} s",
-                              "nothing was sent; ask again when someone can answer (kosmo mcp --approval-timeout)") from None
-            if not approved:
-                raise _denied(request, "was not approved (the MCP client's user declined)",
-                              "the write was declined; nothing was sent")
-            return True
+                raise TimeoutError from None
+
+        approve = _approver(self.runtime, self.timeout, ask)
 
         def execute() -> None:
             try:
@@ -186,10 +183,15 @@ def _back_channel_approver(runtime: Runtime, ctx: Context[Any, Any], timeout: fl
             answer = await ctx.elicit(message, ApprovalForm)
         return isinstance(answer, AcceptedElicitation) and answer.data.approve
 
+    return _approver(runtime, timeout, lambda message: anyio.from_thread.run(ask, message, token=token))
+
+
+def _approver(runtime: Runtime, timeout: float, ask: Callable[[str], bool]) -> Approver:
+    """An approver showing each write through ``ask`` (which raises TimeoutError when nobody answers in time)."""
+
     def approve(request: WriteRequest) -> bool:
-        message = describe(request, _preview(runtime, request))
         try:
-            approved = anyio.from_thread.run(ask, message, token=token)
+            approved = ask(describe(request, _preview(runtime, request)))
         except TimeoutError:
             raise _denied(request, f"was not approved: no answer from the MCP client within {timeout:g} s",
                           "nothing was sent; ask again when someone can answer (kosmo mcp --approval-timeout)") from None
