@@ -149,3 +149,20 @@ def test_an_answer_after_the_timeout_is_too_late(notes: tuple[NotesSimulator, Pa
     data = envelope(serve(accounts, human, "execute_lua", {"code": WRITE}, timeout=0.3, mode="2026-07-28"), ok=False)
     assert "no answer from the MCP client within 0.3 s" in data["error"]["message"]
     assert posts(simulator) == 0 and len(human.asked) == 1
+
+
+def test_kosmo_mcp_over_stdio_asks_with_the_sdk_client_defaults(tmp_path: Path,
+                                                                notes: tuple[NotesSimulator, Path]) -> None:
+    simulator, accounts = notes
+    human = Human(ElicitResult(action="accept", content={"approve": True}))
+
+    async def run() -> None:
+        server = params(tmp_path, "--accounts", str(accounts), "--approval-timeout", "20",
+                        env={"KOSMO_INTEGRATIONS_PATH": str(FIXTURES)})
+        with anyio.fail_after(60):
+            async with Client(server, elicitation_callback=human) as client:
+                data = envelope(await client.call_tool("execute_lua", {"code": WRITE}), ok=True)
+                assert data["result"]["note"]["text"] == "ship it"
+
+    anyio.run(run)
+    assert posts(simulator) == 1 and len(human.asked) == 1
