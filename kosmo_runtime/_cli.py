@@ -421,7 +421,10 @@ def _cmd_stubs(runtime: Runtime, args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     files = runtime_stubs(runtime)
-    changed = sync_stubs(out, files)
+    try:
+        changed = sync_stubs(out, files)
+    except OSError as exc:
+        raise UsageFailure(f"cannot write the stubs to {out}: {exc.strerror or exc}") from None
     manifests = [runtime.catalog.find(ident).manifest for ident in runtime.catalog.names()]  # type: ignore[union-attr]
     print(f"{out}: {len(files)} stub files ({len(changed)} changed) for {len(manifests)} integrations; "
           f"{coverage(manifests).describe()}")

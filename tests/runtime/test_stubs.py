@@ -200,6 +200,15 @@ def test_cli_writes_stubs_and_removes_stale_ones(tmp_path, capsys):
     assert (tmp_path / "kosmo.lua").is_file()
 
 
+def test_cli_names_an_unwritable_folder(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    with pytest.raises(SystemExit) as exited:
+        main(["stubs", "--out", str(blocker / "stubs")])
+    assert exited.value.code == 2
+    assert f"cannot write the stubs to {blocker / 'stubs'}" in capsys.readouterr().err
+
+
 def test_integration_page_starts_with_a_typed_quick_reference():
     page = DOCS.read("integrations.goto_webinar")
     reference = page.split("## Quick reference", 1)[1].split("```lua\n", 1)[1].split("```", 1)[0].splitlines()
