@@ -184,15 +184,24 @@ def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, An
     data = context.http.request(request.method, path, params=query,
                                 json={k: v for k, v in body.items() if v is not None} if body is not None else None,
                                 headers=headers or None)
-    return shape(data, spec.response.extract, spec.response.wrap_as)
+    return shape(data, spec.response.extract, spec.response.wrap_as, spec.response.add)
 
 
-def shape(data: Any, extract: str | None, wrap_as: str | None) -> Any:
-    """Take ``extract`` (a dotted path) out of ``data``, then wrap it as ``{wrap_as: ...}``."""
+def shape(data: Any, extract: str | None, wrap_as: str | None, add: dict[str, str] | None = None) -> Any:
+    """Take ``extract`` (a dotted path) out of ``data``, add the ``add`` fields (``{new: existing}``,
+    to each item of a list), then wrap it as ``{wrap_as: ...}``."""
     if extract:
         for part in extract.split("."):
             data = data.get(part) if isinstance(data, dict) else None
+    if add:
+        data = [_added(item, add) for item in data] if isinstance(data, list) else _added(data, add)
     return {wrap_as: data} if wrap_as else data
+
+
+def _added(item: Any, add: dict[str, str]) -> Any:
+    if not isinstance(item, dict):
+        raise TypeError(f"expected an object to add {', '.join(add)} to, got {type(item).__name__}")
+    return {**item, **{new: item.get(existing) for new, existing in add.items()}}
 
 
 def _fill(template: str, values: dict[str, Any]) -> Any:

@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 ParamType = Literal["string", "integer", "number", "boolean", "array", "object"]
+ParamFormat = Literal["date-time", "date", "email", "uri"]
 _NAME = r"^[a-z][a-z0-9_]*$"
 _ID = r"^[a-z][a-z0-9-]*$"
 
@@ -54,6 +55,8 @@ class ParamSpec(_Strict):
     min_length: int | None = None
     max_length: int | None = None
     items: ParamType | None = None
+    item_enum: list[Any] | None = None
+    format: ParamFormat | None = None
     example: Any = None
 
     @model_validator(mode="after")
@@ -62,6 +65,10 @@ class ParamSpec(_Strict):
             raise ValueError("a required parameter cannot have a default")
         if self.items is not None and self.type != "array":
             raise ValueError("'items' only applies to type: array")
+        if self.item_enum is not None and self.items is None:
+            raise ValueError("'item_enum' needs 'items' (the type of the array's items)")
+        if self.format is not None and self.type != "string":
+            raise ValueError("'format' only applies to type: string")
         return self
 
 
@@ -76,9 +83,12 @@ class RequestSpec(_Strict):
 
 
 class ResponseSpec(_Strict):
-    """How the upstream body becomes the Lua result."""
+    """How the upstream body becomes the Lua result: take ``extract`` (a dotted path), add fields
+    to it (to each item of a list) copied from its own fields (``add: {length: lengthInMinutes}``),
+    then wrap it as ``{wrap_as: ...}``."""
 
     extract: str | None = None
+    add: dict[str, str] = Field(default_factory=dict)
     wrap_as: str | None = None
 
 

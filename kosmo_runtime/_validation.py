@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
+from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._errors import InvalidArgument
 from ._manifest import FunctionSpec, ParamSpec
@@ -18,6 +22,37 @@ _CHECKS = {
     "boolean": lambda v: isinstance(v, bool),
     "array": lambda v: isinstance(v, list),
     "object": lambda v: isinstance(v, dict),
+}
+
+
+def _is_date_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_uri(text: str) -> bool:
+    parts = urlsplit(text)
+    return bool(parts.scheme and (parts.netloc or parts.path))
+
+
+# format -> (check, what it is, an example)
+_FORMATS: dict[str, tuple[Callable[[str], bool], str, str]] = {
+    "date-time": (_is_date_time, "an ISO 8601 date-time", "2025-01-15T10:00:00Z"),
+    "date": (_is_date, "an ISO 8601 date", "2025-01-15"),
+    "email": (lambda text: re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text) is not None, "an email address",
+              "jane@example.com"),
+    "uri": (_is_uri, "a URI", "https://example.com/"),
 }
 
 
@@ -64,7 +99,17 @@ def validate_arguments(label: str, spec: FunctionSpec, arguments: dict[str, Any]
                 checked[name] = copy.deepcopy(param.default)
             continue
         checked[name] = _check(label, name, param, value)
+    for name, param in spec.params.items():  # formats after every type is right
+        if param.format is not None and name in checked:
+            _check_format(label, name, param.format, checked[name])
     return checked
+
+
+def _check_format(label: str, name: str, format: str, value: str) -> None:
+    valid, what, sample = _FORMATS[format]
+    if not valid(value):
+        raise InvalidArgument(f"{label}: parameter '{name}' must be {what}, got {_show(value)}",
+                              param=name, expected=what, got=_show(value), hint=f'write {name} = "{sample}"')
 
 
 def _check(label: str, name: str, param: ParamSpec, value: Any) -> Any:
@@ -100,6 +145,13 @@ def _check(label: str, name: str, param: ParamSpec, value: Any) -> Any:
                 raise InvalidArgument(
                     f"{label}: {name}[{index}] must be {_article(param.items)} {param.items}, got {type_name(item)}",
                     param=name, expected=f"array of {param.items}", got=type_name(item),
+                )
+            if param.item_enum is not None and item not in param.item_enum:
+                allowed = ", ".join(map(str, param.item_enum))
+                raise InvalidArgument(
+                    f"{label}: {name}[{index}] must be one of {allowed}, got {_show(item)}",
+                    param=name, expected=f"array of {allowed}", got=_show(item),
+                    hint=f"write {name} = {{{_show(param.item_enum[0])}}}",
                 )
     return value
 

@@ -68,3 +68,14 @@ print(heavy, loaded)
     assert result.stdout.strip() == (
         "[] ['kosmo_runtime._clock', 'kosmo_runtime._context', 'kosmo_runtime._errors', 'kosmo_runtime.integration']"
     ), result.stdout + result.stderr
+
+
+def test_hooks_never_stamp_where_an_error_happened() -> None:
+    """The framework adds integration, function and account to every error once; hooks leave them out."""
+    stamped = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in sorted((ROOT / "integrations").glob("*/hooks.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and {k.arg for k in node.keywords} & {"integration", "function", "account"}
+    ]
+    assert not stamped, "errors raised with integration=/function=/account=: " + ", ".join(stamped)

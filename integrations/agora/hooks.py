@@ -48,11 +48,6 @@ S3_REGIONS = {
 AMAZON_S3, GOOGLE_CLOUD = 1, 6
 
 
-def _context(ctx: CallContext) -> dict[str, str]:
-    """Where an error raised by a handler happened (the fields the HTTP layer's errors carry)."""
-    return {"integration": ctx.integration, "function": ctx.function, "account": ctx.account.name}
-
-
 # -- projects ---------------------------------------------------------------------------
 
 
@@ -80,8 +75,8 @@ def get_project(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
         if project["id"] == args["project_id"]:
             return project
     known = ", ".join(f"{p['id']} ({p['name']})" for p in projects) or "none"
-    raise UpstreamNotFound(f"agora.get_project: the account has no project with id {args['project_id']!r}",
-                           hint=f"project ids of this account: {known}", **_context(ctx))
+    raise UpstreamNotFound(f"{ctx.label}: the account has no project with id {args['project_id']!r}",
+                           hint=f"project ids of this account: {known}")
 
 
 def _recording_server(args: dict[str, Any]) -> str | None:
@@ -183,9 +178,9 @@ def get_recording(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     record = ctx.store.get(RECORDINGS, sid)
     if record is None:
         raise NotFound(
-            f"agora.get_recording: no recording {sid!r} is known for account {ctx.account.name!r}",
+            f"{ctx.label}: no recording {sid!r} is known for account {ctx.account.name!r}",
             hint="only recordings started through this runtime (start_recording, on this machine) are known, "
-                 "because Agora cannot list recordings; see list_recordings", **_context(ctx))
+                 "because Agora cannot list recordings; see list_recordings")
     path = (f"/v1/apps/{record['app_id']}/cloud_recording/resourceid/{record['resourceId']}"
             f"/sid/{sid}/mode/{record['mode']}/query")
     checked = int(ctx.now().timestamp())
@@ -218,9 +213,9 @@ def _app_id(ctx: CallContext) -> str:
     if len(enabled) != 1:
         choices = ", ".join(f"{p['app_id']} ({p['name']})" for p in enabled) or "none: enable a project first"
         raise AccountError(
-            f"agora.start_recording: account {ctx.account.name!r} has no app_id setting and "
+            f"{ctx.label}: account {ctx.account.name!r} has no app_id setting and "
             f"{len(enabled)} enabled projects, so the App ID to record under is not known",
-            hint=f"set app_id for this account in the accounts file; enabled projects: {choices}", **_context(ctx))
+            hint=f"set app_id for this account in the accounts file; enabled projects: {choices}")
     ctx.memo["app_id"] = enabled[0]["app_id"]
     return ctx.memo["app_id"]
 
@@ -239,7 +234,7 @@ def start_recording(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     client = args.get("clientRequest") or {}
     if not isinstance(client.get("storageConfig"), dict):
         raise InvalidArgument(
-            "agora.start_recording: clientRequest.storageConfig is missing; Agora Cloud Recording only records "
+            f"{ctx.label}: clientRequest.storageConfig is missing; Agora Cloud Recording only records "
             "into your own cloud storage", param="clientRequest", expected="clientRequest.storageConfig",
             hint="pass clientRequest = {storageConfig = {vendor = 1, region = 0, bucket = ..., accessKey = ..., "
                  "secretKey = ..., fileNamePrefix = {...}}}")
@@ -252,8 +247,8 @@ def start_recording(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     started = ctx.http.post(f"{recording}/resourceid/{resource_id}/mode/{mode}/start",
                             json={**who, "clientRequest": client})
     if not started.get("sid"):
-        raise BadResponse(f"agora.start_recording: Agora answered start without a sid "
-                          f"(code {started.get('code')}: {started.get('reason')})", **_context(ctx))
+        raise BadResponse(f"{ctx.label}: Agora answered start without a sid "
+                          f"(code {started.get('code')}: {started.get('reason')})")
     record = recording_record(sid=started["sid"], resource_id=resource_id, mode=mode, app_id=app_id,
                               started_at=int(ctx.now().timestamp()), storage=client["storageConfig"], **who)
     ctx.store.put(RECORDINGS, record["sid"], record)

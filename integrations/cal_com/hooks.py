@@ -42,22 +42,17 @@ def list_event_types(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     return {"event_types": _slice(event_types, args.get("limit"), args["page"])}
 
 
-def get_event_type(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
-    """One event type by id."""
-    return {"event_type": _event_type(_fetch_event_type(ctx, args["id"]))}
-
-
 def create_booking(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """Translate the v1-style ``start``/``end``/``responses`` into ``CreateBookingInput_2024_08_13`` and book."""
-    start, end = _instant(ctx, args, "start"), _instant(ctx, args, "end")
+    start, end = _instant(args["start"]), _instant(args["end"])
     minutes = (end - start).total_seconds() / 60
     if minutes <= 0 or not minutes.is_integer():
-        raise InvalidArgument(f"{_label(ctx)}: end must be a whole number of minutes after start, got {minutes:g} minutes",
+        raise InvalidArgument(f"{ctx.label}: end must be a whole number of minutes after start, got {minutes:g} minutes",
                               param="end", hint="e.g. start = \"2026-04-10T09:00:00Z\", [\"end\"] = \"2026-04-10T09:30:00Z\"")
     fields = dict(args["responses"])
     for required in ("name", "email"):
         if not isinstance(fields.get(required), str) or not fields[required].strip():
-            raise InvalidArgument(f"{_label(ctx)}: responses.{required} is required (a non-empty string)",
+            raise InvalidArgument(f"{ctx.label}: responses.{required} is required (a non-empty string)",
                                   param="responses", hint='responses = {name = "John Doe", email = "john@example.com"}')
     attendee = {target: fields.pop(source) for source, target in _ATTENDEE_FIELDS.items() if source in fields}
     attendee.setdefault("timeZone", ctx.setting("attendee_time_zone"))
@@ -106,10 +101,6 @@ def list_teams(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _label(ctx: CallContext) -> str:
-    return f"{ctx.integration}.{ctx.function}"
-
-
 def _version(ctx: CallContext, setting: str) -> dict[str, str]:
     """The ``cal-api-version`` header of a versioned endpoint family."""
     return {"cal-api-version": str(ctx.setting(setting))}
@@ -129,7 +120,7 @@ def _booking_result(ctx: CallContext, data: Any, booking_id: int | None = None) 
     if not isinstance(data, list):
         return {"booking": _booking(data)}
     if not data:
-        raise BadResponse(f"{_label(ctx)}: Cal.com answered an empty list of bookings",
+        raise BadResponse(f"{ctx.label}: Cal.com answered an empty list of bookings",
                           hint="the service may be having problems; list_bookings shows what was booked")
     bookings = [_booking(item) for item in data]
     chosen = next((item for item in bookings if item["id"] == booking_id), bookings[0])
@@ -163,13 +154,9 @@ def _fetch_event_type(ctx: CallContext, event_type_id: int) -> dict[str, Any]:
     return body["data"]
 
 
-def _instant(ctx: CallContext, args: dict[str, Any], name: str) -> datetime:
-    """An ISO 8601 argument as an aware datetime (no offset means UTC, as Cal.com reads ``start``)."""
-    try:
-        moment = datetime.fromisoformat(args[name])
-    except ValueError:
-        raise InvalidArgument(f"{_label(ctx)}: {name} must be an ISO 8601 date-time, got {args[name]!r}",
-                              param=name, expected="ISO 8601 date-time", hint=f'{name} = "2026-04-10T09:00:00Z"') from None
+def _instant(text: str) -> datetime:
+    """A ``format: date-time`` argument as an aware datetime (no offset means UTC, as Cal.com reads ``start``)."""
+    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -187,7 +174,7 @@ def _booking_length(ctx: CallContext, event_type: dict[str, Any], minutes: int) 
         return minutes
     allowed = ", ".join(str(m) for m in sorted({event_type.get("lengthInMinutes"), *options} - {None}))
     raise InvalidArgument(
-        f"{_label(ctx)}: event type {event_type.get('id')} cannot be booked for {minutes} minutes (end - start); "
+        f"{ctx.label}: event type {event_type.get('id')} cannot be booked for {minutes} minutes (end - start); "
         f"its allowed length(s): {allowed}",
         param="end", hint="set end so that end - start is one of the event type's lengths",
     )
@@ -219,8 +206,7 @@ def _uid_of(ctx: CallContext, booking_id: int) -> str:
                 break
         else:
             raise UpstreamNotFound(
-                f"{_label(ctx)}: no booking with id {booking_id} among the bookings this account can list",
+                f"{ctx.label}: no booking with id {booking_id} among the bookings this account can list",
                 hint="list_bookings shows the ids this account can see (as organizer, attendee or team admin)",
-                integration=ctx.integration, function=ctx.function, account=ctx.account.name,
             )
     return uids[booking_id]

@@ -143,14 +143,14 @@ def get_webinar(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     return {**webinar, "status": _status(webinar, bool(webinar.get("inSession")), ctx.now())}
 
 
-def _slot(index: int, slot: dict[str, Any]) -> dict[str, str]:
+def _slot(ctx: CallContext, index: int, slot: dict[str, Any]) -> dict[str, str]:
     """One ``{startTime, endTime}`` pair, checked before anything is sent."""
     extra = sorted(set(slot) - set(SLOT_FIELDS))
     missing = [name for name in SLOT_FIELDS if not isinstance(slot.get(name), str)]
     if extra or missing:
         problem = f"has unknown field(s) {', '.join(extra)}" if extra else f"needs {' and '.join(missing)} as a string"
         raise InvalidArgument(
-            f"goto-webinar.create_webinar: times[{index}] {problem}",
+            f"{ctx.label}: times[{index}] {problem}",
             param="times", expected="{startTime = string, endTime = string}",
             hint='write times = {{startTime = "2027-04-10T15:00:00Z", endTime = "2027-04-10T16:00:00Z"}}',
         )
@@ -159,7 +159,7 @@ def _slot(index: int, slot: dict[str, Any]) -> dict[str, str]:
 
 def create_webinar(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """Schedule a webinar: one slot is a ``single_session``, several a ``series``."""
-    times = [_slot(index, slot) for index, slot in enumerate(args["times"], start=1)]
+    times = [_slot(ctx, index, slot) for index, slot in enumerate(args["times"], start=1)]
     body: dict[str, Any] = {
         "subject": args["subject"],
         "times": times,

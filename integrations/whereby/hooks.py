@@ -21,7 +21,6 @@ from kosmo_runtime.integration import CallContext, InvalidArgument, UpstreamNotF
 MEETINGS = "/v1/meetings"
 PAGE_SIZE = 100  # the largest page Whereby serves
 DEFAULT_LENGTH = timedelta(hours=1)
-URL_FIELDS = ("hostRoomUrl", "viewerRoomUrl")
 
 
 # -- shaping ----------------------------------------------------------------------------
@@ -39,11 +38,6 @@ def _room(meeting: dict[str, Any]) -> dict[str, Any]:
             "roomName": path.lstrip("/"), "roomPath": path}
 
 
-def _label(ctx: CallContext) -> str:
-    """How messages name the call, e.g. ``whereby.create_room``."""
-    return f"{ctx.integration}.{ctx.function}"
-
-
 def _listing(page: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
     """A list result: Whereby's page (``results``, ``cursor``) plus ``data`` and ``meta.nextCursor``."""
     return {**page, "data": items, "meta": {"nextCursor": page.get("cursor")}}
@@ -58,18 +52,10 @@ def _parse_time(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _time_arg(ctx: CallContext, args: dict[str, Any], name: str) -> datetime | None:
-    """Argument ``name`` as a date-time, ``None`` when absent; InvalidArgument when unreadable."""
+def _time_arg(args: dict[str, Any], name: str) -> datetime | None:
+    """Argument ``name`` (``format: date-time``, checked by the framework) as a datetime, ``None`` when absent."""
     value = args.get(name)
-    if value is None:
-        return None
-    try:
-        return _parse_time(value)
-    except ValueError:
-        raise InvalidArgument(
-            f"{_label(ctx)}: parameter '{name}' must be an ISO 8601 date-time, got {value!r}",
-            param=name, expected="ISO 8601 date-time", got=value, hint=f'write {name} = "2025-01-15T10:00:00Z"',
-        ) from None
+    return None if value is None else _parse_time(value)
 
 
 def _iso(moment: datetime) -> str:
@@ -126,10 +112,9 @@ def _find_meeting(ctx: CallContext, room_name: str) -> dict[str, Any]:
         if _room(meeting)["roomPath"] == wanted:
             return meeting
     raise UpstreamNotFound(
-        f"{_label(ctx)}: Whereby has no room named {wanted.lstrip('/')!r} "
+        f"{ctx.label}: Whereby has no room named {wanted.lstrip('/')!r} "
         f"(searched every meeting of the organization)",
         hint="list_rooms shows the rooms that exist; Whereby deletes a room an hour after its end date",
-        integration=ctx.integration, function=ctx.function, account=ctx.account.name,
     )
 
 
@@ -154,16 +139,10 @@ def create_room(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     creation). A requested end that has passed keeps the requested length (or an hour) from now,
     and the result carries ``requestedEndDate`` and a ``note`` saying so.
     """
-    label = _label(ctx)
-    start, end = _time_arg(ctx, args, "start_date"), _time_arg(ctx, args, "end_date")
+    start, end = _time_arg(args, "start_date"), _time_arg(args, "end_date")
     if start and end and end <= start:
-        raise InvalidArgument(f"{label}: end_date must be after start_date", param="end_date",
+        raise InvalidArgument(f"{ctx.label}: end_date must be after start_date", param="end_date",
                               hint="give an end_date later than start_date")
-    bad = [f for f in args.get("fields") or [] if f not in URL_FIELDS]
-    if bad:
-        raise InvalidArgument(f"{label}: fields may only list {' and '.join(URL_FIELDS)}, got {bad[0]!r}",
-                              param="fields", expected=f"array of {', '.join(URL_FIELDS)}", got=bad[0],
-                              hint='write fields = {"hostRoomUrl"}')
     end_date, note = _end_date(ctx.now(), start, end, args.get("end_date"))
     body: dict[str, Any] = {"endDate": end_date}
     if args.get("room_mode"):
@@ -185,7 +164,7 @@ def delete_room(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
 
 def list_meetings(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """One page of meetings, filtered here by date window and room (Whereby has no such filters)."""
-    since, until = _time_arg(ctx, args, "from_date"), _time_arg(ctx, args, "to_date")
+    since, until = _time_arg(args, "from_date"), _time_arg(args, "to_date")
     room = _room_path(args["room_name"]) if args.get("room_name") else None
     page = _meetings_page(ctx, args)
 

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime
+from collections.abc import Callable
+from datetime import date, datetime
 import math
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -227,7 +229,7 @@ def expected_value(param: ParamSpec, value: Any) -> Any:
     return value
 
 
-def conforms(param: ParamSpec, value: Any) -> bool:
+def conforms(param: ParamSpec, value: Any, formats: bool = True) -> bool:
     """Whether a present (non-None) value satisfies its declaration (independent of the product code)."""
     value = expected_value(param, value)
     if not _TYPES[param.type](value):
@@ -246,7 +248,26 @@ def conforms(param: ParamSpec, value: Any) -> bool:
             return False
     if param.items is not None and not all(_TYPES[param.items](item) for item in value):
         return False
+    if param.item_enum is not None and not all(item in param.item_enum for item in value):
+        return False
+    return not formats or param.format is None or _FORMATS[param.format](value)
+
+
+def _parses(parse: Callable[[str], Any], text: str) -> bool:
+    try:
+        parse(text)
+    except ValueError:
+        return False
     return True
+
+
+_FORMATS: dict[str, Callable[[str], bool]] = {
+    "date-time": lambda v: _parses(datetime.fromisoformat, v[:-1] + "+00:00" if v.endswith(("Z", "z")) else v),
+    "date": lambda v: _parses(date.fromisoformat, v),
+    "email": lambda v: v.count("@") == 1 and "." in v.split("@")[1] and not any(c.isspace() for c in v)
+    and all(v.split("@")) and all(v.split("@")[1].split(".")),
+    "uri": lambda v: bool(urlsplit(v).scheme) and bool(urlsplit(v).netloc or urlsplit(v).path),
+}
 
 
 def typed(param: ParamSpec, kind: str | None = None) -> st.SearchStrategy[Any]:
@@ -256,6 +277,10 @@ def typed(param: ParamSpec, kind: str | None = None) -> st.SearchStrategy[Any]:
         options = [TEXT]
         if param.enum and kind == param.type:
             options.append(st.sampled_from(param.enum))
+        if param.format == "date-time" and kind == param.type:
+            options.append(ISO_DATES)
+        if param.item_enum and kind == param.items:
+            options.append(st.sampled_from(param.item_enum))
         if param.max_length is not None and kind == param.type:
             options.append(st.text(min_size=max(param.max_length - 1, 0), max_size=param.max_length + 1))
         return st.one_of(*options)
@@ -317,10 +342,16 @@ def check_validation(label: str, spec: FunctionSpec, arguments: dict[str, Any]) 
         else:
             assert error.param in spec.params, error.param
             names = list(spec.params)
-            for name in names[: names.index(error.param)]:  # parameters are checked in declaration order
-                value = arguments.get(name)
-                assert (value is None and not spec.params[name].required) or (value is not None and conforms(spec.params[name], value))
             param, value = spec.params[error.param], arguments.get(error.param)
+            # parameters are checked in declaration order: types and bounds first, then formats
+            format_error = value is not None and conforms(param, value, formats=False)
+            for name in names[: names.index(error.param)]:
+                value = arguments.get(name)
+                assert (value is None and not spec.params[name].required) or (
+                    value is not None and conforms(spec.params[name], value, formats=format_error))
+            if format_error:
+                assert all(arguments.get(n) is None or conforms(spec.params[n], arguments[n], formats=False) for n in names)
+            value = arguments.get(error.param)
             assert (value is None and param.required) or (value is not None and not conforms(param, value)), (error.message, value)
         json.dumps(error.to_dict())
         return error
