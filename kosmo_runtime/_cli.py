@@ -11,7 +11,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,6 +23,7 @@ from ._limits import Limits
 from ._policy import Approver, WriteRequest
 from ._result import RunResult
 from ._runtime import Runtime
+from ._script_source import SourceError, decode_source, read_source
 from ._values import render
 
 __all__ = ["main"]
@@ -233,8 +234,8 @@ def _terminal_approver() -> Approver | None:
 def _source(args: argparse.Namespace) -> tuple[str, str]:
     if sum(given is not None for given in (args.path, args.code, args.example)) > 1:
         raise UsageFailure("give one script: a path, - (standard input), -e CODE or --example NAME")
-    if args.code is not None:
-        return args.code, args.name or "(command line)"
+    if args.code is not None:  # the command line comes decoded with surrogateescape: check it is UTF-8
+        return _checked(lambda: decode_source(os.fsencode(args.code), "-e CODE")), args.name or "(command line)"
     if args.example is not None:
         try:
             text, filename = read_example(args.example)
@@ -245,14 +246,23 @@ def _source(args: argparse.Namespace) -> tuple[str, str]:
         raise UsageFailure("missing script: kosmo run PATH, kosmo run - (standard input), kosmo run -e CODE "
                            "or kosmo run --example NAME")
     if args.path == "-":
-        return sys.stdin.read(), args.name or "stdin"
+        stdin = getattr(sys.stdin, "buffer", None)
+        text = sys.stdin.read() if stdin is None else _checked(lambda: read_source(stdin, "standard input"))
+        return text, args.name or "stdin"
     path = Path(args.path)
     try:
-        return path.read_text(encoding="utf-8"), args.name or path.name
+        with path.open("rb") as stream:
+            return _checked(lambda: read_source(stream, args.path)), args.name or path.name
     except OSError as exc:
         raise UsageFailure(f"cannot read {args.path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageFailure(f"{args.path} is not UTF-8 text") from None
+
+
+def _checked(read: Callable[[], str]) -> str:
+    """The source ``read`` gives, or a usage error saying why it cannot run."""
+    try:
+        return read()
+    except SourceError as exc:
+        raise UsageFailure(str(exc)) from None
 
 
 def _cmd_examples(args: argparse.Namespace) -> int:
@@ -278,8 +288,15 @@ def _cmd_examples(args: argparse.Namespace) -> int:
 
 def _cmd_run(runtime: Runtime, args: argparse.Namespace) -> int:
     source, name = _source(args)
-    result = runtime.run(source, name=name, dry_run=args.dry_run, read_only=args.read_only)
-    return _report(result, args.json)
+    stream = not args.json and sys.stdout.isatty()  # on a terminal, print as it happens; else all at the end
+    result = runtime.run(source, name=name, dry_run=args.dry_run, read_only=args.read_only,
+                         on_output=_write_now if stream else None)
+    return _report(result, args.json, printed=stream)
+
+
+def _write_now(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def _check_mcp_options(args: argparse.Namespace) -> None:
@@ -342,11 +359,12 @@ def _call_arguments(runtime: Runtime, args: argparse.Namespace) -> dict[str, Any
     return arguments
 
 
-def _report(result: RunResult, as_json: bool) -> int:
+def _report(result: RunResult, as_json: bool, *, printed: bool = False) -> int:
+    """Print a run's outcome (its output too, unless ``printed`` already); the exit code."""
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
-        sys.stdout.write(result.output)
+        sys.stdout.write("" if printed else result.output)
         if result.ok and result.result is not None:
             print(result.result if isinstance(result.result, str) else render(result.result))
         if result.error is not None:

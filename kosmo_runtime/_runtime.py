@@ -155,16 +155,19 @@ class Runtime:
         read_only: bool = False,
         writes: WritePolicy | None = None,
         approve: Approver | None = None,
+        on_output: Callable[[str], None] | None = None,
     ) -> RunResult:
         """Run a Lua script in a fresh sandbox and return what happened (never raises for script errors).
 
         ``name`` is the script name in error messages (default ``script.lua``); ``dry_run`` lets reads
         run and turns each write into a description of what would be sent; ``read_only`` denies writes.
+        ``on_output`` is called with each piece of printed text as it is printed (it is also in ``output``).
         """
         sandbox = self._sandbox(limits or self.limits, dry_run=dry_run, read_only=read_only, writes=writes,
                                 approve=approve)
         if isinstance(sandbox, RunResult):
             return sandbox
+        sandbox.on_output = on_output
         return sandbox.run(source, name or "script.lua")
 
     def session(self, *, limits: Limits | None = None, dry_run: bool = False, read_only: bool = False,

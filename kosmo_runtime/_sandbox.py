@@ -74,6 +74,7 @@ class Sandbox:
         self.calls: list[CallRecord] = []
         self._output: list[str] = []
         self._output_size = 0
+        self.on_output: Callable[[str], None] | None = None  # sees each piece of output as it is printed
         self._runs = 0
         self._interrupted = False
         self._pending: list[tuple[str, Callable[[], dict[str, Callable[..., Any]]]]] = []
@@ -187,11 +188,16 @@ class Sandbox:
         size = len(text.encode("utf-8", "replace"))
         room = self.limits.output - self._output_size
         if size > room:
-            self._output.append(text.encode("utf-8", "replace")[: max(room, 0)].decode("utf-8", "ignore"))
+            self._emit(text.encode("utf-8", "replace")[: max(room, 0)].decode("utf-8", "ignore"))
             self._output_size = self.limits.output
             raise self.limit_error("output")
-        self._output.append(text)
+        self._emit(text)
         self._output_size += size
+
+    def _emit(self, text: str) -> None:
+        self._output.append(text)
+        if self.on_output is not None:
+            self.on_output(text)
 
     def _json_encode(self, value: Any, options: Any = None) -> str:
         data = self.convert.to_python(value, what="json.encode argument")

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import threading
 from importlib import resources
 from pathlib import Path
 
+import httpx
 import pytest
 
-from kosmo_runtime import Runtime
-from tests.runtime.test_cli import _env, kosmo  # noqa: F401 - fixtures
+from kosmo_runtime import LoopbackServer, Runtime
+from kosmo_runtime._limits import MAX_SOURCE_BYTES, MiB
+from tests.fixtures.integrations.test_notes.simulator import KEY, NotesSimulator
+from tests.runtime.test_cli import FIXTURES, _env, accounts_text, kosmo  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -123,3 +133,74 @@ def test_values_in_the_accounts_file_are_never_echoed_when_they_could_be_secrets
     code, out, err = kosmo("accounts", "check", "--accounts", path)
     assert code == 2 and "error:" in err
     assert "4242424242" not in out + err
+
+
+# -- kosmo run: output streams on a terminal -----------------------------------------------------
+
+
+def test_run_on_a_terminal_prints_as_the_script_runs(tmp_path):
+    """The first print shows while the script's next call is still waiting for its answer."""
+    release = threading.Event()
+    simulator = NotesSimulator([KEY])
+
+    def held(request: httpx.Request) -> httpx.Response:
+        release.wait(120)
+        return simulator(request)
+
+    with LoopbackServer(held) as server:
+        accounts = tmp_path / "accounts.yaml"
+        accounts.write_text(accounts_text(server.url), encoding="utf-8")
+        env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path),
+               "KOSMO_INTEGRATIONS_PATH": str(FIXTURES), "CLI_NOTES_KEY": KEY, "CLI_OTHER_KEY": KEY}
+        primary, secondary = pty.openpty()
+        child = subprocess.Popen([sys.executable, "-m", "kosmo_runtime", "run", "--accounts", str(accounts), "-e",
+                                  'print("first line") return app.integrations.test_notes.list_notes{} ~= nil'],
+                                 stdin=subprocess.DEVNULL, stdout=secondary, stderr=subprocess.DEVNULL, env=env)
+        os.close(secondary)
+        try:
+            seen = b""
+            while b"first line" not in seen:
+                ready, _, _ = select.select([primary], [], [], 60)
+                assert ready, f"nothing printed within 60 s while the call waits (got {seen!r}): output held back"
+                seen += os.read(primary, 1024)
+        finally:
+            release.set()
+            assert child.wait(60) == 0
+            os.close(primary)
+
+
+def test_run_json_keeps_the_output_in_the_envelope(kosmo):
+    code, out, _ = kosmo("run", "--json", "-e", 'print("a") print("b") return 1')
+    assert code == 0 and json.loads(out)["output"] == "a\nb\n"
+
+
+# -- issue 11: script sources ---------------------------------------------------------------------
+
+
+def test_run_refuses_a_source_over_the_cap_without_reading_it_all(kosmo):
+    code, _, err = kosmo("run", "/dev/zero")
+    assert code == 2 and f"/dev/zero is larger than {MAX_SOURCE_BYTES // MiB} MiB" in err
+
+
+def test_a_bom_and_a_first_hash_line_are_accepted_keeping_line_numbers(kosmo, tmp_path):
+    script = tmp_path / "tool.lua"
+    script.write_bytes(b'\xef\xbb\xbf#!/usr/bin/env -S kosmo run\nprint("ran")\nerror("on three")\n')
+    code, out, err = kosmo("run", str(script))
+    assert code == 1 and out == "ran\n" and "tool.lua:3: on three" in err
+
+
+def test_source_that_is_not_utf8_is_a_usage_error(kosmo, tmp_path):
+    script = tmp_path / "latin1.lua"
+    script.write_bytes(b'print("ok")\nprint("caf\xe9")\n')
+    code, _, err = kosmo("run", str(script))
+    assert code == 2 and "is not UTF-8 text (byte 0xe9 on line 2)" in err
+    code, _, err = kosmo("run", "-e", os.fsdecode(b'print("\xff")'))
+    assert code == 2 and "-e CODE is not UTF-8 text" in err
+
+
+def test_standard_input_that_is_not_utf8_is_a_usage_error(tmp_path):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "kosmo_runtime", "run", "-"], input=b'print("\xff")',
+                          capture_output=True, env=env, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.decode() == "kosmo: error: standard input is not UTF-8 text (byte 0xff on line 1); save it as UTF-8\n"
