@@ -38,6 +38,9 @@ __all__ = ["Docs", "parameter_table", "quick_reference", "signature", "sync_para
 
 _WORD = re.compile(r"[a-z0-9]+")
 _PARAMS_BLOCK = re.compile(r"(<!-- kosmo:params (\w+) -->\n)(.*?)(<!-- /kosmo:params -->)", re.S)
+_MARKER_LINE = re.compile(r"^<!-- /?kosmo:params[^>]*-->\n?", re.M)
+_BRACKETED = re.compile(r"""\[\s*["']([^"'\]]+)["']\s*\]""")
+_VALID_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 
 def _default_root() -> Traversable:
@@ -154,8 +157,14 @@ class Docs:
         return "\n".join(lines) + "\n"
 
     def read(self, path: str) -> str:
-        """The Markdown at ``path``; raises NotFound naming the closest paths."""
-        key = path.strip()
+        """The Markdown at ``path`` as readers see it (no sync markers); raises NotFound naming the closest paths.
+
+        Besides the listed paths it takes the forms an agent types: ``app.integrations.whereby.list_rooms``,
+        ``app.integrations["goto-webinar"]``, ``whereby.list_rooms``.
+        """
+        return _MARKER_LINE.sub("", self._read(_canonical_path(path, self.catalog)))
+
+    def _read(self, key: str) -> str:
         if key == "runtime":
             return (self.root / "runtime.md").read_text(encoding="utf-8")
         if key == "integrations":
@@ -257,11 +266,27 @@ def _with_quick_reference(page: str, manifest: Manifest) -> str:
     return "".join(parts[:4]) + quick_reference(manifest) + "\n" + parts[4]
 
 
+def _canonical_path(path: str, catalog: Catalog) -> str:
+    """``app.integrations["x"].f``, ``app.integrations.x.f`` and ``x.f`` as the listed path ``integrations.x.f``."""
+    key = _BRACKETED.sub(r".\1", path.strip()).removeprefix("app.")
+    first = key.split(".", 1)[0]
+    if first not in ("runtime", "integrations") and _VALID_NAME.match(first) and catalog.find(first) is not None:
+        return f"integrations.{key}"
+    return key
+
+
+def _summary(text: str, limit: int = 200) -> str:
+    """``text`` up to ``limit`` characters, cut at a word boundary with an ellipsis when longer."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
+
+
 def _page_unit(path: str, text: str, boost: str = "") -> _Unit:
     title = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("# ")), path)
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip() and not p.lstrip().startswith(("#", "```", "|", "-"))]
     summary = paragraphs[0].replace("\n", " ") if paragraphs else title
-    return _Unit(path, title, summary[:200], text, boost=f"{title} {boost}")
+    return _Unit(path, title, _summary(summary), text, boost=f"{title} {boost}")
 
 
 def _sections(page: str) -> dict[str, str]:

@@ -31,7 +31,7 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 
 from . import __version__
 from ._approvals import Approvals
-from ._errors import KosmoError
+from ._errors import InvalidArgument, KosmoError
 from ._manifest import Manifest, ParamSpec
 from ._result import RunResult, envelope_schema
 from ._runtime import Runtime
@@ -228,9 +228,14 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
             return _error_result(exc)
 
     def execute_lua(
-        code: Annotated[str, Field(description="Lua 5.4 source; `return` what you need")],
+        code: Annotated[str | None, Field(description="Lua 5.4 source; `return` what you need")] = None,
+        *,
         ctx: Context[Any, Any],
     ) -> CallToolResult | InputRequiredResult:
+        if code is None:  # answered with the envelope's error, not the SDK's validation text
+            return _envelope_result(RunResult(ok=False, error=InvalidArgument(
+                "execute_lua needs 'code', the Lua source to run", param="code",
+                hint='call it as execute_lua {"code": "return app.integrations.whereby.list_rooms{limit = 2}"}')))
         return approved(ctx, "execute_lua", lambda run: _envelope_result(runtime.run(code, name="script.lua", **run)))
 
     def call_integration(
@@ -264,10 +269,21 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
               f"arguments={{\"limit\": 5}}; same result as execute_lua ({policy}). Read its doc first.",
               output_schema=listing_schema()),
     ]
+    _advertise_required_string(next(t for t in tools if t.name == "execute_lua"), "code")
     if expose_functions:
         tools += _function_tools(runtime, approved, include_writes=allow_writes and not read_only)
     return MCPServer("kosmo", title="kosmo Lua runtime", instructions=INSTRUCTIONS, version=__version__,
                      tools=tools, log_level="WARNING")
+
+
+def _advertise_required_string(tool: Tool, name: str) -> None:
+    """Show ``name`` as a required string in the tool's schema while the function itself takes a missing one
+    (and answers it with the envelope's error instead of the SDK's validation text)."""
+    schema = tool.parameters["properties"][name]
+    schema.pop("default", None)
+    schema.pop("anyOf", None)
+    schema["type"] = "string"
+    tool.parameters["required"] = [name]
 
 
 def _tool(fn: Callable[..., Any], annotations: ToolAnnotations, description: str, *,

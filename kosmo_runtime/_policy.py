@@ -46,7 +46,8 @@ def authorize(account: Account, request: WriteRequest, *, run_policy: WritePolic
     label = f"{request.integration}.{request.function}"
     if policy == "deny":
         if run_policy == "deny":
-            reason, hint = "this run is read-only", "run without --read-only (or writes='deny') to allow writes"
+            reason, hint = "this run is read-only", ("to allow writes, start the run without --read-only "
+                                                      "(Python: without read_only=True or writes='deny')")
         else:
             reason = f"account '{account.name}' has writes: deny"
             hint = "use an account that allows writes, or change 'writes' for this account in the accounts file"

@@ -69,6 +69,10 @@ class _Exit(Exception):
     """Raised by ``.exit``."""
 
 
+class _Unfinished(Exception):
+    """Raised when the input ends inside a chunk that still needs lines (the chunk's text)."""
+
+
 class Repl:
     """The read-eval-print loop over one ``Runtime.session``."""
 
@@ -88,7 +92,8 @@ class Repl:
     # -- the loop --------------------------------------------------------------------------
 
     def loop(self) -> int:
-        """Read, run and print until ``.exit`` or end of input; returns the exit code (0)."""
+        """Read, run and print until ``.exit`` or end of input; returns the exit code (0; 1 when the
+        input ends inside an unfinished chunk)."""
         self._setup_readline()
         if self.interactive:
             self._banner()
@@ -105,6 +110,12 @@ class Repl:
                     continue
                 except _Exit:
                     return 0
+                except _Unfinished as unfinished:
+                    first = str(unfinished).splitlines()[0]
+                    self.err.write(f"error: LuaSyntaxError: the input ended inside an unfinished chunk, which was not "
+                                   f"run (it starts: {first[:60]!r})\n"
+                                   "hint: complete it: a missing 'end', closing bracket or quote\n")
+                    return 1
                 if chunk is not None:
                     source, typed = chunk
                     self._remember(typed)
@@ -136,7 +147,10 @@ class Repl:
             return self.show(expression), line
         lines = [line]
         while self.check("\n".join(lines)) == "incomplete":
-            lines.append(self._input(CONTINUE))
+            try:
+                lines.append(self._input(CONTINUE))
+            except EOFError:
+                raise _Unfinished("\n".join(lines)) from None
         return "\n".join(lines), "\n".join(lines)
 
     def show(self, expression: str) -> str:

@@ -35,7 +35,11 @@ class CallRecord:
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        data = {k: v for k, v in asdict(self).items() if v is not None}
+        data["duration"] = round(self.duration, 6)  # microseconds: the clock says no more
+        data["requests"] = [{**r, "duration": round(r["duration"], 6)} if isinstance(r.get("duration"), float) else r
+                            for r in self.requests]
+        return data
 
 
 @dataclass

@@ -250,7 +250,7 @@ def test_unreadable_directory_and_binary_file(kosmo: Kosmo, tmp_path: Path) -> N
     assert code == 2 and err.startswith(f"kosmo: error: cannot read {tmp_path}: ")
     binary = tmp_path / "x.lua"
     binary.write_bytes(b"\xff\xfe\x00return 1")
-    assert kosmo("run", str(binary)) == (2, "", f"kosmo: error: {binary} is not UTF-8 text\n")
+    assert kosmo("run", str(binary)) == (2, "", f"kosmo: error: {binary} is not UTF-8 text (byte 0xff on line 1); save it as UTF-8\n")
 
 
 @pytest.mark.parametrize(("flag", "value", "fragment"), [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -204,3 +205,80 @@ def test_standard_input_that_is_not_utf8_is_a_usage_error(tmp_path):
                           capture_output=True, env=env, timeout=120)
     assert done.returncode == 2
     assert done.stderr.decode() == "kosmo: error: standard input is not UTF-8 text (byte 0xff on line 1); save it as UTF-8\n"
+
+
+# -- docs: the forms an agent types, no sync markers, whole-word summaries -------------------------
+
+
+@pytest.mark.parametrize("path", ["app.integrations.whereby.list_rooms", "whereby.list_rooms",
+                                  'app.integrations["whereby"].list_rooms', "whereby.whereby_list_rooms"])
+def test_lua_read_doc_takes_the_forms_an_agent_types(path):
+    with Runtime(accounts=None) as runtime:
+        expected = runtime.docs.read("integrations.whereby.list_rooms")
+        result = runtime.run(f"return lua_read_doc({json.dumps(path)})")
+    assert result.ok, result.error and result.error.to_dict()
+    assert result.result == expected
+
+
+def test_doc_pages_never_show_the_sync_markers():
+    with Runtime(accounts=None) as runtime:
+        raw = (REPO / "lua_docs" / "integrations" / "whereby.md").read_text(encoding="utf-8")
+        assert "<!-- kosmo:params" in raw  # the file keeps them for kosmo docs sync
+        pages = [runtime.docs.read("integrations.whereby"), runtime.docs.read("integrations.whereby.list_rooms")]
+    assert all("kosmo:params" not in page for page in pages)
+
+
+def test_docs_list_summaries_end_on_a_whole_word():
+    with Runtime(accounts=None) as runtime:
+        pages = {page["path"]: page for page in runtime.docs.list()}
+        texts = {path: " ".join(runtime.docs.read(path).split()) for path in pages}
+    shortened = {path: page["summary"] for path, page in pages.items() if page["summary"].endswith("\u2026")}
+    assert shortened, "some page summary is long enough to be shortened"
+    for path, summary in shortened.items():
+        body = summary[:-1]
+        assert len(summary) <= 200 and body in texts[path], summary
+        after = texts[path][texts[path].index(body) + len(body)]
+        assert not after.isalnum(), f"{path}: cut inside a word: ...{body[-20:]!r} + {after!r}"
+
+
+# -- results and errors read well --------------------------------------------------------------------
+
+
+def test_durations_in_the_envelope_are_rounded_to_microseconds(kosmo, tmp_path):
+    code, out, _ = kosmo("run", "--demo", "--json", "-e", "return app.integrations.whereby.list_rooms{limit = 1} ~= nil")
+    envelope = json.loads(out)
+    durations = [envelope["duration"]] + [c["duration"] for c in envelope["calls"]] + [
+        r["duration"] for c in envelope["calls"] for r in c["requests"]]
+    assert code == 0 and len(durations) >= 3
+    assert all(d == round(d, 6) for d in durations)
+
+
+def test_the_read_only_hint_says_how_to_allow_writes(kosmo):
+    code, _, err = kosmo("run", "--demo", "--read-only", "-e", "return app.integrations.whereby.create_room{}")
+    assert code == 1
+    assert "hint: to allow writes, start the run without --read-only" in err
+
+
+def test_piped_repl_input_ending_inside_a_chunk_is_an_error():
+    from kosmo_runtime._repl import Repl
+
+    out, err = io.StringIO(), io.StringIO()
+    with Runtime(accounts=None) as runtime:
+        code = Repl(runtime, history=False, stdin=io.StringIO("x = 1\nfor i = 1, 3 do\n  print(i)\n"),
+                    stdout=out, stderr=err).loop()
+    assert code == 1 and out.getvalue() == ""
+    assert "input ended inside an unfinished chunk, which was not run (it starts: 'for i = 1, 3 do')" in err.getvalue()
+
+
+def test_execute_lua_without_code_answers_with_the_envelopes_error(tmp_path):
+    from tests.surfaces.test_mcp import drive, envelope, params
+
+    async def body(client):
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        schema = tools["execute_lua"].input_schema
+        assert schema["required"] == ["code"] and schema["properties"]["code"]["type"] == "string"
+        data = envelope(await client.call_tool("execute_lua", {}), ok=False)
+        assert data["error"]["type"] == "InvalidArgument" and data["error"]["param"] == "code"
+        assert "execute_lua needs 'code'" in data["error"]["message"]
+
+    drive(params(tmp_path), body)
