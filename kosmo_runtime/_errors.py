@@ -63,6 +63,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamNotFound",
     "UsageError",
+    "error_table",
 ]
 
 # Context fields copied into to_dict() when set, in this order.
@@ -78,6 +79,25 @@ class KosmoError(Exception):
 
     code: ClassVar[str] = "error"
     retryable: bool = False
+    # The context (CONTEXT_FIELDS): unset is None.
+    script: str | None = None
+    line: int | None = None
+    traceback: str | None = None
+    integration: str | None = None
+    function: str | None = None
+    account: str | None = None
+    operation: str | None = None
+    param: str | None = None
+    expected: str | None = None
+    got: Any = None
+    status: int | None = None
+    service_code: str | None = None
+    retry_after: float | None = None
+    limit: str | None = None
+    value: Any = None
+    file: str | None = None
+    sent: Any = None
+    candidates: list[str] | None = None
 
     def __init__(self, message: str, *, hint: str | None = None, **context: Any) -> None:
         super().__init__(message)
@@ -235,3 +255,19 @@ class ManifestError(ConfigError):
     """Raised when an integration's manifest is invalid (``file`` and a ``hint``)."""
 
     code = "manifest_error"
+
+
+def error_table() -> str:
+    """The Markdown table of every error a script or caller can see: type, code and when, from this tree.
+
+    ``lua_docs/runtime.md`` carries it between ``<!-- kosmo:errors -->`` markers; a test keeps them equal.
+    """
+    rows = ["| type | code | raised when |", "|---|---|---|"]
+    pending: list[type[KosmoError]] = [KosmoError]
+    while pending:
+        cls = pending.pop(0)
+        pending[:0] = cls.__subclasses__()
+        if "code" in vars(cls) and cls is not KosmoError:
+            when = (cls.__doc__ or "").removeprefix("Raised ").rstrip(".").replace("``", "`")
+            rows.append(f"| `{cls.__name__}` | `{cls.code}` | {when} |")
+    return "\n".join(rows) + "\n"
