@@ -3,7 +3,7 @@
 -- The globals a kosmo Lua script sees (lua_docs/runtime.md explains them).
 
 ---@class kosmo.App
----@field integrations kosmo.Integrations every installed integration, by its dash or underscore name
+---@field integrations kosmo.Integrations # every installed integration, by its dash or underscore name
 app = {}
 
 ---Every installed integration. A name with a dash is also written with an underscore:
@@ -17,12 +17,12 @@ app = {}
 ---@field whereby kosmo.whereby
 
 ---@class kosmo.ParallelOptions
----@field concurrency? integer how many branches run at once (1..64, default 8)
+---@field concurrency? integer # how many branches run at once (1..64, default 8)
 
 ---@class kosmo.ParallelOutcome
----@field ok boolean whether the branch finished without an error
----@field value? any the branch's first return value (when ok)
----@field error? kosmo.Error|string the branch's error (when not ok)
+---@field ok boolean # whether the branch finished without an error
+---@field value? any # the branch's first return value (when ok)
+---@field error? kosmo.Error | string # the branch's error (when not ok)
 
 ---Run functions concurrently (their integration calls overlap); one outcome per function, in order.
 ---@param branches (fun(): any)[]
@@ -30,36 +30,36 @@ app = {}
 ---@return kosmo.ParallelOutcome[]
 function app.parallel(branches, options) end
 
----@alias kosmo.ErrorCode "account_error"|"internal_error"|"not_found"|"invalid_argument"|"permission_denied"|"upstream_error"|"network_error"|"outcome_unknown"|"bad_response"|"auth_failed"|"upstream_not_found"|"rate_limited"|"service_unavailable"
+---@alias kosmo.ErrorCode "account_error" | "internal_error" | "not_found" | "invalid_argument" | "permission_denied" | "upstream_error" | "network_error" | "outcome_unknown" | "bad_response" | "auth_failed" | "upstream_not_found" | "rate_limited" | "service_unavailable"
 
 ---The error table a failed integration call raises (`tostring(err)` is its message).
 ---@class kosmo.Error
----@field type string the error class, e.g. "InvalidArgument", "UpstreamNotFound", "RateLimited"
----@field code kosmo.ErrorCode stable code
----@field message string one line, naming the function and the cause
----@field hint? string how to fix it
+---@field type string # the error class, e.g. "InvalidArgument", "UpstreamNotFound", "RateLimited"
+---@field code kosmo.ErrorCode # stable code
+---@field message string # one line, naming the function and the cause
+---@field hint? string # how to fix it
 ---@field integration? string
 ---@field ["function"]? string
 ---@field account? string
----@field param? string for argument errors: the parameter
----@field expected? string for argument errors: what was expected
----@field got? string for argument errors: what was given
----@field status? integer the HTTP status
----@field service_code? string the service's own error code
----@field retryable? boolean whether trying again later may help
----@field retry_after? number seconds the service asked to wait (rate limits)
----@field sent? table for outcome_unknown: what was sent, to check before retrying
----@field script? string where in the script
----@field line? integer where in the script
+---@field param? string # for argument errors: the parameter
+---@field expected? string # for argument errors: what was expected
+---@field got? string # for argument errors: what was given
+---@field status? integer # the HTTP status
+---@field service_code? string # the service's own error code
+---@field retryable? boolean # whether trying again later may help
+---@field retry_after? number # seconds the service asked to wait (rate limits)
+---@field sent? table # for outcome_unknown: what was sent, to check before retrying
+---@field script? string # where in the script
+---@field line? integer # where in the script
 
 ---JSON null: what `null` inside lists and objects becomes in Lua (so lists keep their length).
 ---@class kosmo.JsonNull
 
 ---@class kosmo.JsonEncodeOptions
----@field indent? integer spaces per level (0..16); compact when absent
+---@field indent? integer # spaces per level (0..16); compact when absent
 
 ---@class kosmo.Json
----@field null kosmo.JsonNull JSON null
+---@field null kosmo.JsonNull # JSON null
 json = {}
 
 ---Encode a value as JSON text (tables with keys 1..n are lists, others objects).
@@ -80,20 +80,20 @@ function json.decode(text) end
 function json.array(t) end
 
 ---@class kosmo.DocPage
----@field path string e.g. "integrations.whereby"
+---@field path string # e.g. "integrations.whereby"
 ---@field title string
 ---@field summary string
 
 ---@class kosmo.DocHit: kosmo.DocPage
----@field score number relevance, highest first
+---@field score number # relevance, highest first
 
 ---Every reference page: path, title, summary.
 ---@return kosmo.DocPage[]
 function lua_list_docs() end
 
 ---Pages and single functions ranked by relevance to a few keywords.
----@param query string e.g. "webinar sessions"
----@param limit? integer most hits (default 10)
+---@param query string # e.g. "webinar sessions"
+---@param limit? integer # most hits (default 10)
 ---@return kosmo.DocHit[]
 function lua_search_docs(query, limit) end
 

@@ -51,6 +51,75 @@ def test_every_stub_file_loads_as_lua():
         lua.execute(text)  # compiles and runs: the declarations only define tables and empty functions
 
 
+_NAME = r"[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*"
+_PRIMARY = re.compile(rf'{_NAME}|"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?')
+_KEY = r'(?:[A-Za-z_]\w*|\["[^"]+"\]|\[string\])\??'
+_TAGS = {
+    "meta": re.compile(r"$"),
+    "class": re.compile(rf"({_NAME})(?:: ({_NAME}))?$"),
+    "alias": re.compile(rf"({_NAME}) (.+)$"),
+    "field": re.compile(rf"{_KEY} (.+?)(?: # .+)?$"),
+    "param": re.compile(r"[A-Za-z_]\w*\?? (.+?)(?: # .+)?$"),
+    "return": re.compile(r"(.+?)(?: # .+)?$"),
+    "generic": re.compile(r"[A-Z]\w*(?:: \w+)?$"),
+}
+
+
+def _luals_type(text: str) -> None:
+    """Check ``text`` is a type in the subset of LuaLS's grammar the generator writes."""
+    at = 0
+
+    def union() -> None:
+        nonlocal at
+        postfix()
+        while text.startswith(" | ", at):
+            at += 3
+            postfix()
+
+    def postfix() -> None:
+        nonlocal at
+        primary()
+        while text.startswith("[]", at):
+            at += 2
+
+    def primary() -> None:
+        nonlocal at
+        for opener, closer in (("table<", ">"), ("(", ")"), ("fun(", ")")):
+            if text.startswith(opener, at):
+                at += len(opener)
+                if not (opener == "fun(" and text.startswith(")", at)):
+                    union()
+                    if opener == "table<":
+                        assert text.startswith(", ", at), text
+                        at += 2
+                        union()
+                assert text.startswith(closer, at), text
+                at += len(closer)
+                if opener == "fun(" and text.startswith(": ", at):
+                    at += 2
+                    union()
+                return
+        match = _PRIMARY.match(text, at)
+        assert match, f"not a type at {at}: {text!r}"
+        at = match.end()
+
+    union()
+    assert at == len(text), f"not a type: {text!r}"
+
+
+def test_every_annotation_is_well_formed():
+    for name, text in STUBS.items():
+        for line in text.splitlines():
+            tag = re.match(r"---@(\w+) ?(.*)$", line)
+            if not tag:
+                continue
+            assert tag.group(1) in _TAGS, f"{name}: unknown tag in {line!r}"
+            match = _TAGS[tag.group(1)].match(tag.group(2))
+            assert match, f"{name}: malformed {line!r}"
+            if tag.group(1) in ("field", "param", "return", "alias"):
+                _luals_type(match.group(match.lastindex or 1))
+
+
 @pytest.mark.parametrize("manifest", MANIFESTS, ids=BUILTIN)
 def test_every_function_parameter_and_enum_appears(manifest: Manifest):
     local = manifest.id.replace("-", "_")
