@@ -146,7 +146,9 @@ def _param_schema(param: ParamSpec) -> dict[str, Any]:
         if param.max_length is not None:
             schema[bounds[1]] = param.max_length
     if param.items is not None:
-        schema["items"] = {"type": param.items}
+        schema["items"] = {"type": param.items, **({"enum": list(param.item_enum)} if param.item_enum else {})}
+    if param.format is not None:
+        schema["format"] = param.format
     if param.default is not None:
         schema["default"] = param.default
     if param.example is not None:

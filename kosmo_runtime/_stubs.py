@@ -45,6 +45,8 @@ def lua_type(param: ParamSpec) -> str:
     """The LuaLS type of a parameter: enums as literal unions, arrays as ``T[]``."""
     if param.enum:
         return " | ".join(_literal(value) for value in param.enum)
+    if param.type == "array" and param.item_enum:
+        return "(" + " | ".join(_literal(value) for value in param.item_enum) + ")[]"
     if param.type == "array" and param.items is not None:
         return f"{_BASE_TYPES[param.items]}[]"
     return _BASE_TYPES[param.type]
@@ -76,7 +78,7 @@ def _comment(text: str) -> list[str]:
 
 
 def _param_description(param: ParamSpec) -> str:
-    extra = []
+    extra = [f"format {param.format}"] if param.format else []
     if param.minimum is not None or param.maximum is not None:
         low = "" if param.minimum is None else f"{param.minimum:g}"
         high = "" if param.maximum is None else f"{param.maximum:g}"
@@ -282,7 +284,7 @@ class StubCoverage:
 
     functions: int
     parameters: int
-    enum_values: int
+    enum_values: int  # allowed values of parameters and of array items
     typed_results: int
 
     def describe(self) -> str:
@@ -296,7 +298,7 @@ def coverage(manifests: Iterable[Manifest]) -> StubCoverage:
     return StubCoverage(
         functions=len(specs),
         parameters=sum(len(spec.params) for spec in specs),
-        enum_values=sum(len(p.enum or ()) for spec in specs for p in spec.params.values()),
+        enum_values=sum(len(p.enum or ()) + len(p.item_enum or ()) for spec in specs for p in spec.params.values()),
         typed_results=sum(parse_returns(spec.returns).typed for spec in specs),
     )
 

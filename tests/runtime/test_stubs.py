@@ -137,15 +137,19 @@ def test_every_function_parameter_and_enum_appears(manifest: Manifest):
             line = next(line for line in fields.splitlines() if line.startswith(f"---@field {key}"))
             assert line.startswith(f"---@field {key}{'' if param.required else '?'} {lua_type(param)} # ")
             assert " ".join(param.description.split()) in line
-            for value in param.enum or ():
+            for value in [*(param.enum or ()), *(param.item_enum or ())]:
                 assert f'"{value}"' in line.split(" # ")[0]
+            if param.format:
+                assert f"format {param.format}" in line
 
 
 def test_parameter_types_are_luals_types():
     whereby = DOCS.catalog.find("whereby").manifest.functions["create_room"].params
     goto = DOCS.catalog.find("goto-webinar").manifest.functions["create_webinar"].params
     assert lua_type(whereby["room_mode"]) == '"normal" | "group"'
-    assert lua_type(whereby["fields"]) == "string[]"
+    assert lua_type(whereby["fields"]) == '("hostRoomUrl" | "viewerRoomUrl")[]'
+    notes = Catalog([ROOT / "tests" / "fixtures" / "integrations"]).find("test-notes").manifest
+    assert lua_type(notes.functions["create_note"].params["tags"]) == "string[]"
     assert lua_type(whereby["end_date"]) == "string"
     assert lua_type(goto["times"]) == "table<string, any>[]"
 
@@ -290,7 +294,7 @@ def test_integration_page_starts_with_a_typed_quick_reference():
     assert page.index("## Quick reference") < page.index("## list_webinars")
     assert page.startswith("# GoTo Webinar\n\nRead and schedule webinars")
     whereby = DOCS.read("integrations.whereby")
-    assert 'whereby.create_room({room_mode?: "normal" | "group", ' in whereby and "fields?: string[]" in whereby
+    assert 'whereby.create_room({room_mode?: "normal" | "group", ' in whereby and "fields?: (\"hostRoomUrl\" | \"viewerRoomUrl\")[]" in whereby
 
 
 def test_quick_reference_in_lua(tmp_path):

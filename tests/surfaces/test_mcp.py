@@ -182,7 +182,7 @@ def test_expose_functions_with_writes(tmp_path: Path) -> None:
         create = tools["whereby_create_room"]
         assert (create.annotations.read_only_hint, create.annotations.destructive_hint) == (False, True)
         assert create.input_schema["properties"]["room_mode"]["enum"] == ["normal", "group"]
-        assert create.input_schema["properties"]["fields"]["items"] == {"type": "string"}
+        assert create.input_schema["properties"]["fields"]["items"] == {"type": "string", "enum": ["hostRoomUrl", "viewerRoomUrl"]}
         assert create.input_schema["properties"]["room_name_prefix"]["maxLength"] == 39
         assert tools["gotowebinar_create_webinar"].input_schema["properties"]["times"]["minItems"] == 1
         made = await client.call_tool("whereby_create_room", {"room_mode": "group", "room_name_prefix": "mcp"})
@@ -200,6 +200,13 @@ def test_contradictory_options_are_usage_errors(argv: list[str], capsys: pytest.
         main(argv)
     assert exited.value.code == 2
     assert "kosmo" in capsys.readouterr().err
+
+
+def test_function_schemas_carry_item_enums_and_formats() -> None:
+    whereby = Runtime(store=":memory:").catalog.find("whereby").manifest
+    properties = function_tool_schema(whereby, "create_room")["properties"]
+    assert properties["fields"]["items"] == {"type": "string", "enum": ["hostRoomUrl", "viewerRoomUrl"]}
+    assert properties["end_date"]["format"] == "date-time"
 
 
 def test_the_advertised_output_schema_is_the_envelope_s_top_level() -> None:

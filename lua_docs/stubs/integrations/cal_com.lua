@@ -49,8 +49,8 @@ function cal_com.cal_com_get_event_type(args) end
 
 ---@class kosmo.cal_com.create_booking.Args
 ---@field eventTypeId integer # The event type to book
----@field start string # Start time, ISO 8601 (e.g. "2026-04-10T09:00:00Z"; no offset means UTC)
----@field ["end"] string # End time, ISO 8601 (e.g. "2026-04-10T09:30:00Z")
+---@field start string # Start time, ISO 8601 (e.g. "2026-04-10T09:00:00Z"; no offset means UTC) (format date-time)
+---@field ["end"] string # End time, ISO 8601 (e.g. "2026-04-10T09:30:00Z") (format date-time)
 ---@field responses table<string, any> # Attendee and booking-form answers; must include name and email, e.g. {name = "John Doe", email = "john@example.com", notes = "..."}
 
 ---@class kosmo.cal_com.create_booking.Result

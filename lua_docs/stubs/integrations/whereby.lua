@@ -62,9 +62,9 @@ function whereby.whereby_get_room(args) end
 ---@class kosmo.whereby.create_room.Args
 ---@field room_mode? "normal" | "group" # "normal" (up to 4 participants, Whereby's default) or "group" (larger meetings)
 ---@field room_name_prefix? string # Prefix of the generated room name; lowercased and spaces removed before sending (length 0..39)
----@field start_date? string # ISO 8601 start; Whereby ignores it (rooms open when created), used only to check the order and length of the requested window
----@field end_date? string # ISO 8601 end of the meeting (UTC unless an offset is given); default one hour from now
----@field fields? string[] # Extra URLs to return, "hostRoomUrl" and/or "viewerRoomUrl"
+---@field start_date? string # ISO 8601 start; Whereby ignores it (rooms open when created), used only to check the order and length of the requested window (format date-time)
+---@field end_date? string # ISO 8601 end of the meeting (UTC unless an offset is given); default one hour from now (format date-time)
+---@field fields? ("hostRoomUrl" | "viewerRoomUrl")[] # Extra URLs to return, "hostRoomUrl" and/or "viewerRoomUrl"
 
 ---@class kosmo.whereby.create_room.Result
 ---@field roomName any
@@ -116,8 +116,8 @@ function whereby.whereby_delete_room(args) end
 ---@class kosmo.whereby.list_meetings.Args
 ---@field limit? integer # Page size asked of Whereby (50 when omitted); filters may leave fewer (range 1..100)
 ---@field cursor? string # Pagination cursor from a previous result's meta.nextCursor
----@field from_date? string # ISO 8601; keep meetings still open at or after this time (endDate >= from_date)
----@field to_date? string # ISO 8601; keep meetings that started at or before this time (startDate <= to_date)
+---@field from_date? string # ISO 8601; keep meetings still open at or after this time (endDate >= from_date) (format date-time)
+---@field to_date? string # ISO 8601; keep meetings that started at or before this time (startDate <= to_date) (format date-time)
 ---@field room_name? string # Keep only the meeting of this room (a leading "/" is accepted)
 
 ---@class kosmo.whereby.list_meetings.Result
