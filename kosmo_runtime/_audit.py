@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ._errors import ConfigError
 from ._http import redact
 from ._result import CallRecord
 
@@ -26,9 +27,15 @@ class AuditLog:
     """An append-only JSON Lines file, safe to share between threads and runs."""
 
     def __init__(self, path: str | Path) -> None:
+        """Open ``path`` for appending; raises ConfigError naming the path and why when it cannot be written."""
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write the audit log {self.path}: {exc.strerror or exc}", file=str(self.path),
+                              hint="choose a writable file with --audit-log, KOSMO_AUDIT_LOG or 'settings: audit_log' "
+                                   "in the accounts file") from None
         self._lock = threading.Lock()
 
     def record(self, call: CallRecord, arguments: dict[str, Any]) -> None:

@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             _check_mcp_options(args)
         # An MCP server asks through its client (elicitation), never at a terminal (stdio is the protocol).
         with _runtime(args, interactive=args.command != "mcp") as runtime:
+            if args.command in ("run", "call", "mcp", "repl"):
+                runtime.audit_log  # at start-up: an unwritable audit log is a configuration error (exit 2)
             handler = {"run": _cmd_run, "call": _cmd_call, "docs": _cmd_docs, "accounts": _cmd_accounts,
                        "mcp": _cmd_mcp, "repl": _cmd_repl, "stubs": _cmd_stubs}[args.command]
             return handler(runtime, args)

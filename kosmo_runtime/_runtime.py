@@ -186,6 +186,7 @@ class Runtime:
         sandbox = Sandbox(limits, date_clock=self.clock)
         try:
             self.accounts
+            self.audit_log  # an audit log that cannot be written stops the run here, naming path and reason
         except KosmoError as exc:
             return RunResult(ok=False, error=exc, duration=time.monotonic() - sandbox.started)
 

@@ -282,3 +282,26 @@ def test_execute_lua_without_code_answers_with_the_envelopes_error(tmp_path):
         assert "execute_lua needs 'code'" in data["error"]["message"]
 
     drive(params(tmp_path), body)
+
+
+def test_an_unwritable_audit_log_is_reported_at_start_up_naming_path_and_reason(kosmo, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    target = blocker / "audit.jsonl"  # a folder that is a file: cannot be created, even as root
+    code, out, err = kosmo("run", "--audit-log", str(target), "-e", 'print("ran") return 1')
+    assert code == 2 and out == ""
+    assert f"error: ConfigError: cannot write the audit log {target}: File exists" in err  # mkdir of a-file
+    with Runtime(accounts=None, audit_log=target) as runtime:
+        result = runtime.run("return #lua_list_docs()")
+    assert result.error is not None and result.error.type == "ConfigError" and result.error.file == str(target)
+
+
+def test_demo_runs_that_end_with_calls_in_flight_print_no_python_traceback(tmp_path):
+    script = tmp_path / "many.lua"
+    script.write_text("local fns = {}\nfor i = 1, 40 do fns[i] = function() return app.integrations.whereby.list_rooms{} end end\n"
+                      'app.parallel(fns)\nerror("done")\n', encoding="utf-8")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)}
+    for wall_time in ("0.05", "30"):
+        done = subprocess.run([sys.executable, "-m", "kosmo_runtime", "run", "--demo", "--wall-time", wall_time, str(script)],
+                              capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
