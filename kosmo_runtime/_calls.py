@@ -21,8 +21,8 @@ from ._clock import Clock, utc_now
 from ._context import CallContext
 from ._discovery import Catalog
 from ._errors import BadResponse, IntegrationBug, KosmoError, NotFound
-from ._limits import limit_exceeded
 from ._http import ClientPool, DryRunIntercept, Http, RetryPolicy, Trace, redact
+from ._limits import limit_exceeded
 from ._manifest import FunctionSpec, LoadedIntegration
 from ._policy import Approver, WriteRequest, authorize
 from ._result import CallRecord

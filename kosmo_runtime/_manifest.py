@@ -233,7 +233,8 @@ class LoadedIntegration:
         if self._hooks is None:
             self._hooks = self._import_hooks()
         try:
-            return getattr(self._hooks, spec.handler or "")
+            handler: Callable[..., Any] = getattr(self._hooks, spec.handler or "")
+            return handler
         except AttributeError:
             raise ManifestError(
                 f"{self.folder / 'manifest.yaml'}: function {function} names handler {spec.handler!r}, "

@@ -28,7 +28,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
 
@@ -226,7 +226,8 @@ class Simulator:
                 allowed.append(method)
                 continue
             with self._lock:
-                return handler(request, **match.groupdict())
+                response: httpx.Response = handler(request, **match.groupdict())
+                return response
         if allowed:
             return self.error(405, f"Method {request.method} not allowed on {path}")
         return self.error(404, f"No route for {request.method} {path}")
@@ -252,7 +253,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         content = self.rfile.read(length) if length else b""
-        host = self.headers.get("Host") or "%s:%d" % self.server.server_address[:2]
+        address = cast("tuple[str, int]", self.server.server_address)
+        host = self.headers.get("Host") or f"{address[0]}:{address[1]}"
         request = httpx.Request(
             self.command,
             f"http://{host}{self.path}",
@@ -277,7 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: the simulator keeps its own request log."""
 
 
@@ -308,8 +310,8 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        address = cast("tuple[str, int]", self._server.server_address)
+        return f"http://{address[0]}:{address[1]}"
 
     def close(self) -> None:
         self._server.shutdown()

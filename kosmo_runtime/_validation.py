@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from ._errors import InvalidArgument
 from ._manifest import FunctionSpec, ParamSpec
 
-__all__ = ["validate_arguments", "type_name"]
+__all__ = ["type_name", "validate_arguments"]
 
 _CHECKS = {
     "string": lambda v: isinstance(v, str),

@@ -206,7 +206,7 @@ def get_recording(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
 
 def _app_id(ctx: CallContext) -> str:
     """The ``app_id`` setting, else the vendor key of the account's only enabled project (memoised)."""
-    configured = ctx.setting("app_id") or ctx.memo.get("app_id")
+    configured: str | None = ctx.setting("app_id") or ctx.memo.get("app_id")
     if configured:
         return configured
     enabled = [p for p in _projects(ctx) if p["status"] == 1]
@@ -216,13 +216,14 @@ def _app_id(ctx: CallContext) -> str:
             f"{ctx.label}: account {ctx.account.name!r} has no app_id setting and "
             f"{len(enabled)} enabled projects, so the App ID to record under is not known",
             hint=f"set app_id for this account in the accounts file; enabled projects: {choices}")
-    ctx.memo["app_id"] = enabled[0]["app_id"]
-    return ctx.memo["app_id"]
+    app_id: str = enabled[0]["app_id"]
+    ctx.memo["app_id"] = app_id
+    return app_id
 
 
 def _mode(ctx: CallContext) -> str:
     """The ``recording_mode`` setting; ConfigError when it is not a Cloud Recording mode."""
-    mode = ctx.setting("recording_mode")
+    mode: str = ctx.setting("recording_mode")
     if mode not in MODES:
         raise ConfigError(f"agora.{ctx.account.name}: recording_mode is {mode!r}",
                           hint=f"set recording_mode to one of {', '.join(MODES)} in the accounts file")

@@ -224,7 +224,7 @@ def _credential(account: dict[str, str]) -> str:
 
 
 def _is_json(request: httpx.Request) -> bool:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type: str = request.headers.get("content-type", "").split(";")[0].strip().lower()
     return media_type == "application/json"
 
 

@@ -151,7 +151,8 @@ def _pagination(total: int, returned: int, limit: int, page: int) -> dict[str, A
 
 def _fetch_event_type(ctx: CallContext, event_type_id: int) -> dict[str, Any]:
     body = ctx.http.get(f"/v2/event-types/{event_type_id}", headers=_version(ctx, "event_types_api_version"))
-    return body["data"]
+    event_type: dict[str, Any] = body["data"]
+    return event_type
 
 
 def _instant(text: str) -> datetime:

@@ -73,9 +73,9 @@ from __future__ import annotations
 
 import re
 import secrets
-from calendar import monthrange
 import threading
 import uuid
+from calendar import monthrange
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -433,7 +433,7 @@ def _sort_order(
     params: httpx.QueryParams, name: str, message: str, query: dict[str, Any], errors: list[_Invalid]
 ) -> str | None:
     """An optional ``asc``/``desc`` query parameter, recording a validation error when it is neither."""
-    value = params.get(name)
+    value: str | None = params.get(name)
     if value is None:
         return None
     query[name] = value
@@ -874,7 +874,7 @@ class CalComSimulator(Simulator):
         versions: frozenset[str] = getattr(handler, "_versions", frozenset())
         if handler is None or (versions and _api_version(request) not in versions):
             return self.error(404, f"Cannot {request.method} {self._local.url}")
-        auth: Auth = getattr(handler, "_auth")
+        auth: Auth = handler._auth
         token = _bearer_token(request)
         if auth == "public" or (token is None and auth == "optional") or token in self.credentials:
             return None

@@ -119,7 +119,7 @@ def list_webinars(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     page, size, status = args["page"], args["size"], args.get("status")
     wanted = status.upper() if status is not None else None
     if wanted is not None and wanted not in DERIVED_STATUSES:
-        return {"_embedded": {"webinars": []}, "page": _page_info(0, page, size), "warnings": [_status_warning(status)]}
+        return {"_embedded": {"webinars": []}, "page": _page_info(0, page, size), "warnings": [_status_warning(str(status))]}
     now = ctx.now()
     window = {"fromTime": _iso(now - LIST_WINDOW), "toTime": _iso(now + LIST_WINDOW)}
     base = _organizer_path(ctx)

@@ -160,7 +160,7 @@ def _parse_int(value: str, name: str) -> int:
 
 
 def _parse_bool(params: httpx.QueryParams, name: str, default: bool) -> bool:
-    value = params.get(name)
+    value: str | None = params.get(name)
     if value is None:
         return default
     if value.lower() not in ("true", "false"):
@@ -840,7 +840,7 @@ class GoToWebinarSimulator(Simulator):
         if kind == "series" and len(slots) < 2:
             raise _ApiError(400, "A series webinar takes two or more startTime/endTime pairs")
         now = self.now()
-        for start, end in slots:
+        for start, _end in slots:
             if start <= now:
                 raise _ApiError(400, f"Webinar times must be in the future: {_iso(start)} has passed")
         return slots

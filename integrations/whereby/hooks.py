@@ -102,7 +102,8 @@ def _all(ctx: CallContext, path: str, params: dict[str, Any]) -> Iterator[dict[s
 
 def _meetings_page(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """One page of ``GET /v1/meetings`` for the ``limit`` and ``cursor`` arguments."""
-    return ctx.http.get(MEETINGS, params={"limit": args.get("limit"), "cursor": args.get("cursor")})
+    page: dict[str, Any] = ctx.http.get(MEETINGS, params={"limit": args.get("limit"), "cursor": args.get("cursor")})
+    return page
 
 
 def _find_meeting(ctx: CallContext, room_name: str) -> dict[str, Any]:
