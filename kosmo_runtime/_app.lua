@@ -15,6 +15,26 @@ local co_create, co_resume, co_status, co_yield, co_running =
   coroutine.create, coroutine.resume, coroutine.status, coroutine.yield, coroutine.running
 local pack = table.pack
 local math_type = math.type
+local getinfo, pcall = debug.getinfo, pcall
+
+-- Where the script last looked up an integration function: a call made as a tail call
+-- (`return app.integrations.x.f{}`) has no script frame left when it fails, so its error
+-- names this line instead.
+local looked_up_at = {}
+
+local function note_lookup()
+  local info = getinfo(3, "Sl")  -- 1 this function, 2 the namespace's __index, 3 the indexing code
+  if info and info.source ~= "=[kosmo]" then looked_up_at.script, looked_up_at.line = info.short_src, info.currentline end
+end
+
+local function located(ok, ...)
+  if ok then return ... end
+  local err = ...
+  if type(err) == "table" and err.line == nil and looked_up_at.line and getmetatable(err) == "kosmo.error" then
+    err.script, err.line = looked_up_at.script, looked_up_at.line
+  end
+  error(err, 0)
+end
 
 -- app.parallel: branches run in coroutines; an integration call inside a branch is
 -- submitted to the host and the branch yields WAIT until the host reports it done.
@@ -48,6 +68,7 @@ local function make_function(id, account, name, label)
       usage(label .. " takes one table of named arguments, e.g. " .. label .. "{name = value}; got a " .. type(args),
             nil, where)
     end
+    if getinfo(1, "t").istailcall then return located(pcall(call_integration, id, account, name, args)) end
     return call_integration(id, account, name, args)
   end
 end
@@ -65,9 +86,13 @@ local function namespace(id, account)
   setmetatable(proxy, {
     __index = function(_, key)
       local hit = by_key[key]
-      if hit ~= nil then return hit end
+      if hit ~= nil then
+        if not is_namespace[hit] then note_lookup() end
+        return hit
+      end
       if type(key) ~= "string" then return nil end
       local kind, name = call(host.member, id, account, key)
+      if kind == "function" then note_lookup() end
       local value = by_name[kind .. ":" .. name]
       if value == nil then
         if kind == "function" then

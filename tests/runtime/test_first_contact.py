@@ -305,3 +305,23 @@ def test_demo_runs_that_end_with_calls_in_flight_print_no_python_traceback(tmp_p
         done = subprocess.run([sys.executable, "-m", "kosmo_runtime", "run", "--demo", "--wall-time", wall_time, str(script)],
                               capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+
+
+# -- errors of tail calls keep the script's line ---------------------------------------------------
+
+
+@pytest.mark.parametrize("source,line", [
+    ('local x = 1\nreturn app.integrations.whereby.get_room{room_name = "nope"}', 2),
+    ('local ns = app.integrations.whereby\nlocal x = ns.list_rooms{}\n\nreturn ns.get_room{room_name = "nope"}', 4),
+    ('local function find(name)\n  return app.integrations.whereby.get_room{room_name = name}\nend\nreturn find("nope")', 2),
+    ('local x = 1\nlocal r = app.integrations.whereby.get_room{room_name = "nope"}\nreturn r', 2),
+])
+def test_an_error_in_a_tail_call_names_the_scripts_line(source, line):
+    from kosmo_runtime import Demo
+
+    with Demo(["whereby"]) as demo, demo.runtime() as runtime:
+        result = runtime.run(source, name="job.lua")
+        assert result.error is not None and result.error.type == "UpstreamNotFound"
+        assert (result.error.script, result.error.line) == ("job.lua", line)
+        assert runtime.run("local ok, e = pcall(function() return app.integrations.whereby.get_room{room_name = 'x'} end)\n"
+                           "return e.line").result == 1
