@@ -332,8 +332,6 @@ def test_argument_errors_carry_integration_and_function_fields(rt: Runtime, call
     assert err["function"] == call.split("{")[0].split("(")[0]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an error raised by a tail call (`return ns.fn{...}`, the most common "
-                                       "form) has no script/line and its traceback is only '(...tail calls...)'")
 def test_error_from_a_tail_call_names_the_script_line(rt: Runtime) -> None:
     result = rt.run("local n = app.integrations.test_notes\nreturn n.get_note{}")
     assert result.error.type == "InvalidArgument"
