@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from ._clock import Clock, read, utc_now
 if TYPE_CHECKING:
     from ._accounts import Account
     from ._http import Http
+    from ._paginate import Pagination
     from ._store import ScopedStore
 
 __all__ = ["CallContext"]
@@ -37,6 +39,13 @@ class CallContext:
     def now(self) -> datetime:
         """The current time (aware, UTC) by the Runtime's clock: real time, or the demo's simulated date."""
         return read(self.clock)
+
+    def collect(self, path: str, pagination: Pagination, params: Mapping[str, Any] | None = None,
+                headers: Mapping[str, str] | None = None) -> Iterator[Any]:
+        """Every item of the list endpoint ``path``, fetched lazily page by page (``GET``)."""
+        from ._paginate import collect
+
+        return collect(lambda query: self.http.get(path, params=query, headers=headers), pagination, params)
 
     @property
     def label(self) -> str:

@@ -18,6 +18,8 @@ a private ``kosmo_runtime._`` module or the package façade)::
 * The errors an integration may raise: :class:`InvalidArgument` (an argument the manifest cannot
   check), :class:`NotFound`, :class:`UpstreamNotFound`, :class:`UpstreamError`,
   :class:`BadResponse`, :class:`AccountError`, :class:`ConfigError`.
+* :class:`Pagination` — a named pagination strategy (``cursor``, ``skip_take``, ``page_size``) as
+  data; ``ctx.collect(path, pagination)`` walks every page of a list endpoint.
 * The simulator base: :class:`Simulator`, :func:`route`, :class:`Fault`.
 
 The module stays light to import: the store and the simulator base (sqlite3, httpx) load on
@@ -42,6 +44,7 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
+    from ._paginate import Pagination
     from ._simulate import Fault, Simulator, route
     from ._store import ScopedStore
 
@@ -54,6 +57,7 @@ __all__ = [
     "Fault",
     "InvalidArgument",
     "NotFound",
+    "Pagination",
     "ScopedStore",
     "Simulator",
     "UpstreamError",
@@ -61,7 +65,8 @@ __all__ = [
     "route",
 ]
 
-_LAZY = {"ScopedStore": "._store", "Simulator": "._simulate", "route": "._simulate", "Fault": "._simulate"}
+_LAZY = {"ScopedStore": "._store", "Simulator": "._simulate", "route": "._simulate", "Fault": "._simulate",
+         "Pagination": "._paginate"}
 
 
 def __getattr__(name: str) -> Any:

@@ -47,7 +47,7 @@ def test_the_check_sees_private_and_facade_imports(tmp_path: Path) -> None:
 def test_the_authoring_api_exports_what_it_lists() -> None:
     assert set(integration.__all__) == {
         "AccountError", "BadResponse", "CallContext", "Clock", "ConfigError", "Fault", "InvalidArgument",
-        "NotFound", "ScopedStore", "Simulator", "UpstreamError", "UpstreamNotFound", "route"}
+        "NotFound", "Pagination", "ScopedStore", "Simulator", "UpstreamError", "UpstreamNotFound", "route"}
     for name in integration.__all__:
         assert getattr(integration, name) is not None, name
     assert integration.Simulator is kosmo_runtime.Simulator and integration.CallContext is kosmo_runtime.CallContext

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from kosmo_runtime.integration import BadResponse, CallContext, InvalidArgument, UpstreamNotFound
+from kosmo_runtime.integration import BadResponse, CallContext, InvalidArgument, Pagination, UpstreamNotFound
 
-_SCAN_TAKE = 250  # the largest page GET /v2/bookings serves
+_SCAN = Pagination("skip_take", items="data", size=250, size_param="take")  # 250: GET /v2/bookings' largest page
 _DEFAULT_TAKE = 100  # GET /v2/bookings' own default page size
 # list_bookings status -> (upstream `status` filter, a comma-separated list; booking status kept client-side or None)
 _STATUS_FILTERS: dict[str, tuple[str, str | None]] = {
@@ -183,14 +183,7 @@ def _booking_length(ctx: CallContext, event_type: dict[str, Any], minutes: int) 
 
 def _scan_bookings(ctx: CallContext, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every booking matching ``query``, fetched lazily in pages of 250."""
-    skip = 0
-    while True:
-        body = ctx.http.get("/v2/bookings", params={**query, "take": _SCAN_TAKE, "skip": skip},
-                            headers=_version(ctx, "bookings_api_version"))
-        yield from body["data"]
-        if not (body.get("pagination") or {}).get("hasNextPage"):
-            return
-        skip += _SCAN_TAKE
+    return ctx.collect("/v2/bookings", _SCAN, query, headers=_version(ctx, "bookings_api_version"))
 
 
 def _remember_uids(ctx: CallContext, bookings: list[dict[str, Any]]) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
-from kosmo_runtime.integration import CallContext, InvalidArgument
+from kosmo_runtime.integration import CallContext, InvalidArgument, Pagination
 
 ME_PATH = "/admin/rest/v1/me"
 LIST_WINDOW = timedelta(days=365)  # list_webinars covers starts from now - 1 year to now + 1 year
@@ -94,15 +94,8 @@ def _status_warning(status: str) -> str:
 
 def _all_webinars(ctx: CallContext, path: str, window: dict[str, str]) -> list[dict[str, Any]]:
     """Every webinar in ``window``, reading GoTo's pages at the maximum size."""
-    webinars: list[dict[str, Any]] = []
-    number = 0
-    while True:
-        body = ctx.http.get(path, params={**window, "page": number, "size": MAX_PAGE_SIZE})
-        chunk = _embedded(body, "webinars")
-        webinars += chunk
-        number += 1
-        if not chunk or number >= (body.get("page") or {}).get("totalPages", 0):
-            return webinars
+    pages = Pagination("page_size", items="_embedded.webinars", size=MAX_PAGE_SIZE, size_param="size")
+    return list(ctx.collect(path, pages, window))
 
 
 def _with_status(webinars: list[dict[str, Any]], live: set[str], now: datetime) -> list[dict[str, Any]]:

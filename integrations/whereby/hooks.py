@@ -16,10 +16,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from kosmo_runtime.integration import CallContext, InvalidArgument, UpstreamNotFound
+from kosmo_runtime.integration import CallContext, InvalidArgument, Pagination, UpstreamNotFound
 
 MEETINGS = "/v1/meetings"
-PAGE_SIZE = 100  # the largest page Whereby serves
+PAGES = Pagination("cursor", items="results", size=100, size_param="limit")  # 100: the largest page Whereby serves
 DEFAULT_LENGTH = timedelta(hours=1)
 
 
@@ -91,13 +91,7 @@ def _session_seconds(session: dict[str, Any]) -> int:
 
 def _all(ctx: CallContext, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every item of a Whereby list endpoint, following ``cursor`` page by page."""
-    cursor = None
-    while True:
-        page = ctx.http.get(path, params={**params, "limit": PAGE_SIZE, "cursor": cursor})
-        yield from page["results"]
-        cursor = page.get("cursor")
-        if not cursor:
-            return
+    return ctx.collect(path, PAGES, params)
 
 
 def _meetings_page(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
