@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         # An MCP server asks through its client (elicitation), never at a terminal (stdio is the protocol).
         with _runtime(args, interactive=args.command != "mcp") as runtime:
             if args.command in ("run", "call", "mcp", "repl"):
-                runtime.audit_log  # at start-up: an unwritable audit log is a configuration error (exit 2)
+                _ = runtime.audit_log  # at start-up: an unwritable audit log is a configuration error (exit 2)
             handler = {"run": _cmd_run, "call": _cmd_call, "docs": _cmd_docs, "accounts": _cmd_accounts,
                        "mcp": _cmd_mcp, "repl": _cmd_repl, "stubs": _cmd_stubs}[args.command]
             return handler(runtime, args)
@@ -431,8 +431,8 @@ def _sync_docs(runtime: Runtime, *, check: bool) -> int:
                 path.write_text(synced, encoding="utf-8")
     stale += map(str, sync_stubs(folder / "stubs", documented_stubs(runtime.docs), check=check))
     verb = "out of date" if check else "updated"
-    for path in stale:
-        print(f"{verb}: {path}")
+    for item in stale:
+        print(f"{verb}: {item}")
     return 1 if check and stale else 0
 
 

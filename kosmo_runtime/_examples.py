@@ -54,6 +54,6 @@ def copy_examples(destination: Path, names: list[str]) -> list[Path]:
     if existing:
         raise FileExistsError(", ".join(existing))
     destination.mkdir(parents=True, exist_ok=True)
-    for name, target in zip(chosen, targets):
+    for name, target in zip(chosen, targets, strict=True):
         target.write_text(read_example(name)[0], encoding="utf-8")
     return targets

@@ -19,9 +19,16 @@ import pytest
 from kosmo_runtime import LoopbackServer, Runtime
 from kosmo_runtime._limits import MAX_SOURCE_BYTES, MiB
 from tests.fixtures.integrations.test_notes.simulator import KEY, NotesSimulator
-from tests.runtime.test_cli import FIXTURES, _env, accounts_text, kosmo  # noqa: F401 - fixtures
+from tests.runtime import test_cli as cli
+from tests.runtime.test_cli import FIXTURES, accounts_text
 
 REPO = Path(__file__).resolve().parents[2]
+_env = cli._env  # the CLI tests' environment (autouse): no user files, the notes fixture integration
+
+
+@pytest.fixture
+def kosmo(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> cli.Kosmo:
+    return cli.Kosmo(capsys, monkeypatch)
 
 
 def test_examples_lists_the_bundled_files_with_their_first_comment(kosmo):
