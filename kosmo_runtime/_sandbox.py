@@ -217,8 +217,12 @@ class Sandbox:
                 f"json.decode: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
                 hint="check the text is complete JSON (quoted keys, no trailing commas)",
             ) from None
+        except RecursionError:
+            raise InvalidArgument("json.decode: the JSON nests too deeply to decode",
+                                  hint=f"values may nest at most {self.limits.depth} levels (the depth limit)") from None
         except ValueError as exc:
-            raise InvalidArgument(f"json.decode: {exc}", hint="JSON numbers must be finite and of reasonable size") from None
+            reason = ("a number has more than 4,300 digits" if "int_max_str_digits" in str(exc) else str(exc))
+            raise InvalidArgument(f"json.decode: {reason}", hint="JSON numbers must be finite and of reasonable size") from None
         return data
 
     # -- limits ----------------------------------------------------------------

@@ -332,3 +332,12 @@ def test_an_error_in_a_tail_call_names_the_scripts_line(source, line):
         assert (result.error.script, result.error.line) == ("job.lua", line)
         assert runtime.run("local ok, e = pcall(function() return app.integrations.whereby.get_room{room_name = 'x'} end)\n"
                            "return e.line").result == 1
+
+
+def test_json_decode_of_deep_or_huge_input_is_a_clear_error_without_python_internals():
+    with Runtime(accounts=None) as runtime:
+        deep = runtime.run('return json.decode(("["):rep(100000) .. ("]"):rep(100000))').error
+        digits = runtime.run('return json.decode(("9"):rep(5000))').error
+    assert deep is not None and deep.type == "InvalidArgument" and "nests too deeply" in deep.message
+    assert digits is not None and digits.type == "InvalidArgument" and "more than 4,300 digits" in digits.message
+    assert "sys." not in digits.message + (digits.hint or "")
