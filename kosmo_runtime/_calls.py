@@ -168,12 +168,14 @@ class _Binding:
 def _execute(loaded: LoadedIntegration, function: str, spec: FunctionSpec, context: CallContext,
              args: dict[str, Any]) -> Any:
     if spec.request is not None:
-        return run_declarative(spec, context, args)
+        name = spec.response.transform
+        return run_declarative(spec, context, args, loaded.slot(function, "transform", name) if name else None)
     return loaded.handler(function)(context, args)
 
 
-def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, Any]) -> Any:
-    """Execute a ``request``/``response`` declaration: fill templates, send, extract, wrap."""
+def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, Any],
+                    transform: Callable[[CallContext, dict[str, Any], Any], Any] | None = None) -> Any:
+    """Execute a ``request``/``response`` declaration: fill templates, send, extract, add, transform, wrap."""
     assert spec.request is not None
     values = {**context.account.settings, **args}
     request = spec.request
@@ -184,7 +186,10 @@ def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, An
     data = context.http.request(request.method, path, params=query,
                                 json={k: v for k, v in body.items() if v is not None} if body is not None else None,
                                 headers=headers or None)
-    return shape(data, spec.response.extract, spec.response.wrap_as, spec.response.add)
+    data = shape(data, spec.response.extract, None, spec.response.add)
+    if transform is not None:
+        data = transform(context, args, data)
+    return {spec.response.wrap_as: data} if spec.response.wrap_as else data
 
 
 def shape(data: Any, extract: str | None, wrap_as: str | None, add: dict[str, str] | None = None) -> Any:

@@ -85,10 +85,12 @@ class RequestSpec(_Strict):
 class ResponseSpec(_Strict):
     """How the upstream body becomes the Lua result: take ``extract`` (a dotted path), add fields
     to it (to each item of a list) copied from its own fields (``add: {length: lengthInMinutes}``),
-    then wrap it as ``{wrap_as: ...}``."""
+    then wrap it as ``{wrap_as: ...}``. What data cannot say, ``transform`` names: a hooks function
+    ``transform(ctx, args, data) -> result`` applied after ``extract`` and ``add``, before ``wrap_as``."""
 
     extract: str | None = None
     add: dict[str, str] = Field(default_factory=dict)
+    transform: str | None = None
     wrap_as: str | None = None
 
 
@@ -197,8 +199,8 @@ class Manifest(_Strict):
         clash = set(self.credentials) & set(self.settings)
         if clash:
             raise ValueError(f"{sorted(clash)} declared as both credential and setting")
-        if any(spec.handler for spec in self.functions.values()) and not self.hooks:
-            raise ValueError("a function names a handler, so 'hooks' must name the hooks module")
+        if any(spec.handler or spec.response.transform for spec in self.functions.values()) and not self.hooks:
+            raise ValueError("a function names a handler or a transform, so 'hooks' must name the hooks module")
         return self
 
     def full_name(self, function: str) -> str:
@@ -229,15 +231,18 @@ class LoadedIntegration:
 
     def handler(self, function: str) -> Callable[..., Any]:
         """The hooks function implementing ``function``."""
-        spec = self.manifest.functions[function]
+        return self.slot(function, "handler", self.manifest.functions[function].handler or "")
+
+    def slot(self, function: str, kind: str, name: str) -> Callable[..., Any]:
+        """The hooks function ``name`` that ``function`` names for a slot (``handler``, ``transform``)."""
         if self._hooks is None:
             self._hooks = self._import_hooks()
         try:
-            handler: Callable[..., Any] = getattr(self._hooks, spec.handler or "")
-            return handler
+            found: Callable[..., Any] = getattr(self._hooks, name)
+            return found
         except AttributeError:
             raise ManifestError(
-                f"{self.folder / 'manifest.yaml'}: function {function} names handler {spec.handler!r}, "
+                f"{self.folder / 'manifest.yaml'}: function {function} names {kind} {name!r}, "
                 f"which {self.manifest.hooks}.py does not define",
                 file=str(self.folder / "manifest.yaml"),
                 hint="define the function in the hooks module or fix the name",

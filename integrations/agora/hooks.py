@@ -62,15 +62,15 @@ def _projects(ctx: CallContext) -> list[dict[str, Any]]:
     return [_project(p) for p in ctx.http.get(PROJECTS)["projects"]]
 
 
-def list_projects(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+def project_listing(ctx: CallContext, args: dict[str, Any], projects: list[dict[str, Any]]) -> dict[str, Any]:
     """All projects: ``data`` (the documented key) and ``projects`` (Agora's key), the same items."""
-    projects = _projects(ctx)
-    return {"data": projects, "projects": projects}
+    shown = [_project(p) for p in projects]
+    return {"data": shown, "projects": shown}
 
 
-def get_project(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+def project_by_id(ctx: CallContext, args: dict[str, Any], listed: list[dict[str, Any]]) -> dict[str, Any]:
     """One project by id, found in the project list (Agora's ``GET /dev/v1/project`` also needs the name)."""
-    projects = _projects(ctx)
+    projects = [_project(p) for p in listed]
     for project in projects:
         if project["id"] == args["project_id"]:
             return project
@@ -259,9 +259,9 @@ def start_recording(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
 # -- the account ---------------------------------------------------------------------------
 
 
-def get_current_user(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
-    """Verify the credentials by listing projects; describe the account from its configuration."""
-    projects = _projects(ctx)
+def account_summary(ctx: CallContext, args: dict[str, Any], listed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The credentials were verified by listing projects; describe the account from its configuration."""
+    projects = [_project(p) for p in listed]
     name = ctx.setting("contact_name") or ctx.account.label or ctx.account.name
     user = {"name": name, "account": ctx.account.name}
     if ctx.setting("contact_email"):

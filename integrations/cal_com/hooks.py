@@ -92,10 +92,9 @@ def get_booking(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     return _booking_result(ctx, body["data"], args["id"])
 
 
-def list_teams(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
-    """The user's teams, sliced to ``limit``/``page`` here (upstream has no paging)."""
-    body = ctx.http.get("/v2/teams")
-    return {"teams": _slice(body["data"], args.get("limit"), args["page"])}
+def page_slice(ctx: CallContext, args: dict[str, Any], items: list[Any]) -> list[Any]:
+    """A list the service returns whole, sliced to ``limit``/``page`` here (upstream has no paging)."""
+    return _slice(items, args.get("limit"), args["page"])
 
 
 # -- helpers ------------------------------------------------------------------------------------

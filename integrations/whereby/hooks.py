@@ -116,9 +116,8 @@ def _find_meeting(ctx: CallContext, room_name: str) -> dict[str, Any]:
 # -- handlers -----------------------------------------------------------------------------
 
 
-def list_rooms(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+def room_page(ctx: CallContext, args: dict[str, Any], page: dict[str, Any]) -> dict[str, Any]:
     """One page of the organization's rooms (Whereby meetings)."""
-    page = _meetings_page(ctx, args)
     return _listing(page, [_room(m) for m in page["results"]])
 
 
@@ -186,9 +185,8 @@ def get_meeting(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
             "participants": participants}
 
 
-def get_current_user(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
-    """Verify the API key with the cheapest read; Whereby has no identity endpoint, so no name or email."""
-    page = ctx.http.get(MEETINGS, params={"limit": 1})
+def key_check(ctx: CallContext, args: dict[str, Any], page: dict[str, Any]) -> dict[str, Any]:
+    """The API key was verified with the cheapest read; Whereby has no identity endpoint, so no name or email."""
     result = {
         "authenticated": True,
         "account": ctx.account.name,

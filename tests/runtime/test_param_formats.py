@@ -63,3 +63,24 @@ def test_response_add_copies_fields_on_objects_and_each_item() -> None:
     assert shape({"data": [{"a": 1}, {"b": 2}]}, "data", None, {"c": "a"}) == [{"a": 1, "c": 1}, {"b": 2, "c": None}]
     with pytest.raises(TypeError):
         shape({"data": "text"}, "data", None, {"c": "a"})
+
+
+def test_a_transform_slot_needs_the_hooks_module_and_a_defined_function() -> None:
+    from pathlib import Path
+
+    from kosmo_runtime._errors import ManifestError
+    from kosmo_runtime._manifest import Manifest, load_manifest
+
+    folder = Path(__file__).resolve().parents[2] / "integrations" / "whereby"
+    loaded = load_manifest(folder, None)
+    assert loaded.manifest.functions["list_rooms"].response.transform == "room_page"
+    assert loaded.manifest.functions["list_rooms"].handler is None
+    with pytest.raises(ManifestError, match="function list_rooms names transform 'nope', which hooks.py does not define"):
+        loaded.slot("list_rooms", "transform", "nope")
+    data = loaded.manifest.model_dump(exclude_defaults=False)
+    data["hooks"] = None
+    for spec in data["functions"].values():
+        spec["handler"] = None
+        spec["request"] = spec["request"] or {"method": "GET", "path": "/x"}
+    with pytest.raises(ValueError, match="names a handler or a transform, so 'hooks' must name the hooks module"):
+        Manifest.model_validate(data)
