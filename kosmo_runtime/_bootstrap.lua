@@ -41,12 +41,15 @@ local LIMIT_MT = {
   __tostring = function(self) return "run limit exceeded: " .. self.limit end,
   __metatable = "locked",
 }
+-- Made now: tripping the memory limit must not need to allocate.
+local LIMIT = setmetatable({limit = "instructions"}, LIMIT_MT)
 
 local hook
 local function trip(kind)
   if not tripped then
-    tripped = setmetatable({limit = kind}, LIMIT_MT)
     host.limit(kind)
+    LIMIT.limit = kind
+    tripped = LIMIT
   end
   debug_sethook(co_running(), hook, "", 1)
   error(tripped, 0)
@@ -109,6 +112,12 @@ local function raise(data)
   error(setmetatable(data, ERROR_MT), 0)
 end
 
+-- The memory cap is lifted from just before a host function is entered until its
+-- results are on the Lua stack (see Sandbox._host): a Lua memory error must never
+-- unwind through Python frames. `settle` restores the cap and says whether the
+-- state is over it.
+local lift, settle = host.lift, host.settle
+
 -- Unwrap a host result.
 local function checked(status, value, ...)
   if status == true then return value, ... end
@@ -117,6 +126,7 @@ local function checked(status, value, ...)
 end
 
 local function unwrap(ok, ...)
+  if settle() then trip("memory") end
   if ok then return checked(...) end
   if tripped then error(tripped, 0) end
   local err = ...
@@ -130,6 +140,7 @@ end
 
 -- Call a host function: its errors become structured Lua errors, never Python objects.
 local function call(fn, ...)
+  lift()
   return unwrap(pcall(fn, ...))
 end
 
@@ -450,12 +461,16 @@ end
 local session_env = nil  -- the env kept between chunks of a session (REPL)
 
 local function run(source, chunkname, chunk_deadline, keep_env)
+  if settle() then return "limit", "memory" end   -- the host lifted the cap to pass the source
   deadline = chunk_deadline or deadline
   steps, ticks = 0, 0
   local env = keep_env and session_env or make_env()
   if keep_env then session_env = env end
   local fn, err = load(source, "=" .. chunkname, "t", env)
-  if not fn then return "syntax", err end
+  if not fn then
+    if err == "not enough memory" then return "limit", "memory" end
+    return "syntax", err
+  end
   local co = arm(co_create(fn))
   local results = pack(co_resume(co))
   if tripped then return "limit", tripped.limit end

@@ -31,7 +31,7 @@ from ._errors import (
     LuaSyntaxError,
     ScriptError,
 )
-from ._limits import Limits, limit_exceeded
+from ._limits import MAX_SOURCE_BYTES, Limits, limit_exceeded
 from ._result import CallRecord, RunResult
 from ._values import Converter, Opaque, render
 
@@ -78,6 +78,8 @@ class Sandbox:
         self._runs = 0
         self._interrupted = False
         self._pending: list[tuple[str, Callable[[], dict[str, Callable[..., Any]]]]] = []
+        self._lifts = 0
+        self._cap = 0  # no cap (0) until the first run sets it
         self.lua = lua54.LuaRuntime(
             register_eval=False,
             register_builtins=False,
@@ -92,6 +94,8 @@ class Sandbox:
             "now": self._now,
             "epoch": self._host(lambda: math.floor(read(date_clock).timestamp())),
             "limit": self._record_limit,
+            "lift": self._lift,
+            "settle": self._settle,
             "print": self._host(self._print),
             "json_encode": self._host(self._json_encode),
             "json_decode": self._host(self._json_decode),
@@ -99,7 +103,8 @@ class Sandbox:
         })
         boot = self.lua.compile(_bytecode("_bootstrap.lua"), name="=[kosmo]", mode="b")
         self.kit = boot(host)
-        self.convert = Converter(self.lua, self.kit, limits.depth)
+        self.convert = Converter(self.lua, self.kit, limits.depth, checkpoint=self._checkpoint,
+                                 budgets={"memory": limits.memory, "result": limits.result, "output": limits.output})
 
     def install_lazily(self, filename: str, names: list[str], functions: Callable[[], dict[str, Callable[..., Any]]]) -> None:
         """Install a layer the first time the script reads one of the globals ``names`` defines."""
@@ -118,39 +123,70 @@ class Sandbox:
 
     # -- host functions --------------------------------------------------------
 
-    def _host(self, fn: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
-        """Wrap a host function so that it never raises into Lua (see the bootstrap's protocol)."""
+    def _host(self, fn: Callable[..., Any]) -> Callable[..., tuple[Any, ...]]:
+        """Wrap a host function so that it never raises into Lua (see the bootstrap's protocol).
+
+        The bootstrap calls every wrapped function between ``lift`` and ``settle``: its arguments,
+        its work on Lua values and its results are made with the memory cap lifted, so no Lua
+        memory error can unwind through Python frames (the checkpoint bounds the overshoot).
+        """
 
         def call(*args: Any) -> tuple[Any, ...]:
             try:
-                value = fn(*args)
-                if isinstance(value, tuple):
-                    return (True, *value)
-                return True, self.convert.to_lua(value)
+                try:
+                    value = fn(*args)
+                    if isinstance(value, tuple):
+                        return (True, *value)
+                    return True, self.convert.to_lua(value)
+                except LimitExceeded:
+                    raise
+                except KosmoError as exc:
+                    return False, self.convert.to_lua(exc.to_dict())
+                except UnicodeError:
+                    error = InvalidArgument("a string passed to or from the host is not valid UTF-8 text")
+                    return False, self.convert.to_lua(error.to_dict())
+                except lua54.LuaMemoryError:
+                    self._record_limit("memory")
+                    return "limit", "memory"
+                except lua54.LuaError:
+                    if self.limit_hit is not None:
+                        return "limit", self.limit_hit
+                    error = InvalidArgument("a metamethod of a value passed to the runtime raised an error",
+                                            hint="pass plain data (tables without metatables)")
+                    return False, self.convert.to_lua(error.to_dict())
+                except Exception:  # a bug on the host side: logged, never shown to the script as Python
+                    log.exception("host function %s failed", getattr(fn, "__name__", fn))
+                    error = IntegrationBug("the runtime failed internally while handling this call",
+                                           hint="this is a bug in kosmo-runtime, not in your script; report it")
+                    return False, self.convert.to_lua(error.to_dict())
             except LimitExceeded as exc:
                 self.limit(exc)
                 return "limit", exc.limit
-            except KosmoError as exc:
-                return False, self.convert.to_lua(exc.to_dict())
-            except UnicodeError:
-                error = InvalidArgument("a string passed to or from the host is not valid UTF-8 text")
-                return False, self.convert.to_lua(error.to_dict())
-            except lua54.LuaMemoryError:
-                self._record_limit("memory")
-                return "limit", "memory"
-            except lua54.LuaError:
-                if self.limit_hit is not None:
-                    return "limit", self.limit_hit
-                error = InvalidArgument("a metamethod of a value passed to the runtime raised an error",
-                                        hint="pass plain data (tables without metatables)")
-                return False, self.convert.to_lua(error.to_dict())
-            except Exception:  # a bug on the host side: logged, never shown to the script as Python
-                log.exception("host function %s failed", getattr(fn, "__name__", fn))
-                error = IntegrationBug("the runtime failed internally while handling this call",
-                                       hint="this is a bug in kosmo-runtime, not in your script; report it")
-                return False, self.convert.to_lua(error.to_dict())
 
         return call
+
+    # -- the memory cap ----------------------------------------------------------
+
+    def _lift(self) -> None:
+        """Lift the memory cap while the host makes Lua values (nested calls count)."""
+        self._lifts += 1
+        if self._lifts == 1:
+            self.lua.set_max_memory(0)
+
+    def _settle(self) -> bool:
+        """Undo one ``_lift``; True when the state is over its cap once the cap is back."""
+        self._lifts = max(self._lifts - 1, 0)
+        if self._lifts:
+            return False
+        self.lua.set_max_memory(self._cap)
+        return bool(self._cap and self.lua.get_memory_used() > self._cap)
+
+    def _checkpoint(self) -> None:
+        """Bound host work on Lua values: the wall clock and the memory cap (also while lifted)."""
+        if self.clock() > self.deadline or self._interrupted:
+            raise self.limit_error("wall_time")
+        if self._cap and self.lua.get_memory_used() > self._cap:
+            raise self.limit_error("memory")
 
     def _now(self) -> float:
         return math.inf if self._interrupted else self.clock()
@@ -244,11 +280,20 @@ class Sandbox:
         result: Any = None
         if self._runs:
             self._next_chunk()
-        else:
-            self.lua.set_max_memory(self.lua.get_memory_used() + self.limits.memory)
         self._runs += 1
+        refused = self._refuse_source(source)
+        if refused is not None:
+            return RunResult(ok=False, error=refused, duration=self.clock() - self.started)
+        if not self._cap:
+            self._cap = self.lua.get_memory_used() + self.limits.memory
         try:
+            # The source and names reach Lua with the cap lifted; the bootstrap's run settles it
+            # first thing. After the run the cap stays lifted: the host reads the results.
+            self._lifts = 0
+            self._lift()
             outcome = self.kit.run(source, name, self.deadline, keep_env)
+            self._lifts = 0
+            self._lift()
             status = outcome[0]
             if self.limit_hit is not None:
                 error = self._final_limit_error()
@@ -284,6 +329,18 @@ class Sandbox:
             duration=self.clock() - self.started,
         )
 
+    def _refuse_source(self, source: str) -> KosmoError | None:
+        """The error for a source too large to compile (checked before it reaches Lua)."""
+        size = len(source) if len(source) * 4 <= MAX_SOURCE_BYTES else len(source.encode("utf-8", "surrogatepass"))
+        if size > self.limits.memory:
+            return LimitExceeded(f"run stopped: the script's source ({size:,} bytes) is larger than the memory "
+                                 f"limit of {self.limits.memory:,} bytes", limit="memory", value=self.limits.memory,
+                                 hint="send a shorter script: fetch data with integration calls instead of embedding it")
+        if size > MAX_SOURCE_BYTES:
+            return InvalidArgument(f"the script's source is {size:,} bytes; the maximum is {MAX_SOURCE_BYTES:,}",
+                                   hint="send a shorter script: fetch data with integration calls instead of embedding it")
+        return None
+
     def _next_chunk(self) -> None:
         if self.limit_hit is not None:
             raise RuntimeError("this sandbox hit a limit; start a new one")
@@ -304,7 +361,7 @@ class Sandbox:
 
     def _results(self, packed: Any) -> Any:
         count = packed["n"]
-        values = [self.convert.to_python(packed[i], what="return value") for i in range(2, count + 1)]
+        values = [self.convert.to_python(packed[i], what="return value", limit="result") for i in range(2, count + 1)]
         result = None if not values else values[0] if len(values) == 1 else values
         size = len(json.dumps(result, ensure_ascii=False))
         if size > self.limits.result:

@@ -9,7 +9,12 @@ The rules (also in ``lua_docs/runtime.md``):
 * ``json.null`` is ``None``; a Python ``None`` inside a list or dict becomes
   ``json.null`` in Lua (so it is not lost), and a Python list becomes a marked array;
 * functions, coroutines and cycles cannot cross: they are errors, never hangs;
-  nesting deeper than the run's ``depth`` limit is a limit error.
+  nesting deeper than the run's ``depth`` limit is a limit error;
+* every walk is counted in bytes of the value's smallest JSON (two per table entry, a
+  string's length plus its quotes), so a value whose sub-tables are shared many times
+  (a DAG) costs what its JSON would:
+  a walk past its budget is refused with a limit error, and ``checkpoint`` (the
+  run's wall-clock and memory check) runs every ``CHECK_EVERY`` units.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from ._errors import InvalidArgument, LimitExceeded
 
 __all__ = ["Converter", "Opaque", "render"]
 
+CHECK_EVERY = 4096  # units of conversion work between two checkpoints
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LuaTable = type(lua54.LuaRuntime().table())
 
@@ -37,25 +43,58 @@ class Opaque(str):
 class Converter:
     """Converts values between one Lua state and Python, following the rules above."""
 
-    def __init__(self, lua: lua54.LuaRuntime, kit: Any, depth: int) -> None:
+    def __init__(self, lua: lua54.LuaRuntime, kit: Any, depth: int, *,
+                 budgets: dict[str, int] | None = None, checkpoint: Callable[[], None] = lambda: None) -> None:
         self._table_from = lua.table_from
         self._inspect: Callable[..., tuple[str, bool, bool, bool]] = kit.inspect
         self._mark_array = kit.mark_array
         self.null = kit.null
         self.depth = depth
+        #: limit name -> units a walk may spend before that limit's error ends it
+        self.budgets = budgets or {}
+        self._checkpoint = checkpoint
+        self._left = 0
+        self._since_check = 0
+        self._limit = "memory"
+
+    def _start(self, limit: str) -> None:
+        self._limit = limit
+        self._left = self.budgets.get(limit, 1 << 62)
+
+    def _spend(self, units: int) -> bool:
+        """Count ``units`` of work; False once the walk is over its budget."""
+        self._left -= units
+        self._since_check += units
+        if self._since_check >= CHECK_EVERY:
+            self._since_check = 0
+            self._checkpoint()
+        return self._left >= 0
+
+    def _over_budget(self) -> LimitExceeded:
+        from ._limits import limit_exceeded
+
+        return limit_exceeded(self._limit, self.budgets.get(self._limit, 0))
 
     # -- Python -> Lua ---------------------------------------------------------
 
     def to_lua(self, value: Any, level: int = 0) -> Any:
-        """A Lua value for JSON-compatible Python ``value``."""
+        """A Lua value for JSON-compatible Python ``value``.
+
+        Runs while the Lua state's memory cap is lifted (the host's conversions must never
+        raise a Lua error through Python frames); the checkpoint enforces the cap instead.
+        """
         if value is None:
             return self.null
-        if isinstance(value, (str, bool, float)):
+        if isinstance(value, str):
+            self._spend(len(value))
+            return value
+        if isinstance(value, (bool, float)):
             return value
         if isinstance(value, int):
             return value if -(2**63) <= value < 2**63 else float(value)
         if level >= self.depth:
             raise self._too_deep()
+        self._spend(1 + len(value))
         if isinstance(value, dict):
             return self._table_from({str(k): self.to_lua(v, level + 1) for k, v in value.items()})
         if isinstance(value, (list, tuple)):
@@ -64,13 +103,17 @@ class Converter:
 
     # -- Lua -> Python -------------------------------------------------------
 
-    def to_python(self, value: Any, *, what: str = "value") -> Any:
-        """JSON-compatible Python for a Lua value; raises InvalidArgument or LimitExceeded."""
+    def to_python(self, value: Any, *, what: str = "value", limit: str = "memory") -> Any:
+        """JSON-compatible Python for a Lua value; raises InvalidArgument or LimitExceeded.
+
+        The walk may spend the budget of limit ``limit`` (``result`` for a run's return value).
+        """
+        self._start(limit)
         try:
             return self._convert(value, (what,), 0)
-        except LimitExceeded:
+        except LimitExceeded as exc:
             # Nesting ran past the depth limit: name the cycle if that is what caused it.
-            if self._has_cycle(value, ()):
+            if exc.limit == "depth" and self._has_cycle(value, (), set()):
                 raise InvalidArgument(f"{what} contains a cycle (a table that contains itself)",
                                       hint="build a tree: copy the values instead of referencing the parent table") from None
             raise
@@ -83,7 +126,9 @@ class Converter:
         return arguments
 
     def to_display(self, value: Any) -> Any:
-        """Like :meth:`to_python`, but naming functions and cycles instead of failing."""
+        """Like :meth:`to_python`, but naming functions and cycles instead of failing;
+        past the ``output`` budget the rest shows as ``{...}``."""
+        self._start("output")
         return self._display(value, "value", ())
 
     def _scalar(self, value: Any, path: tuple[Any, ...], lenient: bool) -> Any:
@@ -103,11 +148,17 @@ class Converter:
 
     def _convert(self, value: Any, path: tuple[Any, ...], level: int) -> Any:
         """The fast, strict walk: no table identities (cycles end at the depth limit)."""
-        if value is None or isinstance(value, (bool, int, str)):
+        if value is None or isinstance(value, (bool, int)):
+            return value
+        if isinstance(value, str):
+            if not self._spend(len(value) + 2):
+                raise self._over_budget()
             return value
         if not isinstance(value, _LuaTable):
             return self._scalar(value, path, False)
         items = list(value.items())
+        if not self._spend(2 * len(items) or 2):
+            raise self._over_budget()
         if not items:  # only an empty table can be json.null or an empty marked array
             _, is_array, is_null, _ = self._inspect(value)
             return None if is_null else [] if is_array else {}
@@ -134,10 +185,12 @@ class Converter:
             return None
         if identity in ancestors:
             return Opaque("<cycle>")
-        if len(ancestors) >= self.depth:
+        if len(ancestors) >= self.depth or self._left < 0:
             return Opaque("{...}")
         ancestors = (*ancestors, identity)
         items = list(value.items())
+        if not self._spend(2 * len(items) or 2):
+            return Opaque("{...}")
         if is_array or (items and _is_sequence(items)):
             items.sort(key=_first)
             return [self._display(v, where, ancestors) for _, v in items]
@@ -147,13 +200,19 @@ class Converter:
             result[name] = self._display(item, where, ancestors)
         return result
 
-    def _has_cycle(self, value: Any, ancestors: tuple[str, ...]) -> bool:
+    def _has_cycle(self, value: Any, ancestors: tuple[str, ...], acyclic: set[str]) -> bool:
+        """Whether ``value`` reaches one of its ancestors (``acyclic``: tables already cleared)."""
         if not isinstance(value, _LuaTable) or len(ancestors) > self.depth:
             return False
         identity = self._inspect(value)[0]
         if identity in ancestors:
             return True
-        return any(self._has_cycle(item, (*ancestors, identity)) for _, item in value.items())
+        if identity in acyclic:
+            return False
+        if any(self._has_cycle(item, (*ancestors, identity), acyclic) for _, item in value.items()):
+            return True
+        acyclic.add(identity)
+        return False
 
     def _key(self, key: Any, where: str, lenient: bool) -> str:
         if isinstance(key, str):
