@@ -183,9 +183,9 @@ local function copy(t)
 end
 
 -- Worst-case cost of Lua patterns is about #s*#p plus #s^(q+1), q being the number
--- of */+/- quantifiers that something else must follow (and %b balances). C code never
+-- of */+/-/? quantifiers that something else must follow (and %b balances). C code never
 -- reaches the instruction hook, so a pattern bomb is refused before it runs.
-local PATTERN_BUDGET = 1e9
+local PATTERN_BUDGET = 2e8   -- ~1 s of C backtracking on this project's machines (measured: 1e9 took 5.4 s)
 
 local function quantifiers(p)
   local q, i, n = 0, 1, #p
@@ -214,11 +214,10 @@ local function quantifiers(p)
       i = i + 1
     end
     local qc = str_sub(p, i, i)
-    if qc == "*" or qc == "+" or qc == "-" then
+    if qc == "*" or qc == "+" or qc == "-" or qc == "?" then
+      -- `?` backtracks too: n optional items before a failing tail try 2^n ways
       i = i + 1
       if str_find(str_sub(p, i), "[^)]") then q = q + 1 end
-    elseif qc == "?" then
-      i = i + 1
     end
   end
   return q
@@ -246,8 +245,28 @@ local function check_pattern(fname, s, p, init, plain)
   end
 end
 
+-- C library functions never reach the count hook: a loop of cheap-looking calls on big
+-- inputs (s:upper() on 16 MiB, table.sort with a C comparator) could run far past the
+-- wall clock. Calls on more than BIG bytes or elements check the clock first, and
+-- sorting compares through a Lua function, where the hook runs.
+local BIG = 1 << 16
+local rawlen = rawlen
+local function check_clock()
+  if tripped then error(tripped, 0) end
+  if now() > deadline then trip("wall_time") end
+end
+local function clocked(fn)
+  return function(s, ...)
+    if type(s) == "string" and #s > BIG then check_clock() end
+    return fn(s, ...)
+  end
+end
+
 local safe_string = copy(string)
 safe_string.dump = nil
+for _, name in ipairs({"upper", "lower", "reverse", "sub", "byte", "format", "len", "pack", "unpack"}) do
+  safe_string[name] = clocked(string[name])
+end
 function safe_string.find(s, p, init, plain)
   check_pattern("find", s, p, init, plain)
   return str_find(s, p, init, plain)
@@ -266,7 +285,11 @@ function safe_string.gsub(s, p, repl, n)
 end
 function safe_string.rep(s, n, sep)
   local count = tonumber(n)
-  if type(s) == "string" and count and count > 0 and #s + #(type(sep) == "string" and sep or "") == 0 then return "" end
+  if type(s) == "string" and count and count > 0 then
+    local unit = #s + #(type(sep) == "string" and sep or "")
+    if unit == 0 then return "" end
+    if unit * count > BIG then check_clock() end
+  end
   return str_rep(s, n, sep)
 end
 
@@ -285,6 +308,28 @@ function safe_os.date(format, t)
 end
 
 local safe_table = copy(table)
+local function clocked_table(fn)
+  return function(t, ...)
+    if type(t) == "table" and rawlen(t) > BIG then check_clock() end
+    return fn(t, ...)
+  end
+end
+for _, name in ipairs({"insert", "remove", "concat", "unpack"}) do
+  safe_table[name] = clocked_table(table[name])
+end
+local table_sort = table.sort
+function safe_table.sort(t, comp)
+  if type(t) == "table" and rawlen(t) > BIG then
+    check_clock()
+    if comp == nil then
+      comp = function(a, b) return a < b end
+    elseif type(comp) == "function" and debug_getinfo(comp, "S").what == "C" then
+      local c = comp
+      comp = function(a, b) return c(a, b) end
+    end
+  end
+  return table_sort(t, comp)
+end
 function safe_table.move(a1, f, e, t, a2)
   local first, last = tonumber(f), tonumber(e)
   if first and last and last - first > 1e7 then
@@ -395,7 +440,15 @@ local function readonly(t, label)
   return setmetatable({}, {
     __index = t,
     __newindex = function(_, k) error(label .. " is read-only (cannot set '" .. tostring(k) .. "')", 2) end,
-    __pairs = function() return next, t, nil end,
+    -- an iterator closure, never `next, t`: the table itself must stay out of reach
+    __pairs = function()
+      local key
+      return function()
+        local value
+        key, value = next(t, key)
+        return key, value
+      end
+    end,
     __len = function() return #t end,
     __metatable = "locked",
   })

@@ -8,13 +8,16 @@ from typing import Any
 
 from ._errors import LimitExceeded
 
-__all__ = ["CEILINGS", "MAX_SOURCE_BYTES", "Limits", "limit_exceeded"]
+__all__ = ["CEILINGS", "ERROR_TEXT_BYTES", "MAX_SOURCE_BYTES", "Limits", "limit_exceeded"]
 
 MiB = 1024 * 1024
 
 #: The largest script source a run accepts (bytes of UTF-8), checked before it reaches Lua;
 #: a source larger than the run's memory limit is refused with the memory limit's error.
 MAX_SOURCE_BYTES = 16 * MiB
+
+#: The longest message, traceback or text field of a run's error (characters; at most the output limit).
+ERROR_TEXT_BYTES = 16 * 1024
 
 #: The hard ceilings: no caller (flag, API or accounts file) may set a limit above these.
 CEILINGS: dict[str, float] = {

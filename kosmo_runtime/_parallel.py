@@ -23,7 +23,12 @@ from ._values import Converter
 
 __all__ = ["CallPool", "ParallelCalls", "PER_ACCOUNT"]
 
+CLOSE_GRACE = 2.0  # seconds past the deadline a run's end waits for its calls under way (they time out by then)
 PER_ACCOUNT = 16  # calls in flight per integration account, whatever the scripts ask (rate limits still apply)
+
+
+class _NotSent(Exception):
+    """A queued call the run's end stopped before it was sent."""
 
 
 class CallPool:
@@ -66,14 +71,33 @@ class ParallelCalls:
         self._remaining = remaining
         self._tickets = itertools.count(1)
         self._pending: dict[Future[Any], int] = {}
+        self._generation = 0  # one per run or session chunk
 
     def submit(self, ident: str, account: str | None, function: str, args: Any) -> int:
+        """Start one call; the call limit counts the calls in flight too."""
         arguments = self._convert.arguments(args, f"{ident}.{function}")
+        if len(self._invoker.records) + len(self._pending) >= self._invoker.max_calls:
+            raise limit_exceeded("calls", self._invoker.max_calls)
         ticket = next(self._tickets)
-        future = self._pool.submit((ident, account or "default"),
-                                   lambda: self._invoker.call(ident, account, function, arguments))
+        generation = self._generation
+
+        def job() -> Any:
+            if generation != self._generation:  # its run ended while it waited for a worker or its account's bound
+                raise _NotSent()
+            return self._invoker.call(ident, account, function, arguments)
+
+        future = self._pool.submit((ident, account or "default"), job)
         self._pending[future] = ticket
         return ticket
+
+    def close(self) -> None:
+        """The run (or a session's chunk) ended: calls not started are never sent, calls under way
+        are awaited (and so recorded in its calls and the audit log before its result is made)."""
+        self._generation += 1
+        running = [future for future in self._pending if not future.cancel()]
+        self._pending.clear()
+        if running:
+            wait(running, timeout=max(0.0, self._remaining()) + CLOSE_GRACE)
 
     def wait_any(self) -> list[dict[str, Any]]:
         """Block until at least one call finishes; each finished call as ``{ticket, ok, value}``."""
@@ -89,6 +113,8 @@ class ParallelCalls:
                 finished.append({"ticket": ticket, "ok": True, "value": future.result()})
             except LimitExceeded:
                 raise
+            except _NotSent:
+                continue
             except KosmoError as exc:
                 finished.append({"ticket": ticket, "ok": False, "value": exc.to_dict()})
             except Exception:  # Invoker.call already turns handler bugs into IntegrationBug

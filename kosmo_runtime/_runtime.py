@@ -193,6 +193,7 @@ class Runtime:
         def app_functions() -> dict[str, Any]:
             invoker = self._invoker(sandbox, limits, **options)
             parallel = ParallelCalls(invoker, sandbox.convert, self._calls, sandbox.remaining, limits.wall_time)
+            sandbox.on_end.append(parallel.close)
             return {**self._host_functions(invoker, sandbox.convert),
                     "submit": parallel.submit, "wait_any": parallel.wait_any}
 

@@ -31,7 +31,7 @@ from ._errors import (
     LuaSyntaxError,
     ScriptError,
 )
-from ._limits import MAX_SOURCE_BYTES, Limits, limit_exceeded
+from ._limits import ERROR_TEXT_BYTES, MAX_SOURCE_BYTES, Limits, limit_exceeded
 from ._result import CallRecord, RunResult
 from ._values import Converter, Opaque, render
 
@@ -78,6 +78,8 @@ class Sandbox:
         self._runs = 0
         self._interrupted = False
         self._pending: list[tuple[str, Callable[[], dict[str, Callable[..., Any]]]]] = []
+        #: called when a run (chunk) ends, before its result is made (e.g. ending its parallel calls)
+        self.on_end: list[Callable[[], None]] = []
         self._lifts = 0
         self._cap = 0  # no cap (0) until the first run sets it
         self.lua = lua54.LuaRuntime(
@@ -320,6 +322,10 @@ class Sandbox:
             error = LuaRuntimeError(f"the script's return value cannot be returned: {exc.message}", hint=exc.hint)
         if error is not None and self.limit_hit is not None and not isinstance(error, LimitExceeded):
             error = self._final_limit_error()
+        for finish in self.on_end:
+            finish()
+        if error is not None:
+            _bound_error(error, min(ERROR_TEXT_BYTES, self.limits.output))
         return RunResult(
             ok=error is None,
             result=result if error is None else None,
@@ -383,6 +389,15 @@ class Sandbox:
                                    hint="raise a string, e.g. error('what went wrong'), or a table with a __tostring metamethod")
         shown = render(self.convert.to_display(err)) if err is not None else "nil"
         return LuaRuntimeError(f"script raised a non-string error value: {shown}", traceback=traceback)
+
+
+def _bound_error(error: KosmoError, size: int) -> None:
+    """Shorten an error's message, traceback and text fields to ``size`` characters each."""
+    for key in ("message", *CONTEXT_FIELDS):
+        value = getattr(error, key, None)
+        if isinstance(value, str) and len(value) > size:
+            setattr(error, key, value[:size] + f"... ({len(value) - size:,} more characters cut)")
+    error.args = (error.message,)
 
 
 def _reject_constant(name: str) -> Any:

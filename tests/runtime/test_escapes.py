@@ -810,6 +810,9 @@ PROBES: dict[str, tuple[str | None, str]] = {
         "HOLE: a quantifier-free pattern is never checked, but matching a long literal costs #s * #p in C "
         "(string.match/find without plain=true)",
         'local s = string.rep("a", 5000000) return pcall(string.match, s, string.rep("a", 5000) .. "b")'),
+    "pattern-optional-items": (
+        "HOLE: the pattern guard did not count `?`: n optional items before a failing tail backtrack 2^n ways in C",
+        'return pcall(string.find, ("a"):rep(36), ("a?"):rep(36) .. ("a"):rep(36) .. "b")'),
 }
 
 
@@ -879,3 +882,20 @@ def test_host_reads_script_tables_raw_so_their_metamethods_never_run() -> None:
             return json.encode({a = 1}, opts)
         """)
     assert result.ok and result.result == '{"a": 1}'
+
+
+@pytest.mark.parametrize("table", ["json", "app", "app.integrations", "app.integrations.test_notes"])
+def test_runtime_tables_cannot_be_modified_through_pairs_or_next(rt: Runtime, canary: Path, table: str) -> None:
+    result = attack(rt, f"""
+        local t = {table}
+        local f, state, first = pairs(t)
+        local found = {{}}
+        for _, v in ipairs({{state, first, (next(t)), select(2, pcall(f, state, first))}}) do
+          if type(v) == "table" then
+            found[#found + 1] = pcall(function() v.encode = "pwned"; v.parallel = "pwned"; v.list_notes = "pwned" end)
+          end
+        end
+        return #found, type(json.encode), type(app.parallel), type(app.integrations.test_notes.list_notes)
+    """, canary)
+    assert result.ok, result.error and result.error.to_dict()
+    assert result.result[1:] == ["function", "function", "function"]

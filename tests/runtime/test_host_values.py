@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
 
 CHILD = r"""
-import faulthandler, gc, json, os, sys
+import faulthandler, gc, json, os, sys, time
 job = json.loads(sys.argv[1])
 faulthandler.dump_traceback_later(job["hang_after"], exit=True, file=open(os.devnull, "w"))
 from kosmo_runtime import Limits, Runtime
@@ -33,8 +33,9 @@ try:
     demo = Demo(["whereby"], rate_limits=False) if "app.integrations.whereby" in job.get("source", "") else None
     with demo.runtime() if demo else Runtime(store=":memory:") as rt:
         source = job["source"] if "source" in job else "return 1 --" + "a" * job["source_bytes"]
+        started = time.monotonic()
         result = rt.run(source, limits=Limits(**job["limits"]))
-        report.update(ok=result.ok, type=result.error and result.error.type,
+        report.update(seconds=time.monotonic() - started, ok=result.ok, type=result.error and result.error.type,
                       limit=getattr(result.error, "limit", None), message=result.error and result.error.message,
                       calls=len(result.calls))
         del result
@@ -51,6 +52,7 @@ os._exit(0)
 #: The room the scripts keep before the host's values fill the rest (bytes).
 PAD = "local pad = ('p'):rep(3 * 1024 * 1024) "
 SMALL = {"memory": 4 * MiB, "wall_time": 10}
+WALL = {"wall_time": 1, "memory": 256 * MiB}
 KEEP = PAD + "local keep = {} for i = 1, 1e7 do keep[#keep + 1] = %s end"
 
 CASES: dict[str, tuple[str | int, dict[str, Any], str]] = {
@@ -77,7 +79,19 @@ CASES: dict[str, tuple[str | int, dict[str, Any], str]] = {
                          {"memory": 1 * MiB}, "memory"),
     "dag_as_arguments": ("local t = {1} for i = 1, 24 do t = {t, t} end "
                          "return app.integrations.whereby.list_rooms{limit = t}", {"memory": 1 * MiB}, "memory"),
+    # C functions and host functions on big inputs: the wall clock still holds (wall_time = 1 s)
+    "upper_loop": ('local s = ("x"):rep(16 * 2^20) while true do s:upper() end', WALL, "wall_time"),
+    "sort_c_comparator": ("local t = {} for i = 1, 3e6 do t[i] = i end table.sort(t, math.ult)", WALL, "wall_time"),
+    "sort_default_order": ("local t = {} for i = 1, 3e6 do t[i] = -i end table.sort(t)", WALL, "wall_time"),
+    "insert_at_front": ("local t = {} for i = 1, 1e6 do table.insert(t, 1, i) end", WALL, "wall_time"),
+    "concat_loop": ("local t = {} for i = 1, 1e6 do t[i] = 'xxxxxxxxxx' end while true do table.concat(t) end",
+                    WALL, "wall_time"),
+    "json_encode_loop": ("local t = {('x'):rep(1000)} while true do json.encode(t) end", WALL, "wall_time"),
+    "search_docs_loop": ("while true do lua_search_docs('webinar rooms sessions') end", WALL, "wall_time"),
 }
+
+#: How long a wall_time case may take in all (1 s limit, the documented overrun, a busy machine).
+WALL_SECONDS = 1.2 * 1 + 0.1 + 1.5
 
 HANG_AFTER = 20.0
 TIMEOUT = 40.0
@@ -131,6 +145,8 @@ def test_host_values_end_with_a_limit_not_a_crash(children: Children, name: str)
     assert report["ok"] is False and report["type"] == "LimitExceeded", report
     assert report["limit"] == CASES[name][2], report
     assert report["fresh"] == 2, report
+    if report["limit"] == "wall_time":
+        assert report["seconds"] < WALL_SECONDS, report
 
 
 def test_a_source_over_the_maximum_is_refused_before_it_reaches_lua() -> None:

@@ -8,6 +8,7 @@ and coroutines cannot swallow it; and the next run in the same process works.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -339,3 +340,20 @@ def test_small_wall_time_does_not_hang_a_script_that_finishes(rt: Runtime) -> No
     result = rt.run("return 1", limits=Limits(wall_time=0.2))
     assert result.ok and result.result == 1
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("source", [
+    'error(("x"):rep(10 * 2^20), 0)',
+    'local ok, e = pcall(json.decode, nil) e.message = ("y"):rep(12 * 2^20) error(e)',
+    'error(setmetatable({}, {__tostring = function() return ("z"):rep(2^20) end}))',
+    'local function f(n) if n == 0 then error("deep") end return f(n - 1) + 1 end f(5000)',
+])
+def test_errors_leaving_the_run_are_bounded(rt: Runtime, source: str) -> None:
+    from kosmo_runtime._limits import ERROR_TEXT_BYTES
+
+    result = rt.run(source)
+    assert result.ok is False
+    data = result.error.to_dict()
+    assert all(len(v) <= ERROR_TEXT_BYTES + 64 for v in data.values() if isinstance(v, str)), \
+        {k: len(v) for k, v in data.items() if isinstance(v, str)}
+    assert len(json.dumps(data)) < 4 * ERROR_TEXT_BYTES

@@ -93,3 +93,51 @@ def test_wall_clock_stops_slow_parallel_calls(demo, runtime):
     finally:
         demo.simulators["goto-webinar"].clear_faults()
     assert result.error.type == "LimitExceeded" and result.error.limit == "wall_time"
+
+
+def _counting(demo):
+    """Wrap the GoTo simulator so the test sees every request that reached it."""
+    sim = demo.simulators["goto-webinar"]
+    seen, lock = [0], threading.Lock()
+
+    def wrapped(request):
+        with lock:
+            seen[0] += 1
+        return sim.__call__(request)
+
+    return seen, wrapped
+
+
+def _with_handler(demo, handler, fn):
+    server = demo.servers["goto-webinar"]._server.RequestHandlerClass
+    original = server.simulator
+    server.simulator = staticmethod(handler)
+    try:
+        return fn()
+    finally:
+        server.simulator = original
+
+
+def test_call_limit_counts_calls_in_flight(demo, runtime):
+    seen, wrapped = _counting(demo)
+    result = _with_handler(demo, wrapped, lambda: runtime.run(
+        FAN_OUT % (", ".join(['"1234567890"'] * 17), 17), limits=Limits(calls=2)))
+    assert result.error.type == "LimitExceeded" and result.error.limit == "calls"
+    assert len(result.calls) <= 2 and sum(len(c.requests) for c in result.calls) == seen[0]
+
+
+def test_a_runs_end_sends_nothing_more_and_records_what_was_sent(demo, runtime):
+    # 40 branches submit at once (16 per account run, the rest queue), then one branch hits a limit.
+    seen, wrapped = _counting(demo)
+    source = FAN_OUT.replace("return app.parallel(branches", "branches[#branches + 1] = function() while true do end end\n"
+                             "return app.parallel(branches") % (", ".join(['"1234567890"'] * 40), 41)
+    demo.simulators["goto-webinar"].inject(Fault("latency", seconds=0.3, path="/webinars/1234567890", times=None))
+    try:
+        result = _with_handler(demo, wrapped, lambda: runtime.run(source, limits=Limits(instructions=2_000_000)))
+    finally:
+        demo.simulators["goto-webinar"].clear_faults()
+    assert result.error.type == "LimitExceeded" and result.error.limit == "instructions"
+    sent = seen[0]
+    assert 0 < len(result.calls) <= 16 and sum(len(c.requests) for c in result.calls) == sent  # the calls under way were awaited, the queued ones never sent
+    assert runtime.run("return 1").result == 1
+    assert seen[0] == sent
