@@ -16,7 +16,7 @@ MiB = 1024 * 1024
 #: a source larger than the run's memory limit is refused with the memory limit's error.
 MAX_SOURCE_BYTES = 16 * MiB
 
-#: The longest message, traceback or text field of a run's error (characters; at most the output limit).
+#: The longest message, traceback or text field of a run's error (characters).
 ERROR_TEXT_BYTES = 16 * 1024
 
 #: The hard ceilings: no caller (flag, API or accounts file) may set a limit above these.

@@ -325,7 +325,7 @@ class Sandbox:
         for finish in self.on_end:
             finish()
         if error is not None:
-            _bound_error(error, min(ERROR_TEXT_BYTES, self.limits.output))
+            _bound_error(error, ERROR_TEXT_BYTES)
         return RunResult(
             ok=error is None,
             result=result if error is None else None,

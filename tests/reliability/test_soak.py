@@ -1,8 +1,10 @@
 """Soak: 1,000 scripts in one process and one Runtime, against the demo simulators.
 
 The mix: successful reads on all four integrations, script errors, limit hits (instructions
-and memory), and upstream faults (404, 503 and 429 retried, a dropped connection on a read
-retried). After a warm-up of 100 runs and at the end, the test measures the Python heap
+and memory), upstream faults (404, 503 and 429 retried, a dropped connection on a read
+retried), and hostile scripts (host values until memory runs out, shared sub-tables, a
+pattern bomb, a huge error, a read-only table attacked through ``pairs``, C work past the
+wall clock). After a warm-up of 100 runs and at the end, the test measures the Python heap
 (tracemalloc), the resident set size (/proc/self/statm), the open sockets of the process
 (/proc/self/fd entries that are sockets; the loopback servers live in this process too) and
 the threads, and asserts they stay flat within generous bounds. Run with ``-s`` to see them.
@@ -121,6 +123,35 @@ def _jobs(case: Case) -> list[Job]:
     ]
 
 
+def _bounded_error(result: RunResult) -> bool:
+    return result.error is not None and len(result.error.message) < 20_000
+
+
+#: Hostile scripts mixed into the soak (issue 11's classes): each must end cleanly, with the process healthy.
+HOSTILE = [
+    Job("hostile: host values until memory runs out",
+        "local pad = ('p'):rep(3 * 2^20) local keep = {} for i = 1, 1e7 do keep[#keep + 1] = lua_list_docs() end",
+        lambda r: r.error is not None and getattr(r.error, "limit", None) == "memory", limits=Limits(memory=4 * MiB)),
+    Job("hostile: integration results until memory runs out",
+        "local pad = ('p'):rep(4000000) local keep = {} for i = 1, 1e7 do keep[#keep + 1] = app.integrations.whereby.list_rooms{} end",
+        lambda r: r.error is not None and getattr(r.error, "limit", None) == "memory", limits=Limits(memory=4 * MiB)),
+    Job("hostile: json.decode until memory runs out",
+        "local pad = ('p'):rep(3 * 2^20) local keep = {} for i = 1, 1e7 do keep[#keep + 1] = json.decode('[[1], {\"a\": 2}]') end",
+        lambda r: r.error is not None and getattr(r.error, "limit", None) == "memory", limits=Limits(memory=4 * MiB)),
+    Job("hostile: shared sub-tables", "local t = {1} for i = 1, 24 do t = {t, t} end return t",
+        lambda r: r.error is not None and getattr(r.error, "limit", None) == "result", limits=Limits(result=16 * 1024)),
+    Job("hostile: pattern bomb", 'return ("a"):rep(36):find(("a?"):rep(36) .. ("a"):rep(36) .. "b")',
+        lambda r: r.error is not None and r.error.code == "invalid_argument"),
+    Job("hostile: huge error", 'error(("x"):rep(2^20), 0)', _bounded_error),
+    Job("hostile: read-only json through pairs",
+        "local _, raw = pairs(json) pcall(function() raw.encode = 1 end) return type(json.encode)",
+        lambda r: r.ok and r.result == "function"),
+    Job("hostile: C work past the wall clock", "local s = ('x'):rep(2^22) while true do s:upper() end",
+        lambda r: r.error is not None and getattr(r.error, "limit", None) == "wall_time" and r.duration < 0.3,
+        limits=Limits(wall_time=0.02, memory=32 * MiB)),
+]
+
+
 @pytest.fixture(scope="module")
 def demo() -> Iterator[Demo]:
     with Demo(rate_limits=False) as started:
@@ -177,3 +208,24 @@ def _one(runtime: Runtime, demo: Demo, case: Case, job: Job, outcomes: Counter[s
     outcomes[job.kind] += 1
     if not job.check(result):
         failures.append(f"{case.ident} {job.kind}: {result.to_dict()}")
+
+
+def test_soak_1000_hostile_runs_leave_the_process_healthy(demo: Demo) -> None:
+    outcomes: Counter[str] = Counter()
+    failures: list[str] = []
+    with demo.runtime(retry=RetryPolicy(sleep=lambda seconds: None), store=Store(":memory:")) as runtime:
+        samples = []
+        for run in range(1, RUNS + 1):
+            job = HOSTILE[(run - 1) % len(HOSTILE)]
+            result = runtime.run(job.source, limits=job.limits)
+            outcomes[job.kind] += 1
+            if not job.check(result):
+                failures.append(f"{job.kind}: {result.to_dict()}")
+            if run == WARMUP or run % 250 == 0:
+                samples.append(sample(run))
+        healthy = runtime.run("return app.integrations.whereby.list_rooms{} ~= nil, 1 + 1")
+    print("\nhostile soak:", *(str(s) for s in samples), sep="\n")
+    assert not failures, "\n".join(failures[:10])
+    assert healthy.ok and healthy.result == [True, 2]
+    assert samples[-1].rss - samples[0].rss < RSS_GROWTH_LIMIT
+    assert samples[-1].threads <= samples[0].threads + THREAD_SLACK
