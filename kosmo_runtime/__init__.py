@@ -7,49 +7,31 @@ Everything public is imported from here; the ``_private`` modules may change.
     print(result.result)   # 42
 """
 
-import logging
-
-from ._accounts import Account, AccountsConfig, Secret
-from ._calls import CallContext
-from ._demo import Demo
-from ._errors import (
-    AccountError,
-    AccountsFileError,
-    AuthFailed,
-    BadResponse,
-    CallError,
-    ConfigError,
-    HTTPStatusError,
-    IntegrationBug,
-    InvalidArgument,
-    KosmoError,
-    LimitExceeded,
-    LuaRuntimeError,
-    LuaSyntaxError,
-    ManifestError,
-    NetworkError,
-    NotFound,
-    OutcomeUnknown,
-    PermissionDenied,
-    RateLimited,
-    ScriptError,
-    ServiceUnavailable,
-    UpstreamError,
-    UpstreamNotFound,
-    UsageError,
-)
-from ._http import RetryPolicy
-from ._limits import Limits
-from ._policy import WriteRequest
-from ._result import ENVELOPE_VERSION, CallRecord, RunResult, envelope_schema
-from ._runtime import Runtime, Session
-from ._simulate import ConnectionDropped, Fault, LoopbackServer, Simulator, route
-from ._store import Store
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# A library logs, the application decides where logs go (no output unless configured).
-logging.getLogger("kosmo_runtime").addHandler(logging.NullHandler())
+#: Where each public name lives. The names are imported on first use (module ``__getattr__``), so that
+#: ``import kosmo_runtime`` or ``kosmo --help`` does not pay for httpx, pydantic, yaml or the simulators.
+_EXPORTS = {
+    "._accounts": ("Account", "AccountsConfig", "Secret"),
+    "._calls": ("CallContext",),
+    "._demo": ("Demo",),
+    "._errors": ("AccountError", "AccountsFileError", "AuthFailed", "BadResponse", "CallError", "ConfigError",
+                 "HTTPStatusError", "IntegrationBug", "InvalidArgument", "KosmoError", "LimitExceeded",
+                 "LuaRuntimeError", "LuaSyntaxError", "ManifestError", "NetworkError", "NotFound", "OutcomeUnknown",
+                 "PermissionDenied", "RateLimited", "ScriptError", "ServiceUnavailable", "UpstreamError",
+                 "UpstreamNotFound", "UsageError"),
+    "._retry": ("RetryPolicy",),
+    "._limits": ("Limits",),
+    "._policy": ("WriteRequest",),
+    "._result": ("ENVELOPE_VERSION", "CallRecord", "RunResult", "envelope_schema"),
+    "._runtime": ("Runtime", "Session"),
+    "._simulate": ("ConnectionDropped", "Fault", "LoopbackServer", "Simulator", "route"),
+    "._store": ("Store",),
+}
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -99,11 +81,59 @@ __all__ = [
     "route",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if hasattr(_obj, "__module__") and getattr(_obj, "__module__", "").startswith("kosmo_runtime._"):
+
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kosmo_runtime' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    if getattr(value, "__module__", "").startswith("kosmo_runtime._"):
         try:
-            _obj.__module__ = "kosmo_runtime"
+            value.__module__ = "kosmo_runtime"
         except (AttributeError, TypeError):
             pass
-del _name, _obj
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from ._accounts import Account, AccountsConfig, Secret
+    from ._calls import CallContext
+    from ._demo import Demo
+    from ._errors import (
+        AccountError,
+        AccountsFileError,
+        AuthFailed,
+        BadResponse,
+        CallError,
+        ConfigError,
+        HTTPStatusError,
+        IntegrationBug,
+        InvalidArgument,
+        KosmoError,
+        LimitExceeded,
+        LuaRuntimeError,
+        LuaSyntaxError,
+        ManifestError,
+        NetworkError,
+        NotFound,
+        OutcomeUnknown,
+        PermissionDenied,
+        RateLimited,
+        ScriptError,
+        ServiceUnavailable,
+        UpstreamError,
+        UpstreamNotFound,
+        UsageError,
+    )
+    from ._limits import Limits
+    from ._policy import WriteRequest
+    from ._result import ENVELOPE_VERSION, CallRecord, RunResult, envelope_schema
+    from ._retry import RetryPolicy
+    from ._runtime import Runtime, Session
+    from ._simulate import ConnectionDropped, Fault, LoopbackServer, Simulator, route
+    from ._store import Store

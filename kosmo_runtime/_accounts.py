@@ -30,20 +30,20 @@ runs that never touch it. Credentials are held as :class:`Secret` and never show
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import platformdirs
-import yaml
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import AccountError, AccountsFileError, KosmoError, NotFound
-from ._manifest import Manifest
-from ._yamlfile import DuplicateKey, LocatedYAML, UnsupportedYAML, parse_located
+
+if TYPE_CHECKING:  # yaml and the manifest model load only when an accounts file is parsed
+    import yaml
+
+    from ._manifest import Manifest
+    from ._yamlfile import LocatedYAML
 
 __all__ = ["Account", "AccountsConfig", "Secret", "WritePolicy", "default_accounts_path"]
 
@@ -118,6 +118,8 @@ class _IntegrationEntry:
 
 def default_accounts_path() -> Path:
     """The per-user accounts file (the platform's config directory)."""
+    import platformdirs
+
     return Path(platformdirs.user_config_dir("kosmo")) / "accounts.yaml"
 
 
@@ -160,6 +162,10 @@ class AccountsConfig:
     def parse(cls, text: str, source: str, manifest_for: Callable[[str], Manifest | None],
               known: Callable[[], list[str]], environ: Mapping[str, str] | None = None) -> AccountsConfig:
         """Check accounts YAML ``text`` (``source`` names it in errors)."""
+        import yaml
+
+        from ._yamlfile import DuplicateKey, UnsupportedYAML, parse_located
+
         try:
             located = parse_located(text)
         except DuplicateKey as exc:
@@ -284,6 +290,8 @@ class AccountsConfig:
 
 def _yaml_error(exc: yaml.YAMLError, source: str, text: str) -> AccountsFileError:
     """The file error for a YAML syntax error: the line where the broken construct starts."""
+    import yaml
+
     problem = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
     mark = getattr(exc, "problem_mark", None)
@@ -331,6 +339,8 @@ def _file_error(source: str, line: int | None, message: str, hint: str) -> Accou
 
 
 def _did_you_mean(name: str, options: Any, what: str) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, list(options), n=1)
     listing = ", ".join(sorted(options)) or "none"
     return (f"did you mean {close[0]!r}? " if close else "") + f"{what}: {listing}"

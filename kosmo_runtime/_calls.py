@@ -8,7 +8,6 @@ A declarative function (``request`` in the manifest) is executed by
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from ._discovery import Catalog
 from ._errors import BadResponse, IntegrationBug, KosmoError, NotFound
 from ._http import ClientPool, DryRunIntercept, Http, RetryPolicy, Trace, redact
 from ._limits import limit_exceeded
+from ._log import log
 from ._manifest import FunctionSpec, LoadedIntegration
 from ._policy import Approver, WriteRequest, authorize
 from ._result import CallRecord
@@ -31,7 +31,6 @@ from ._validation import validate_arguments
 
 __all__ = ["CallContext", "Invoker", "run_declarative"]
 
-log = logging.getLogger("kosmo_runtime")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 

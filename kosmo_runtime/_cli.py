@@ -11,20 +11,21 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 from ._accounts import default_accounts_path
 from ._errors import ConfigError, KosmoError
 from ._examples import copy_examples, example_names, example_summary, read_example
-from ._limits import Limits
-from ._policy import Approver, WriteRequest
-from ._result import RunResult
-from ._runtime import Runtime
 from ._script_source import SourceError, decode_source, read_source
-from ._values import render
+
+if TYPE_CHECKING:  # the runtime loads once a command runs (``kosmo --help`` stays cheap)
+    from ._limits import Limits
+    from ._policy import Approver, WriteRequest
+    from ._result import RunResult
+    from ._runtime import Runtime
 
 __all__ = ["main"]
 
@@ -44,7 +45,22 @@ def _size(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
 
 
-def _parser() -> argparse.ArgumentParser:
+#: The sub-commands and their one-line help. Only the sub-command being run gets its options built (and the
+#: modules they need imported), so that ``kosmo --help`` costs little more than Python's own start.
+_COMMANDS = {
+    "run": "run a Lua script",
+    "call": "call one integration function",
+    "docs": "list, search and read the Lua docs",
+    "stubs": "write Lua Language Server stubs for editors (typed app.integrations)",
+    "mcp": "serve the runtime to MCP clients (stdio, or HTTP on loopback)",
+    "repl": "an interactive Lua prompt",
+    "examples": "list the bundled example scripts, or copy them out",
+    "accounts": "list or check the configured accounts",
+}
+
+
+def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The command line parser; only the sub-command named in ``argv`` gets its options."""
     parser = argparse.ArgumentParser(
         prog="kosmo",
         description="Run agent Lua scripts against SaaS integrations in a safe Lua 5.4 sandbox.",
@@ -55,10 +71,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kosmo {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    for name, summary in _COMMANDS.items():
+        if name == chosen:
+            _SUBCOMMANDS[name](commands, summary)
+        else:
+            commands.add_parser(name, help=summary)
+    return parser
 
-    common = _common_options(argparse.ArgumentParser(add_help=False))
-    # The same options on the actions of `docs` and `accounts`, so they may come before or after the action.
-    after = _common_options(argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS))
+
+def _execution_options() -> argparse.ArgumentParser:
+    from ._limits import Limits
 
     execution = argparse.ArgumentParser(add_help=False)
     execution.add_argument("--dry-run", action="store_true", help="run reads; describe writes instead of sending them")
@@ -72,15 +95,33 @@ def _parser() -> argparse.ArgumentParser:
     limits.add_argument("--result", type=_size, metavar="SIZE", help="JSON size of the return value (default 4MiB)")
     limits.add_argument("--depth", type=int, metavar="N", help=f"nesting depth of values (default {Limits.depth})")
     limits.add_argument("--calls", type=int, metavar="N", help=f"integration calls per run (default {Limits.calls:,})")
+    return execution
 
-    run = commands.add_parser("run", parents=[common, execution], help="run a Lua script",
+
+def _common() -> argparse.ArgumentParser:
+    return _common_options(argparse.ArgumentParser(add_help=False))
+
+
+def _after() -> argparse.ArgumentParser:
+    """The same options on the actions of `docs` and `accounts`, so they may come before or after the action."""
+    return _common_options(argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS))
+
+
+def _serving() -> argparse.ArgumentParser:
+    return _common_options(argparse.ArgumentParser(add_help=False), json=False)
+
+
+def _add_run(commands: Any, summary: str) -> None:
+    run = commands.add_parser("run", parents=[_common(), _execution_options()], help=summary,
                               description="Run a Lua script: prints its output, then its return value.")
     run.add_argument("path", nargs="?", help="script file, or - for standard input")
     run.add_argument("-e", dest="code", metavar="CODE", help="run CODE instead of a file")
     run.add_argument("--example", metavar="NAME", help="run a bundled example script (see kosmo examples), e.g. demo")
     run.add_argument("--name", help="script name in error messages")
 
-    call = commands.add_parser("call", parents=[common, execution], help="call one integration function",
+
+def _add_call(commands: Any, summary: str) -> None:
+    call = commands.add_parser("call", parents=[_common(), _execution_options()], help=summary,
                                description="Call one function without writing Lua, e.g. kosmo call whereby.list_rooms --arg limit=5")
     call.add_argument("function", help="integration.function or integration.account.function")
     call.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
@@ -88,8 +129,11 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--args-json", metavar="JSON", help="all arguments as one JSON object")
     call.add_argument("--account", help="account name (default: the integration's default)")
 
-    docs = commands.add_parser("docs", parents=[common], help="list, search and read the Lua docs")
+
+def _add_docs(commands: Any, summary: str) -> None:
+    docs = commands.add_parser("docs", parents=[_common()], help=summary)
     docs_commands = docs.add_subparsers(dest="docs_command", metavar="ACTION", required=True)
+    after = _after()
     docs_commands.add_parser("list", parents=[after], help="list doc pages")
     search = docs_commands.add_parser("search", parents=[after], help="search pages and functions")
     search.add_argument("query", nargs="+")
@@ -99,13 +143,15 @@ def _parser() -> argparse.ArgumentParser:
                                     help="regenerate the parameter tables and stubs in lua_docs/ from the manifests")
     sync.add_argument("--check", action="store_true", help="only report pages that are out of date (exit 1)")
 
-    stubs = commands.add_parser("stubs", parents=[_common_options(argparse.ArgumentParser(add_help=False), json=False)],
-                                help="write Lua Language Server stubs for editors (typed app.integrations)")
+
+def _add_stubs(commands: Any, summary: str) -> None:
+    stubs = commands.add_parser("stubs", parents=[_serving()], help=summary)
     stubs.add_argument("--out", default="kosmo-stubs", metavar="DIR", help="where to write them (default ./kosmo-stubs)")
 
-    serving = _common_options(argparse.ArgumentParser(add_help=False), json=False)
+
+def _add_mcp(commands: Any, summary: str) -> None:
     mcp = commands.add_parser(
-        "mcp", parents=[serving, execution], help="serve the runtime to MCP clients (stdio, or HTTP on loopback)",
+        "mcp", parents=[_serving(), _execution_options()], help=summary,
         description="Serve the runtime as an MCP server: tools lua_list_docs, lua_search_docs, lua_read_doc, "
                     "execute_lua and call_integration, with the same accounts, policies, limits and audit log as "
                     "'kosmo run'. Writes that need approval ('ask') ask the client's user (MCP elicitation); "
@@ -121,26 +167,38 @@ def _parser() -> argparse.ArgumentParser:
     mcp.add_argument("--allow-writes", action="store_true",
                      help="with --expose-functions: expose write functions too (still subject to account policies)")
 
-    repl = commands.add_parser("repl", parents=[serving, execution], help="an interactive Lua prompt",
+
+def _add_repl(commands: Any, summary: str) -> None:
+    repl = commands.add_parser("repl", parents=[_serving(), _execution_options()], help=summary,
                                description="An interactive Lua prompt with the integrations loaded; globals are kept "
                                            "between lines. '=expr' or a bare expression prints its value; .help for more.")
     repl.add_argument("--no-history", action="store_true", help="neither read nor write the history file")
 
-    examples = commands.add_parser("examples", help="list the bundled example scripts, or copy them out",
+
+def _add_examples(commands: Any, summary: str) -> None:
+    examples = commands.add_parser("examples", help=summary,
                                    description="List the example scripts installed with kosmo-runtime; with --copy, "
                                                "write them (or the NAMEs given) into a folder. Run one with "
                                                "kosmo run --demo --example NAME.")
     examples.add_argument("names", nargs="*", metavar="NAME", help="examples to copy (default: all)")
     examples.add_argument("--copy", metavar="DIR", type=Path, help="copy into DIR (never overwrites)")
 
-    accounts = commands.add_parser("accounts", parents=[common], help="list or check the configured accounts")
+
+def _add_accounts(commands: Any, summary: str) -> None:
+    accounts = commands.add_parser("accounts", parents=[_common()], help=summary)
     accounts_commands = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
+    after = _after()
     accounts_commands.add_parser("list", parents=[after], help="integration, account, default, write policy (never a secret)")
     check = accounts_commands.add_parser("check", parents=[after], help="validate the accounts file and environment")
     check.add_argument("--live", action="store_true", help="also call each account's current-user function")
     accounts_commands.add_parser("init", parents=[after], help="write an annotated starter accounts file "
                                  "(to --accounts PATH, else $KOSMO_ACCOUNTS, else the per-user file; never overwrites)")
-    return parser
+
+
+_SUBCOMMANDS: dict[str, Callable[[Any, str], None]] = {
+    "run": _add_run, "call": _add_call, "docs": _add_docs, "stubs": _add_stubs, "mcp": _add_mcp, "repl": _add_repl,
+    "examples": _add_examples, "accounts": _add_accounts,
+}
 
 
 def _common_options(parser: argparse.ArgumentParser, *, json: bool = True) -> argparse.ArgumentParser:
@@ -163,7 +221,8 @@ def _port(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kosmo`` command."""
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -206,11 +265,15 @@ def _runtime(args: argparse.Namespace, *, interactive: bool = True) -> Iterator[
             with demo.runtime(limits=limits, approve=approve, audit_log=getattr(args, "audit_log", None)) as runtime:
                 yield runtime
         return
+    from ._runtime import Runtime
+
     with Runtime(accounts=args.accounts, limits=limits, approve=approve, audit_log=getattr(args, "audit_log", None)) as runtime:
         yield runtime
 
 
 def _limits(args: argparse.Namespace) -> Limits:
+    from ._limits import Limits
+
     names = ("instructions", "memory", "wall_time", "output", "result", "depth", "calls")
     try:
         return Limits().merged(**{name: getattr(args, name, None) for name in names})
@@ -363,6 +426,8 @@ def _call_arguments(runtime: Runtime, args: argparse.Namespace) -> dict[str, Any
 
 def _report(result: RunResult, as_json: bool, *, printed: bool = False) -> int:
     """Print a run's outcome (its output too, unless ``printed`` already); the exit code."""
+    from ._values import render
+
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:

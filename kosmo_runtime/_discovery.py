@@ -16,11 +16,13 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ._errors import ManifestError
-from ._manifest import LoadedIntegration, load_manifest
+
+if TYPE_CHECKING:  # the manifest model (pydantic, yaml) loads with the first integration used
+    from ._manifest import LoadedIntegration
 
 __all__ = ["Catalog", "ENTRY_POINT_GROUP"]
 
@@ -42,6 +44,13 @@ def _builtin_root() -> _Root:
     if spec is None or not spec.submodule_search_locations:
         raise ManifestError(f"the built-in {_BUILTIN!r} package is not installed", hint="reinstall kosmo-runtime")
     return _Root(Path(next(iter(spec.submodule_search_locations))), _BUILTIN)
+
+
+def entry_points(group: str) -> Any:
+    """``importlib.metadata.entry_points(group=...)``, imported when first needed (it is slow to import)."""
+    from importlib.metadata import entry_points as select
+
+    return select(group=group)
 
 
 class Catalog:
@@ -69,6 +78,8 @@ class Catalog:
         location = self._locate(ident)
         if location is None:
             return None
+        from ._manifest import load_manifest
+
         folder, package = location
         loaded = load_manifest(folder, package)
         if loaded.manifest.id != ident:

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 from ._discovery import Catalog
 from ._errors import NotFound
-from ._manifest import FunctionSpec, Manifest, ParamSpec
 from ._stubs import lua_type, namespace_name
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
+    from ._manifest import FunctionSpec, Manifest, ParamSpec
 
 __all__ = ["Docs", "parameter_table", "quick_reference", "signature", "sync_parameter_tables"]
 

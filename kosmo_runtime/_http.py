@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import random
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._accounts import Account
 from ._errors import (
     AuthFailed,
     BadResponse,
@@ -40,8 +38,12 @@ from ._errors import (
     UpstreamError,
     UpstreamNotFound,
 )
-from ._manifest import Manifest
 from ._ratelimit import RateLimiter
+from ._retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from ._accounts import Account
+    from ._manifest import Manifest
 
 __all__ = [
     "ClientPool",
@@ -80,24 +82,6 @@ class DryRunIntercept(Exception):
     def __init__(self, request: dict[str, Any]) -> None:
         super().__init__("dry run")
         self.request = request
-
-
-@dataclass
-class RetryPolicy:
-    """How failed requests are retried (reads; writes only when provably not applied)."""
-
-    attempts: int = 4                    # first try plus up to three retries
-    base_delay: float = 0.25
-    max_delay: float = 8.0
-    retry_statuses: frozenset[int] = frozenset({429, 502, 503, 504})
-    sleep: Callable[[float], None] = time.sleep
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based)."""
-        if retry_after is not None:
-            return retry_after
-        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return backoff * (0.5 + random.random() / 2)
 
 
 @dataclass(slots=True)

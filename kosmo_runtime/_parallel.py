@@ -14,12 +14,14 @@ import itertools
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._calls import Invoker
 from ._errors import IntegrationBug, KosmoError, LimitExceeded
 from ._limits import limit_exceeded
-from ._values import Converter
+
+if TYPE_CHECKING:
+    from ._calls import Invoker
+    from ._values import Converter
 
 __all__ = ["CallPool", "ParallelCalls", "PER_ACCOUNT"]
 

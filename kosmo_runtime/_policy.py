@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._accounts import Account, WritePolicy
 from ._errors import PermissionDenied
+
+if TYPE_CHECKING:
+    from ._accounts import Account, WritePolicy
 
 __all__ = ["Approver", "WriteRequest", "authorize", "strictest"]
 

@@ -5,28 +5,32 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._accounts import AccountsConfig, WritePolicy, default_accounts_path
-from ._audit import AuditLog
-from ._calls import Invoker
 from ._clock import Clock, utc_now
 from ._discovery import Catalog
-from ._docs import Docs
 from ._errors import InvalidArgument, KosmoError, LimitExceeded, NotFound
-from ._http import ClientPool, RetryPolicy
 from ._limits import Limits
-from ._parallel import CallPool, ParallelCalls
 from ._policy import Approver
 from ._result import RunResult
+from ._retry import RetryPolicy
 from ._sandbox import Sandbox
-from ._store import Store, default_store_path
-from ._values import Converter
+
+if TYPE_CHECKING:  # httpx, sqlite, the docs and the call layer load when first used (a fast `return 1`)
+    import httpx
+
+    from ._audit import AuditLog
+    from ._calls import Invoker
+    from ._docs import Docs
+    from ._http import ClientPool
+    from ._parallel import CallPool
+    from ._store import Store
+    from ._values import Converter
+
+_Made = TypeVar("_Made")
 
 __all__ = ["Runtime", "Session"]
 
@@ -77,15 +81,15 @@ class Runtime:
         self.limits = limits or Limits()
         self.clock: Clock = clock or utc_now
         self.catalog = Catalog(integration_paths)
-        self.docs = Docs(self.catalog, docs_path)
+        self._docs_path = docs_path
         self.writes = writes
         self.approve = approve
         self.retry = retry or RetryPolicy()
         self._accounts_source = accounts
         self._accounts: AccountsConfig | None = None
-        self._pool = ClientPool(transport, mounts, sleep=self.retry.sleep)
-        self._calls = CallPool()
-        self._store = store if isinstance(store, Store) else Store(store if store is not None else default_store_path())
+        self._transports = (transport, mounts)
+        self._store_source = store
+        self._made: dict[str, Any] = {}  # docs, clients, calls, store: made on first use (see _once)
         self._memos: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._audit_source = audit_log
@@ -121,9 +125,50 @@ class Runtime:
         with self._lock:
             if not self._audit_ready:
                 source = self._audit_source or os.environ.get("KOSMO_AUDIT_LOG") or accounts.settings.get("audit_log")
-                self._audit = source if isinstance(source, AuditLog) or source is None else AuditLog(source)
+                if isinstance(source, (str, Path)):
+                    from ._audit import AuditLog
+
+                    source = AuditLog(source)
+                self._audit = source
                 self._audit_ready = True
             return self._audit
+
+    def _once(self, name: str, make: Callable[[], _Made]) -> _Made:
+        """The Runtime-wide object ``name``, made on first use: a run that needs none imports nothing for it."""
+        with self._lock:
+            if name not in self._made:
+                self._made[name] = make()
+            return self._made[name]  # type: ignore[no-any-return]
+
+    @property
+    def docs(self) -> Docs:
+        """The doc pages scripts and the CLI read."""
+        from ._docs import Docs
+
+        return self._once("docs", lambda: Docs(self.catalog, self._docs_path))
+
+    @property
+    def _pool(self) -> ClientPool:
+        """The HTTP clients, one per account."""
+        from ._http import ClientPool
+
+        return self._once("clients", lambda: ClientPool(*self._transports, sleep=self.retry.sleep))
+
+    @property
+    def _calls(self) -> CallPool:
+        """The threads ``app.parallel`` runs calls on."""
+        from ._parallel import CallPool
+
+        return self._once("calls", CallPool)
+
+    @property
+    def _store(self) -> Store:
+        """The local store handlers keep records in."""
+        from ._store import Store, default_store_path
+
+        source = self._store_source
+        return self._once("store", lambda: source if isinstance(source, Store)
+                          else Store(source if source is not None else default_store_path()))
 
     def _manifest_for(self, name: str) -> Any:
         loaded = self.catalog.find(name)
@@ -131,9 +176,11 @@ class Runtime:
 
     def close(self) -> None:
         """Close the HTTP connections, the store and the audit log."""
-        self._calls.close()
-        self._pool.close()
-        self._store.close()
+        with self._lock:
+            made = [self._made.pop(name, None) for name in ("calls", "clients", "store")]
+        for part in made:
+            if part is not None:
+                part.close()
         if self._audit is not None and self._audit is not self._audit_source:
             self._audit.close()
 
@@ -191,6 +238,8 @@ class Runtime:
             return RunResult(ok=False, error=exc, duration=time.monotonic() - sandbox.started)
 
         def app_functions() -> dict[str, Any]:
+            from ._parallel import ParallelCalls
+
             invoker = self._invoker(sandbox, limits, **options)
             parallel = ParallelCalls(invoker, sandbox.convert, self._calls, sandbox.remaining, limits.wall_time)
             sandbox.on_end.append(parallel.close)
@@ -248,6 +297,7 @@ class Runtime:
     def _invoker(self, sandbox: Sandbox | None, limits: Limits, *, dry_run: bool, read_only: bool,
                  writes: WritePolicy | None, approve: Approver | None, records: list[Any] | None = None,
                  remaining: Any = None) -> Invoker:
+        from ._calls import Invoker
         from ._policy import strictest
 
         audit = self.audit_log
@@ -264,7 +314,7 @@ class Runtime:
             run_policy=strictest(self.writes, writes, "deny" if read_only else None),
             approve=approve or self.approve,
             retry=self.retry,
-            run_id=uuid.uuid4().hex[:12],
+            run_id=os.urandom(6).hex(),
             on_call=audit.record if audit is not None else None,
             clock=self.clock,
         )
