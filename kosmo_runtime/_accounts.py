@@ -6,6 +6,7 @@ The file (YAML)::
     settings:                     # optional, run-wide
       writes: allow               # default write policy: allow | deny | ask
       audit_log: ~/kosmo-audit.jsonl
+      state: redis://localhost:6379/0   # where rate budgets and records live (default: this process)
     integrations:
       goto-webinar:
         default: marketing        # optional; else the account named "default", else the only one
@@ -390,9 +391,9 @@ class _Checker:
         with self.collecting():
             settings = self.mapping(top.get("settings"), ("settings",), "settings")
         for key in settings:
-            if key not in ("writes", "audit_log"):
+            if key not in ("writes", "audit_log", "state"):
                 with self.collecting():
-                    raise self.fail(("settings", key), f"unknown setting {key!r}", "settings are: writes, audit_log")
+                    raise self.fail(("settings", key), f"unknown setting {key!r}", "settings are: writes, audit_log, state")
         with self.collecting():
             self.policy(settings.get("writes", "allow"), ("settings", "writes"))
         integrations: dict[str, _IntegrationEntry] = {}

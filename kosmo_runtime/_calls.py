@@ -26,7 +26,8 @@ from ._log import log
 from ._manifest import FunctionSpec, LoadedIntegration
 from ._policy import Approver, WriteRequest, authorize
 from ._result import CallRecord
-from ._store import ScopedStore, Store
+from ._state import State
+from ._store import ScopedStore
 from ._validation import validate_arguments
 
 __all__ = ["CallContext", "Invoker", "run_declarative"]
@@ -41,7 +42,7 @@ class Invoker:
     catalog: Catalog
     accounts: AccountsConfig
     pool: ClientPool
-    store: Store
+    store: State
     memos: dict[tuple[str, str], dict[str, Any]]
     remaining: Callable[[], float]
     records: list[CallRecord]

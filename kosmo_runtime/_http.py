@@ -40,6 +40,7 @@ from ._errors import (
 )
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy
+from ._state import MemoryState, State
 
 if TYPE_CHECKING:
     from ._accounts import Account
@@ -126,14 +127,16 @@ def check_base_url(url: str, manifest: Manifest, account: str) -> httpx.URL:
 
 class ClientPool:
     """One httpx.Client and one rate limiter per (integration, account), reused across calls
-    and runs; thread-safe. ``sleep`` is what the rate limiters wait with."""
+    and runs; thread-safe. ``sleep`` is what the rate limiters wait with; their buckets live in
+    ``state`` (default: this process), keyed ``bucket:<integration>:<account>``."""
 
     def __init__(self, transport: httpx.BaseTransport | None = None,
                  mounts: Mapping[str, httpx.BaseTransport] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, state: State | None = None) -> None:
         self._transport = transport
         self._mounts = dict(mounts or {})
         self._sleep = sleep
+        self._state = state if state is not None else MemoryState(":memory:")
         self._clients: dict[tuple[str, str, str], httpx.Client] = {}
         self._limiters: dict[tuple[str, str], RateLimiter | None] = {}
         self._lock = threading.Lock()
@@ -153,13 +156,13 @@ class ClientPool:
         with self._lock:
             if key not in self._limiters:
                 setting = account.rate_limit
-                if setting is False or (setting is None and manifest.rate_limit is None):
-                    self._limiters[key] = None
-                elif isinstance(setting, Mapping):
-                    self._limiters[key] = RateLimiter(setting["requests"], setting["per_seconds"], sleep=self._sleep)
-                else:
-                    spec = manifest.rate_limit
-                    self._limiters[key] = RateLimiter(spec.requests, spec.per_seconds, sleep=self._sleep)  # type: ignore[union-attr]
+                rate: tuple[float, float] | None = None
+                if isinstance(setting, Mapping):
+                    rate = (setting["requests"], setting["per_seconds"])
+                elif setting is None and manifest.rate_limit is not None:
+                    rate = (manifest.rate_limit.requests, manifest.rate_limit.per_seconds)
+                self._limiters[key] = None if rate is None else RateLimiter(
+                    *rate, sleep=self._sleep, state=self._state, key=f"bucket:{manifest.id}:{account.name}")
             return self._limiters[key]
 
     def _new_client(self, manifest: Manifest, account: Account, base_url: str) -> httpx.Client:

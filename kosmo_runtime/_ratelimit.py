@@ -4,45 +4,45 @@ A loop in a script slows down instead of being rejected with 429. Each request
 costs tokens (1 by default; a manifest can price methods, as Whereby's points
 budget does); the bucket refills at ``requests / per_seconds`` and holds at most
 ``requests`` tokens, so short bursts up to the documented rate pass at once.
+
+The bucket itself lives in a :class:`~kosmo_runtime._state.State` (in this process by default;
+on SQLite or Redis when several processes or replicas share one account's budget).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ._errors import LimitExceeded
+
+if TYPE_CHECKING:
+    from ._state import State
 
 __all__ = ["RateLimiter"]
 
 
 class RateLimiter:
-    """A thread-safe token bucket: ``requests`` tokens per ``per_seconds``."""
+    """A thread-safe token bucket: ``requests`` tokens per ``per_seconds``, kept under ``key`` in ``state``."""
 
     def __init__(self, requests: float, per_seconds: float, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, state: State | None = None, key: str = "bucket") -> None:
+        from ._state import MemoryState
+
         self.capacity = float(requests)
         self.rate = requests / per_seconds
-        self._tokens = self.capacity
-        self._clock = clock
+        self.key = key
+        self._state: State = state if state is not None else MemoryState(":memory:", clock=clock)
         self._sleep = sleep
-        self._updated = clock()
-        self._lock = threading.Lock()
         self.waited = 0.0  # total seconds callers were held back, for reports
 
     def _reserve(self, cost: float) -> float:
         """Take ``cost`` tokens now (possibly going negative); the seconds to wait before sending."""
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-            self._updated = now
-            self._tokens -= cost
-            return max(0.0, -self._tokens / self.rate)
+        return self._state.reserve(self.key, cost, self.capacity, self.rate)
 
     def _refund(self, cost: float) -> None:
-        with self._lock:
-            self._tokens += cost
+        self._state.refund(self.key, cost)
 
     def acquire(self, cost: float, remaining: float) -> float:
         """Wait until ``cost`` tokens are available; returns the seconds waited.

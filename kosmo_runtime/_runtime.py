@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # httpx, sqlite, the docs and the call layer load when first 
     from ._docs import Docs
     from ._http import ClientPool
     from ._parallel import CallPool
+    from ._state import State
     from ._store import Store
     from ._values import Converter
 
@@ -51,7 +52,12 @@ class Runtime:
     ``writes``             run-wide write policy: ``allow``, ``deny`` or ``ask`` (the stricter of this and
                            the account's applies).
     ``approve``            callback deciding ``ask`` writes; without it, ``ask`` means deny.
-    ``store``              the local store (path or ``Store``) for facts a service cannot answer later.
+    ``store``              the local store (path or ``Store``) for facts a service cannot answer later,
+                           used by the in-process state.
+    ``state``              where rate budgets, records and idempotency claims live: a ``State``, or a URL
+                           (``memory``, ``sqlite:///path``, ``redis://host:6379/0``). Default:
+                           ``$KOSMO_STATE_URL``, else the accounts file's ``settings: state``, else in
+                           this process (records in ``store``).
     ``retry``              the ``RetryPolicy`` for failed requests (its ``sleep`` also paces the rate limiters).
     ``audit_log``          path of a JSON Lines audit log (default: ``$KOSMO_AUDIT_LOG``, else the accounts
                            file's ``settings: audit_log``, else none).
@@ -73,6 +79,7 @@ class Runtime:
         writes: WritePolicy | None = None,
         approve: Approver | None = None,
         store: Store | str | Path | None = None,
+        state: State | str | None = None,
         docs_path: str | Path | None = None,
         retry: RetryPolicy | None = None,
         audit_log: str | Path | AuditLog | None = None,
@@ -89,6 +96,7 @@ class Runtime:
         self._accounts: AccountsConfig | None = None
         self._transports = (transport, mounts)
         self._store_source = store
+        self._state_source = state
         self._made: dict[str, Any] = {}  # docs, clients, calls, store: made on first use (see _once)
         self._memos: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -152,7 +160,8 @@ class Runtime:
         """The HTTP clients, one per account."""
         from ._http import ClientPool
 
-        return self._once("clients", lambda: ClientPool(*self._transports, sleep=self.retry.sleep))
+        state = self.state
+        return self._once("clients", lambda: ClientPool(*self._transports, sleep=self.retry.sleep, state=state))
 
     @property
     def _calls(self) -> CallPool:
@@ -162,22 +171,31 @@ class Runtime:
         return self._once("calls", CallPool)
 
     @property
-    def _store(self) -> Store:
-        """The local store handlers keep records in."""
-        from ._store import Store, default_store_path
+    def state(self) -> State:
+        """Where rate budgets, records and idempotency claims live (see ``state`` above), made on first use."""
+        source = self._state_source
+        if source is not None and not isinstance(source, str):
+            return source
+        url = source or os.environ.get("KOSMO_STATE_URL") or None
+        if url is None:
+            configured = self.accounts.settings.get("state")
+            url = str(configured) if configured else None
 
-        source = self._store_source
-        return self._once("store", lambda: source if isinstance(source, Store)
-                          else Store(source if source is not None else default_store_path()))
+        def make() -> State:
+            from ._state import open_state
+
+            return open_state(url, store=self._store_source)
+
+        return self._once("state", make)
 
     def _manifest_for(self, name: str) -> Any:
         loaded = self.catalog.find(name)
         return loaded.manifest if loaded else None
 
     def close(self) -> None:
-        """Close the HTTP connections, the store and the audit log."""
+        """Close the HTTP connections, the state (when made here) and the audit log."""
         with self._lock:
-            made = [self._made.pop(name, None) for name in ("calls", "clients", "store")]
+            made = [self._made.pop(name, None) for name in ("calls", "clients", "state")]
         for part in made:
             if part is not None:
                 part.close()
@@ -305,7 +323,7 @@ class Runtime:
             catalog=self.catalog,
             accounts=self.accounts,
             pool=self._pool,
-            store=self._store,
+            store=self.state,
             memos=self._memos,
             remaining=remaining or (sandbox.remaining if sandbox else (lambda: limits.wall_time)),
             records=records if records is not None else sandbox.calls,  # type: ignore[union-attr]

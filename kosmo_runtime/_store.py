@@ -8,15 +8,16 @@ integration and account, as JSON documents in named collections.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import platformdirs
 
-__all__ = ["Store", "default_store_path"]
+__all__ = ["ScopedStore", "Store", "default_store_path"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -36,25 +37,51 @@ def default_store_path() -> Path:
     return Path(platformdirs.user_data_dir("kosmo")) / "store.sqlite3"
 
 
-class Store:
-    """JSON records keyed by (integration, account, collection, key). ``":memory:"`` keeps nothing."""
+class ScopedStore(Protocol):
+    """One integration account's records (``ctx.store``), whichever state backend holds them."""
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    def put(self, collection: str, key: str, data: dict[str, Any]) -> None:
+        """Keep ``data`` under ``key`` (replacing what was there)."""
+        ...
+
+    def get(self, collection: str, key: str) -> dict[str, Any] | None:
+        """The record under ``key``, or None."""
+        ...
+
+    def all(self, collection: str) -> list[dict[str, Any]]:
+        """Every record of a collection, newest first."""
+        ...
+
+
+class Store:
+    """JSON records keyed by (integration, account, collection, key). ``":memory:"`` keeps nothing.
+
+    A file store may be shared by several processes (SQLite locks it); each process opens its own
+    connection, waiting up to ``timeout`` seconds for another's write.
+    """
+
+    def __init__(self, path: str | Path = ":memory:", *, timeout: float = 5.0) -> None:
         self.path = str(path)
+        self._timeout = timeout
         self._connection: sqlite3.Connection | None = None
+        self._pid = os.getpid()
         self._lock = threading.Lock()
 
     def _db(self) -> sqlite3.Connection:
+        if self._connection is not None and self._pid != os.getpid() and self.path != ":memory:":
+            self._connection = None  # a forked process: the parent's connection is not ours to use
         if self._connection is None:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._connection = sqlite3.connect(self.path, timeout=self._timeout, check_same_thread=False,
+                                               isolation_level=None)
             self._connection.execute(_SCHEMA)
+            self._pid = os.getpid()
         return self._connection
 
     def scoped(self, integration: str, account: str) -> ScopedStore:
         """The part of the store one integration account sees."""
-        return ScopedStore(self, integration, account)
+        return _SqliteScope(self, integration, account)
 
     def close(self) -> None:
         with self._lock:
@@ -63,8 +90,8 @@ class Store:
                 self._connection = None
 
 
-class ScopedStore:
-    """One integration account's records."""
+class _SqliteScope:
+    """One integration account's records in a SQLite ``Store``."""
 
     def __init__(self, store: Store, integration: str, account: str) -> None:
         self._store = store

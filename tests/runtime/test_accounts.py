@@ -497,7 +497,7 @@ def test_invalid_settings_write_policy(runtime: Runtime) -> None:
 
 def test_unknown_setting(runtime: Runtime) -> None:
     text = "settings:\n  write: deny\n"
-    assert_file_error(file_error(runtime, text), 2, "unknown setting 'write'", "settings are: writes, audit_log")
+    assert_file_error(file_error(runtime, text), 2, "unknown setting 'write'", "settings are: writes, audit_log, state")
 
 
 @pytest.mark.parametrize("name", ["Main", "my-account", "2nd", "with space", "_hidden"])
