@@ -1,7 +1,10 @@
 """The HTTP executor: the one place where requests are sent and failures become kosmo errors.
 
-* one ``httpx.Client`` per account, kept for the life of the Runtime (connection reuse);
-* auth applied here from the account's secrets, never by integration code;
+* one ``Endpoint`` per account, kept for the life of the Runtime: its absolute base URL, its
+  default headers (auth from the account's secrets, never from integration code), its timeouts and
+  one httpx transport (connection reuse). Requests go straight to the transport: httpx's
+  ``Client`` layers (URL merging, auth flows, cookies, redirects, event hooks) cost more per
+  request than the rest of the call, and none is needed (no cookies, no redirects followed);
 * only the manifest's hosts (or loopback) are reachable, and only over https (loopback: http);
 * statuses and httpx exceptions are mapped to the error tree (``map_exception``,
   ``status_error``), with the service's own error code and message;
@@ -14,11 +17,13 @@
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import json
 import re
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -49,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ClientPool",
     "DryRunIntercept",
+    "Endpoint",
     "Http",
     "RetryPolicy",
     "map_exception",
@@ -57,6 +63,7 @@ __all__ = [
 ]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|localhost|\[::1\]|::1)$")
 _SECRET_KEY = re.compile(r"(secret|password|passwd|token|api_?key|access_?key|private|credential|authorization)", re.I)
 USER_AGENT = "kosmo-runtime/0.1"
@@ -125,10 +132,42 @@ def check_base_url(url: str, manifest: Manifest, account: str) -> httpx.URL:
     return parsed
 
 
+class Endpoint:
+    """Where one account's requests go: absolute base URL, default headers (auth included), the
+    account's timeouts and the transport that sends them. ``repr`` never shows the headers."""
+
+    __slots__ = ("base_url", "headers", "timeout", "transport")
+
+    def __init__(self, base_url: str, headers: dict[str, str], timeout: dict[str, float | None],
+                 transport: httpx.BaseTransport) -> None:
+        self.base_url = base_url            # no trailing slash
+        self.headers = headers              # lower-case names
+        self.timeout = timeout              # httpx's timeout extension: connect, read, write, pool
+        self.transport = transport
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.base_url!r})"
+
+
+class _ProxiedTransport(httpx.BaseTransport):
+    """Sends through an ``httpx.Client`` so that the environment's proxies (``HTTPS_PROXY``,
+    ``NO_PROXY``, ...) apply as httpx applies them; used only when the environment names a proxy."""
+
+    def __init__(self) -> None:
+        self._client = httpx.Client(follow_redirects=False)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._client.send(request, stream=True)
+
+    def close(self) -> None:
+        self._client.close()
+
+
 class ClientPool:
-    """One httpx.Client and one rate limiter per (integration, account), reused across calls
+    """One ``Endpoint`` and one rate limiter per (integration, account), reused across calls
     and runs; thread-safe. ``sleep`` is what the rate limiters wait with; their buckets live in
-    ``state`` (default: this process), keyed ``bucket:<integration>:<account>``."""
+    ``state`` (default: this process), keyed ``bucket:<integration>:<account>``. ``transport``
+    (every endpoint) or ``mounts`` (per base-URL prefix) replace the network, for tests and simulators."""
 
     def __init__(self, transport: httpx.BaseTransport | None = None,
                  mounts: Mapping[str, httpx.BaseTransport] | None = None,
@@ -137,17 +176,17 @@ class ClientPool:
         self._mounts = dict(mounts or {})
         self._sleep = sleep
         self._state = state if state is not None else MemoryState(":memory:")
-        self._clients: dict[tuple[str, str, str], httpx.Client] = {}
+        self._clients: dict[tuple[str, str, str], Endpoint] = {}
         self._limiters: dict[tuple[str, str], RateLimiter | None] = {}
         self._lock = threading.Lock()
 
-    def client(self, manifest: Manifest, account: Account) -> httpx.Client:
+    def client(self, manifest: Manifest, account: Account) -> Endpoint:
         base_url = str(account.settings["base_url"]).rstrip("/")
         key = (manifest.id, account.name, base_url)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                client = self._clients[key] = self._new_client(manifest, account, base_url)
+                client = self._clients[key] = self._new_endpoint(manifest, account, base_url)
             return client
 
     def limiter(self, manifest: Manifest, account: Account) -> RateLimiter | None:
@@ -165,55 +204,48 @@ class ClientPool:
                     *rate, sleep=self._sleep, state=self._state, key=f"bucket:{manifest.id}:{account.name}")
             return self._limiters[key]
 
-    def _new_client(self, manifest: Manifest, account: Account, base_url: str) -> httpx.Client:
+    def _new_endpoint(self, manifest: Manifest, account: Account, base_url: str) -> Endpoint:
         check_base_url(base_url, manifest, account.name)
-        auth: httpx.Auth
         if manifest.auth.kind == "bearer":
-            auth = _BearerAuth(account.credential(manifest.auth.token or ""))
+            authorization = f"Bearer {account.credential(manifest.auth.token or '')}"
         else:
-            auth = httpx.BasicAuth(account.credential(manifest.auth.username or ""),
-                                   account.credential(manifest.auth.password or ""))
+            pair = f"{account.credential(manifest.auth.username or '')}:{account.credential(manifest.auth.password or '')}"
+            authorization = f"Basic {base64.b64encode(pair.encode()).decode()}"
+        headers = {"user-agent": USER_AGENT, "accept": "application/json", "accept-encoding": "gzip, deflate",
+                   "connection": "keep-alive", **{k.lower(): v for k, v in manifest.headers.items()},
+                   "authorization": authorization}
+        timeout = httpx.Timeout(**{**DEFAULT_TIMEOUTS, **account.timeouts}).as_dict()
+        return Endpoint(base_url, headers, timeout, self._transport_for(base_url))
+
+    def _transport_for(self, base_url: str) -> httpx.BaseTransport:
         transport = self._transport
         for prefix, mounted in self._mounts.items():
             if base_url.startswith(prefix.rstrip("/")):
                 transport = mounted
-        return httpx.Client(
-            base_url=base_url,
-            auth=auth,
-            headers={"user-agent": USER_AGENT, "accept": "application/json", **manifest.headers},
-            timeout=httpx.Timeout(**{**DEFAULT_TIMEOUTS, **account.timeouts}),
-            transport=transport,
-            follow_redirects=False,
-        )
+        if transport is not None:
+            return transport  # as httpx does, a transport given explicitly is used without the environment's proxies
+        proxies = urllib.request.getproxies()
+        if any(proxies.get(scheme) for scheme in ("http", "https", "all")):
+            return _ProxiedTransport()
+        return httpx.HTTPTransport()
 
     def close(self) -> None:
         with self._lock:
-            for client in self._clients.values():
-                client.close()
+            closed: set[int] = set()
+            for endpoint in self._clients.values():
+                if id(endpoint.transport) not in closed:
+                    closed.add(id(endpoint.transport))
+                    endpoint.transport.close()
             self._clients.clear()
-
-
-class _BearerAuth(httpx.Auth):
-    """``Authorization: Bearer <token>``; the token never appears in repr."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(***)"
 
 
 class Http:
     """The HTTP access one integration call gets: bound to its account, errors mapped."""
 
-    def __init__(self, client: httpx.Client, manifest: Manifest, *, function: str, account: str,
+    def __init__(self, endpoint: Endpoint, manifest: Manifest, *, function: str, account: str,
                  remaining: Callable[[], float], dry_run: bool = False, retry: RetryPolicy | None = None,
                  trace: Trace | None = None, limiter: RateLimiter | None = None) -> None:
-        self._client = client
+        self._endpoint = endpoint
         self._manifest = manifest
         self._function = function
         self._account = account
@@ -236,9 +268,17 @@ class Http:
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
                 headers: Mapping[str, str] | None = None) -> Any:
         """Send one request and return its JSON body (``None`` when empty); raises UpstreamError."""
-        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
-        request = self._client.build_request(method, path, params=query or None, json=json, headers=headers)
-        if not _host_allowed(request.url.host, self._manifest):
+        endpoint = self._endpoint
+        query = {k: _query_value(v) for k, v in params.items() if v is not None} if params else None
+        sent_headers = endpoint.headers
+        if headers:
+            sent_headers = {**sent_headers, **{k.lower(): v for k, v in headers.items()}}
+        # a path goes under the base URL as httpx merges one with ``base_url``; the base URL's host was
+        # checked when the endpoint was made, an absolute URL from integration code is checked here
+        absolute = _ABSOLUTE.match(path) is not None
+        url = path if absolute else f"{endpoint.base_url}/{path.lstrip('/')}"
+        request = httpx.Request(method, url, params=query or None, json=json, headers=sent_headers)
+        if absolute and not _host_allowed(request.url.host, self._manifest):
             raise ConfigError(f"{self._manifest.id}: refusing to call host {request.url.host!r}, which the manifest does not allow")
         is_write = method not in _SAFE_METHODS
         if is_write and self._dry_run:
@@ -274,6 +314,7 @@ class Http:
             raise error
 
     def _send(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` once, its timeouts capped by what is left of the run; the body is read."""
         remaining = self._remaining()
         if remaining <= 0:
             raise LimitExceeded("run stopped: wall-clock limit reached before the request was sent", limit="wall_time")
@@ -281,12 +322,14 @@ class Http:
             cost = (self._manifest.rate_limit.costs.get(request.method, 1.0) if self._manifest.rate_limit else 1.0)
             if self._limiter.acquire(cost, remaining) > 0:
                 remaining = self._remaining()
-        timeout = min(remaining, self._client.timeout.read or remaining)
-        request.extensions["timeout"] = httpx.Timeout(
-            connect=min(self._client.timeout.connect or timeout, timeout), read=timeout,
-            write=min(self._client.timeout.write or timeout, timeout), pool=min(self._client.timeout.pool or timeout, timeout),
-        ).as_dict()
-        return self._client.send(request)
+        request.extensions["timeout"] = _capped(self._endpoint.timeout, remaining)
+        response = self._endpoint.transport.handle_request(request)
+        try:
+            response.read()
+        finally:
+            response.close()
+        response.request = request
+        return response
 
     def _may_retry(self, attempt: int, is_write: bool, *, not_sent: bool, retry_after: float | None) -> bool:
         if attempt >= self._retry.attempts or (is_write and not not_sent):
@@ -308,10 +351,10 @@ class Http:
                 status=response.status_code, **self._context(),
                 hint="the service may be having problems; retry later",
             )
-        content_type = response.headers.get("content-type", "")
         try:
             return json.loads(content)
         except (ValueError, UnicodeDecodeError):
+            content_type = response.headers.get("content-type", "")
             raise BadResponse(
                 f"{self._manifest.name} answered {response.status_code} with a body that is not JSON "
                 f"(content type {content_type or 'none'}, starts {content[:80]!r})",
@@ -328,6 +371,13 @@ class Http:
 
     def _context(self) -> dict[str, Any]:
         return {"integration": self._manifest.id, "function": self._function, "account": self._account}
+
+
+def _capped(timeout: Mapping[str, float | None], remaining: float) -> dict[str, float | None]:
+    """The account's timeouts, none past the ``remaining`` seconds of the run (httpx's timeout extension)."""
+    read = min(remaining, timeout["read"] or remaining)
+    return {"connect": min(timeout["connect"] or read, read), "read": read,
+            "write": min(timeout["write"] or read, read), "pool": min(timeout["pool"] or read, read)}
 
 
 def _query_value(value: Any) -> Any:
