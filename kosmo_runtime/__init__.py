@@ -21,7 +21,7 @@ _EXPORTS = {
     "._errors": ("AccountError", "AccountsFileError", "AuthFailed", "BadResponse", "CallError", "ConfigError",
                  "HTTPStatusError", "IntegrationBug", "InvalidArgument", "KosmoError", "LimitExceeded",
                  "LuaRuntimeError", "LuaSyntaxError", "ManifestError", "NetworkError", "NotFound", "OutcomeUnknown",
-                 "PermissionDenied", "RateLimited", "ScriptError", "ServiceUnavailable", "UpstreamError",
+                 "PermissionDenied", "RateLimited", "ScriptError", "ServiceUnavailable", "StateUnavailable", "UpstreamError",
                  "UpstreamNotFound", "UsageError"),
     "._retry": ("RetryPolicy",),
     "._limits": ("Limits",),
@@ -29,6 +29,8 @@ _EXPORTS = {
     "._result": ("ENVELOPE_VERSION", "CallRecord", "RunResult", "envelope_schema"),
     "._runtime": ("Runtime", "Session"),
     "._simulate": ("ConnectionDropped", "Fault", "LoopbackServer", "Simulator", "route"),
+    "._state": ("MemoryState", "SqliteState", "State"),
+    "._state_redis": ("RedisState",),
     "._store": ("Store",),
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -55,6 +57,7 @@ __all__ = [
     "LimitExceeded",
     "Limits",
     "LoopbackServer",
+    "MemoryState",
     "LuaRuntimeError",
     "LuaSyntaxError",
     "ManifestError",
@@ -63,6 +66,7 @@ __all__ = [
     "OutcomeUnknown",
     "PermissionDenied",
     "RateLimited",
+    "RedisState",
     "RetryPolicy",
     "RunResult",
     "Runtime",
@@ -71,6 +75,9 @@ __all__ = [
     "Session",
     "ServiceUnavailable",
     "Simulator",
+    "SqliteState",
+    "State",
+    "StateUnavailable",
     "Store",
     "UpstreamError",
     "UpstreamNotFound",
@@ -126,6 +133,7 @@ if TYPE_CHECKING:
         RateLimited,
         ScriptError,
         ServiceUnavailable,
+        StateUnavailable,
         UpstreamError,
         UpstreamNotFound,
         UsageError,
@@ -136,4 +144,6 @@ if TYPE_CHECKING:
     from ._retry import RetryPolicy
     from ._runtime import Runtime, Session
     from ._simulate import ConnectionDropped, Fault, LoopbackServer, Simulator, route
+    from ._state import MemoryState, SqliteState, State
+    from ._state_redis import RedisState
     from ._store import Store

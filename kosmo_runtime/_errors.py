@@ -14,6 +14,8 @@ KosmoError                      (base; ``code`` is stable, ``message`` is one li
 │   │                                                                  account_error
 │   ├── IntegrationBug          the integration's own code failed (never the script's fault)
 │   │                                                                  internal_error
+│   ├── StateUnavailable        the shared state (Redis) cannot be reached; nothing was sent
+│   │                                                                  state_unavailable
 │   └── UpstreamError           the service said no or could not be reached
 │       ├── HTTPStatusError     the service answered 4xx/5xx           upstream_error
 │       │   ├── AuthFailed      401/403: credentials refused           auth_failed
@@ -60,6 +62,7 @@ __all__ = [
     "RateLimited",
     "ScriptError",
     "ServiceUnavailable",
+    "StateUnavailable",
     "UpstreamError",
     "UpstreamNotFound",
     "UsageError",
@@ -182,6 +185,13 @@ class IntegrationBug(CallError):
     """Raised when an integration's handler itself fails; the details go to the log, not the script."""
 
     code = "internal_error"
+
+
+class StateUnavailable(CallError):
+    """Raised when the shared state (Redis: rate budgets, records, idempotency) cannot be reached; nothing was sent."""
+
+    code = "state_unavailable"
+    retryable = True
 
 
 class UpstreamError(CallError):

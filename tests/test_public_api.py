@@ -8,7 +8,7 @@ EXPECTED = {
     "IntegrationBug", "InvalidArgument", "KosmoError", "LimitExceeded", "Limits", "LoopbackServer",
     "LuaRuntimeError", "LuaSyntaxError", "ManifestError", "NetworkError", "NotFound", "OutcomeUnknown",
     "PermissionDenied", "RateLimited", "RetryPolicy", "RunResult", "Runtime", "ScriptError", "Secret", "Session",
-    "ServiceUnavailable", "Simulator", "Store", "UpstreamError", "UpstreamNotFound", "UsageError", "WriteRequest",
+    "ServiceUnavailable", "Simulator", "Store", "State", "StateUnavailable", "MemoryState", "SqliteState", "RedisState", "UpstreamError", "UpstreamNotFound", "UsageError", "WriteRequest",
     "__version__", "route", "ENVELOPE_VERSION", "envelope_schema",
 }
 
