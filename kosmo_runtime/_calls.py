@@ -21,6 +21,7 @@ from ._context import CallContext
 from ._discovery import Catalog
 from ._errors import BadResponse, IntegrationBug, KosmoError, NotFound
 from ._http import ClientPool, DryRunIntercept, Http, RetryPolicy, Trace, redact
+from ._idempotency import Idempotency
 from ._limits import limit_exceeded
 from ._log import log
 from ._manifest import FunctionSpec, LoadedIntegration
@@ -55,6 +56,7 @@ class Invoker:
     on_call: Callable[[CallRecord, dict[str, Any]], None] | None = None
     _bindings: dict[tuple[str, str | None], _Binding] = field(default_factory=dict, repr=False)
     clock: Clock = utc_now
+    idempotency: Idempotency | None = None  # the run's idempotency key: its writes are sent once
 
     def integration(self, name: str) -> LoadedIntegration:
         """The installed integration called ``name``; raises NotFound with the closest names."""
@@ -115,7 +117,11 @@ class Invoker:
                         limiter=bound.limiter)
             context = CallContext(ident, function, account, http, bound.store, bound.memo, self.clock)
             try:
-                result = _execute(loaded, function, spec, context, args)
+                if self.idempotency is not None and spec.operation == "write" and not self.dry_run:
+                    result = self.idempotency.once(ident, account.name, function, args,
+                                                   lambda: _execute(loaded, function, spec, context, args))
+                else:
+                    result = _execute(loaded, function, spec, context, args)
             except DryRunIntercept as intercepted:
                 result = {"dry_run": True, "would_send": intercepted.request,
                           "note": "dry run: this write was not sent; requests after it (if any) depend on its answer"}

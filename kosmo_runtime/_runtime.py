@@ -221,15 +221,18 @@ class Runtime:
         writes: WritePolicy | None = None,
         approve: Approver | None = None,
         on_output: Callable[[str], None] | None = None,
+        idempotency_key: str | None = None,
     ) -> RunResult:
         """Run a Lua script in a fresh sandbox and return what happened (never raises for script errors).
 
         ``name`` is the script name in error messages (default ``script.lua``); ``dry_run`` lets reads
         run and turns each write into a description of what would be sent; ``read_only`` denies writes.
         ``on_output`` is called with each piece of printed text as it is printed (it is also in ``output``).
+        ``idempotency_key``: a retry of this run with the same key (on any replica sharing the state)
+        gets each write's recorded result instead of sending it again (see ``_idempotency.py``).
         """
         sandbox = self._sandbox(limits or self.limits, dry_run=dry_run, read_only=read_only, writes=writes,
-                                approve=approve)
+                                approve=approve, idempotency_key=idempotency_key)
         if isinstance(sandbox, RunResult):
             return sandbox
         sandbox.on_output = on_output
@@ -278,11 +281,12 @@ class Runtime:
         read_only: bool = False,
         writes: WritePolicy | None = None,
         approve: Approver | None = None,
+        idempotency_key: str | None = None,
     ) -> RunResult:
         """Call one integration function without Lua, e.g. ``call("whereby.list_rooms", {"limit": 5})``.
 
         ``function`` is ``integration.function`` or ``integration.account.function``. Validation,
-        policy and the result envelope are the same as for a script.
+        policy and the result envelope are the same as for a script (``idempotency_key`` as for ``run``).
         """
         limits = limits or self.limits
         started = time.monotonic()
@@ -290,7 +294,8 @@ class Runtime:
         deadline = started + limits.wall_time
         try:
             invoker = self._invoker(None, limits, dry_run=dry_run, read_only=read_only, writes=writes,
-                                    approve=approve, records=records, remaining=lambda: deadline - time.monotonic())
+                                    approve=approve, records=records, remaining=lambda: deadline - time.monotonic(),
+                                    idempotency_key=idempotency_key)
             ident, account_name, name = self._split(function, account, invoker)
             result = invoker.call(ident, account_name, name, dict(arguments or {}))
             return RunResult(ok=True, result=result, calls=records, duration=time.monotonic() - started)
@@ -314,8 +319,9 @@ class Runtime:
 
     def _invoker(self, sandbox: Sandbox | None, limits: Limits, *, dry_run: bool, read_only: bool,
                  writes: WritePolicy | None, approve: Approver | None, records: list[Any] | None = None,
-                 remaining: Any = None) -> Invoker:
+                 remaining: Any = None, idempotency_key: str | None = None) -> Invoker:
         from ._calls import Invoker
+        from ._idempotency import Idempotency
         from ._policy import strictest
 
         audit = self.audit_log
@@ -335,6 +341,7 @@ class Runtime:
             run_id=os.urandom(6).hex(),
             on_call=audit.record if audit is not None else None,
             clock=self.clock,
+            idempotency=Idempotency(self.state, idempotency_key) if idempotency_key else None,
         )
 
     def _host_functions(self, invoker: Invoker, convert: Converter) -> dict[str, Any]:

@@ -8,7 +8,8 @@ A :class:`State` holds
 * the **records store** handlers keep facts in (``scoped(integration, account)``, the
   :class:`~kosmo_runtime._store.ScopedStore` API: Agora's recordings);
 * **idempotency claims** — ``claim(key, ttl)`` is true for the first caller of ``key`` within
-  ``ttl`` seconds, false for every later one.
+  ``ttl`` seconds, false for every later one; ``remember(key, data, ttl)``/``recall(key)`` keep what
+  the claimant did, ``release(key)`` gives a claim back (see ``_idempotency.py``).
 
 Implementations: :class:`MemoryState` (the default: one process; buckets in memory, records in
 the local SQLite store), :class:`SqliteState` (every process on one machine sharing one SQLite
@@ -18,6 +19,7 @@ machines). :func:`open_state` picks one from a URL.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -59,6 +61,18 @@ class State(Protocol):
         """True for the first claim of ``key`` within ``ttl`` seconds, false while that claim lasts."""
         ...
 
+    def release(self, key: str) -> None:
+        """Drop the claim of ``key`` (and what was remembered for it)."""
+        ...
+
+    def remember(self, key: str, data: dict[str, Any], ttl: float) -> None:
+        """Keep ``data`` (JSON-compatible) for ``key`` for ``ttl`` seconds."""
+        ...
+
+    def recall(self, key: str) -> dict[str, Any] | None:
+        """What was remembered for ``key`` (None if nothing, or expired)."""
+        ...
+
     def close(self) -> None:
         """Release connections (the state itself persists where it lives)."""
         ...
@@ -85,6 +99,7 @@ class MemoryState:
         self._clock = clock
         self._buckets: dict[str, list[float]] = {}  # key -> [tokens, updated]
         self._claims: dict[str, float] = {}  # key -> expiry (clock seconds)
+        self._memos: dict[str, tuple[float, dict[str, Any]]] = {}  # key -> (expiry, data)
         self._lock = threading.Lock()
 
     @property
@@ -127,6 +142,23 @@ class MemoryState:
             self._claims[key] = now + ttl
             return True
 
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._claims.pop(key, None)
+            self._memos.pop(key, None)
+
+    def remember(self, key: str, data: dict[str, Any], ttl: float) -> None:
+        with self._lock:
+            now = self._clock()
+            if len(self._memos) > 1024:
+                self._memos = {k: v for k, v in self._memos.items() if v[0] > now}
+            self._memos[key] = (now + ttl, json.loads(json.dumps(data)))
+
+    def recall(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            held = self._memos.get(key)
+            return json.loads(json.dumps(held[1])) if held is not None and held[0] > self._clock() else None
+
     def close(self) -> None:
         with self._lock:
             store, self._made_store = self._made_store, None
@@ -140,6 +172,8 @@ CREATE TABLE IF NOT EXISTS buckets (
 );
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS claims_expires ON claims (expires);
+CREATE TABLE IF NOT EXISTS memos (key TEXT PRIMARY KEY, expires REAL NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS memos_expires ON memos (expires);
 """
 
 
@@ -219,6 +253,22 @@ class SqliteState:
             db.execute("DELETE FROM claims WHERE expires <= ?", (now,))
             return db.execute("INSERT OR IGNORE INTO claims (key, expires) VALUES (?, ?)",
                               (key, now + ttl)).rowcount == 1
+
+    def release(self, key: str) -> None:
+        with self._immediate() as db:
+            db.execute("DELETE FROM claims WHERE key = ?", (key,))
+            db.execute("DELETE FROM memos WHERE key = ?", (key,))
+
+    def remember(self, key: str, data: dict[str, Any], ttl: float) -> None:
+        with self._immediate() as db:
+            now = self._clock()
+            db.execute("DELETE FROM memos WHERE expires <= ?", (now,))
+            db.execute("INSERT OR REPLACE INTO memos (key, expires, data) VALUES (?, ?, ?)", (key, now + ttl, json.dumps(data)))
+
+    def recall(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db().execute("SELECT data FROM memos WHERE key = ? AND expires > ?", (key, self._clock())).fetchone()
+        return json.loads(row[0]) if row else None
 
     def close(self) -> None:
         with self._lock:

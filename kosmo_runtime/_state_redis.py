@@ -155,6 +155,17 @@ class RedisState:
         token = os.urandom(8).hex()  # this claim's own: redis-py resending it after a lost reply still wins it
         return bool(self._do(lambda: self._claim(keys=[name], args=[token, max(1, math.ceil(ttl * 1000))])))
 
+    def release(self, key: str) -> None:
+        self._do(lambda: self._redis.delete(f"{self.prefix}claim:{key}", f"{self.prefix}memo:{key}"))
+
+    def remember(self, key: str, data: dict[str, Any], ttl: float) -> None:
+        name, value = f"{self.prefix}memo:{key}", json.dumps(data)
+        self._do(lambda: self._redis.set(name, value, px=max(1, math.ceil(ttl * 1000))))
+
+    def recall(self, key: str) -> dict[str, Any] | None:
+        raw = self._do(lambda: self._redis.get(f"{self.prefix}memo:{key}"))
+        return json.loads(raw) if raw is not None else None
+
     def scoped(self, integration: str, account: str) -> ScopedStore:
         return _RedisScope(self, f"{self.prefix}rec:{integration}:{account}:")
 

@@ -134,26 +134,46 @@ def test_redis_stopped_mid_run_gives_state_unavailable_then_recovers(tmp_path: P
             assert len(sim.stamps) == before + 1
 
 
-def test_keys_stay_bounded_and_expire(redis_url: str) -> None:
+def test_keys_stay_bounded_and_expire(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis
+
     from kosmo_runtime import RedisState
 
-    state = RedisState(redis_url, retention=1.0)
+    monkeypatch.setattr("kosmo_runtime._idempotency.DEFAULT_TTL", 0.3)
+    state = RedisState(redis_url, retention=0.3)
+    script = ('app.integrations.whereby.get_current_user{}\n'
+              'return app.integrations.whereby.create_room{room_name_prefix = "r"}.roomName')
     with _TimedWhereby() as sim, Runtime(accounts=_whereby_accounts(Path(sim.dir), sim.url, requests=100000),
                                          state=state, store=":memory:") as runtime:
         for n in range(1000):
-            assert runtime.run("return app.integrations.whereby.get_current_user{}").ok
-            state.claim(f"run-{n}:1", 0.5)
-            state.scoped("agora", "default").put("recordings", f"sid-{n % 10}", {"sid": n})
-        keys = _keys(redis_url)
-        assert len(keys) < 1000  # the bucket (1), 10 records + their index, the claims still live
-        import redis
-
-        client = redis.Redis.from_url(redis_url)
-        try:
-            assert all(client.pttl(key) != -1 for key in keys)  # every key has a TTL (-2: already expired)
-        finally:
-            client.close()
+            done = runtime.run(script, idempotency_key=f"job-{n}")
+            assert done.ok, done.error
+            state.scoped("agora", "default").put("recordings", f"sid-{n}", {"sid": n})
+        assert len(sim.stamps) == 2000
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter("*"))
+        # 1,000 runs wrote 2,000 idempotency keys and 1,000 records; what is left is what the last
+        # 0.3 s wrote, plus the account's bucket and the records' index
+        assert len(keys) < 1000, len(keys)
+        assert all(client.pttl(key) != -1 for key in keys)  # every key has a TTL (-2: expired meanwhile)
+        assert client.zcard("kosmo:rec:agora:default:recordings") < 1000  # the index is trimmed too
+    finally:
+        client.close()
     state.close()
+
+
+def test_a_retried_run_on_another_replica_does_not_send_its_write_again(redis_url: str, tmp_path: Path) -> None:
+    script = 'return app.integrations.whereby.create_room{room_name_prefix = "once"}.roomName'
+    with _TimedWhereby() as sim:
+        accounts = _whereby_accounts(tmp_path, sim.url, requests=100)
+        with Runtime(accounts=accounts, state=redis_url, store=":memory:") as one, \
+                Runtime(accounts=accounts, state=redis_url, store=":memory:") as other:
+            first = one.run(script, idempotency_key="job-42")
+            again = other.run(script, idempotency_key="job-42")
+        assert first.ok and again.ok, (first.error, again.error)
+        assert again.result == first.result
+        assert len(sim.stamps) == 1
 
 
 def test_unknown_redis_url_part_is_a_config_error() -> None:
