@@ -203,6 +203,7 @@ class SqliteState:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=self._timeout, check_same_thread=False, isolation_level=None)
             connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")  # a bucket need not survive a power cut; WAL stays consistent
             connection.executescript(_SQLITE_SCHEMA)
             self._connection, self._pid = connection, os.getpid()
         return self._connection
