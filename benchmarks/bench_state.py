@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from common import ROOT, Figure, paired_medians
+
 from kosmo_runtime._ratelimit import RateLimiter
 from kosmo_runtime._state import MemoryState, SqliteState
 from tests.redis_server import RedisServer, redis_server_binary
@@ -77,6 +78,7 @@ def bench_combined_rate() -> Figure:
     """Two processes, one Whereby account limited to 10 requests/s, its bucket on Redis: the combined
     rate the simulator sees after the first burst, against the account's rate."""
     from kosmo_integrations.whereby.simulator import WherebySimulator
+
     from kosmo_runtime._simulate import LoopbackServer
 
     name = "combined rate of 2 processes sharing one account (Redis)"

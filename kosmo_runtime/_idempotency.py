@@ -21,9 +21,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
-    AccountError, HTTPStatusError, InvalidArgument, KosmoError, NetworkError, OutcomeUnknown, StateUnavailable, UsageError,
+    AccountError,
+    HTTPStatusError,
+    InvalidArgument,
+    KosmoError,
+    NetworkError,
+    OutcomeUnknown,
+    StateUnavailable,
+    UsageError,
 )
-
 from ._log import log
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from ._errors import ConfigError, StateUnavailable
@@ -188,7 +188,8 @@ class _RedisScope:
     def put(self, collection: str, key: str, data: dict[str, Any]) -> None:
         state = self._state
         keys = [f"{self._prefix}{collection}:{key}", f"{self._prefix}{collection}"]
-        args = [key, json.dumps(data), repr(time.time()), math.ceil(state.retention * 1000), f"{self._prefix}{collection}:"]
+        args: list[str | int] = [key, json.dumps(data), repr(time.time()), math.ceil(state.retention * 1000),
+                                 f"{self._prefix}{collection}:"]
         state._do(lambda: state._put(keys=keys, args=args))
 
     def get(self, collection: str, key: str) -> dict[str, Any] | None:
@@ -199,12 +200,12 @@ class _RedisScope:
         """Every record of a collection, newest first (expired ones are gone)."""
         redis_ = self._state._redis
 
-        def read() -> list[tuple[bytes, float, bytes | None]]:
-            index: list[tuple[bytes, float]] = redis_.zrange(f"{self._prefix}{collection}", 0, -1, withscores=True)
+        def read() -> list[tuple[bytes, float, Any]]:
+            index = cast("list[tuple[bytes, float]]", redis_.zrange(f"{self._prefix}{collection}", 0, -1, withscores=True))
             if not index:
                 return []
             values = redis_.mget([f"{self._prefix}{collection}:".encode() + member for member, _ in index])
-            return [(member, score, value) for (member, score), value in zip(index, values)]
+            return [(member, score, value) for (member, score), value in zip(index, values, strict=True)]
 
         rows = self._state._do(read)
         rows.sort(key=lambda row: (-row[1], row[0]))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kosmo_runtime import Demo, Fault, Runtime, RetryPolicy
+from kosmo_runtime import Demo, Fault, RetryPolicy, Runtime
 from kosmo_runtime._state import MemoryState, SqliteState, State
 
 CREATE = 'return app.integrations.whereby.create_room{room_name_prefix = "standup"}.roomName'
