@@ -187,11 +187,13 @@ def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, An
     request = spec.request
     path = _PLACEHOLDER.sub(lambda m: quote(str(values[m.group(1)]), safe=""), request.path)
     query = {k: _fill(v, values) for k, v in request.query.items()}
-    body = {k: _fill(v, values) for k, v in request.body.items()} if request.body is not None else None
-    headers = {k: str(_fill(v, values)) for k, v in request.headers.items()}
-    data = context.http.request(request.method, path, params=query,
-                                json={k: v for k, v in body.items() if v is not None} if body is not None else None,
-                                headers=headers or None)
+    body: Any = None
+    if isinstance(request.body, str):
+        body = _fill(request.body, values)
+    elif request.body is not None:
+        body = {k: v for k, template in request.body.items() if (v := _fill(template, values)) is not None}
+    headers = {k: str(v) for k, template in request.headers.items() if (v := _fill(template, values)) is not None}
+    data = context.http.request(request.method, path, params=query, json=body, headers=headers or None)
     data = shape(data, spec.response.extract, None, spec.response.add)
     if transform is not None:
         data = transform(context, args, data)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from . import __version__
+from . import __version__, _cli_integrations
 from ._accounts import default_accounts_path
 from ._errors import ConfigError, KosmoError
 from ._examples import copy_examples, example_names, example_summary, read_example
@@ -56,6 +56,7 @@ _COMMANDS = {
     "repl": "an interactive Lua prompt",
     "examples": "list the bundled example scripts, or copy them out",
     "accounts": "list or check the configured accounts",
+    "integrations": "list the installed integrations, or write one from an OpenAPI spec",
 }
 
 
@@ -197,7 +198,7 @@ def _add_accounts(commands: Any, summary: str) -> None:
 
 _SUBCOMMANDS: dict[str, Callable[[Any, str], None]] = {
     "run": _add_run, "call": _add_call, "docs": _add_docs, "stubs": _add_stubs, "mcp": _add_mcp, "repl": _add_repl,
-    "examples": _add_examples, "accounts": _add_accounts,
+    "examples": _add_examples, "accounts": _add_accounts, "integrations": _cli_integrations.add_parser,
 }
 
 
@@ -230,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "examples":
             return _cmd_examples(args)
+        if args.command == "integrations":
+            return _cli_integrations.command(args)
         if args.command == "accounts" and args.accounts_command == "init":
             return _init_accounts(args)
         if args.command == "mcp":

@@ -46,6 +46,14 @@ def _builtin_root() -> _Root:
     return _Root(Path(next(iter(spec.submodule_search_locations))), _BUILTIN)
 
 
+def user_integrations_dir() -> Path:
+    """Where ``kosmo integrations new`` writes by default: the per-user data folder's ``integrations``
+    (``$XDG_DATA_HOME/kosmo/integrations`` on Linux), always searched after the other roots."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("kosmo")) / "integrations"
+
+
 def entry_points(group: str) -> Any:
     """``importlib.metadata.entry_points(group=...)``, imported when first needed (it is slow to import)."""
     from importlib.metadata import entry_points as select
@@ -59,7 +67,7 @@ class Catalog:
     def __init__(self, extra_paths: Iterable[str | Path] = (), *, builtin: bool = True) -> None:
         env_paths = [p for p in os.environ.get("KOSMO_INTEGRATIONS_PATH", "").split(os.pathsep) if p]
         self._roots = [_builtin_root()] if builtin else []
-        self._roots += [_Root(Path(p), None) for p in [*extra_paths, *env_paths]]
+        self._roots += [_Root(Path(p), None) for p in [*extra_paths, *env_paths, user_integrations_dir()]]
         self._loaded: dict[str, LoadedIntegration] = {}
         self._entry_points: dict[str, tuple[Path, str]] | None = None
 

@@ -136,17 +136,30 @@ class Endpoint:
     """Where one account's requests go: absolute base URL, default headers (auth included), the
     account's timeouts and the transport that sends them. ``repr`` never shows the headers."""
 
-    __slots__ = ("base_url", "headers", "timeout", "transport")
+    __slots__ = ("base_url", "headers", "query_key", "timeout", "transport")
 
     def __init__(self, base_url: str, headers: dict[str, str], timeout: dict[str, float | None],
-                 transport: httpx.BaseTransport) -> None:
+                 transport: httpx.BaseTransport, query_key: tuple[str, str] | None = None) -> None:
         self.base_url = base_url            # no trailing slash
         self.headers = headers              # lower-case names
         self.timeout = timeout              # httpx's timeout extension: connect, read, write, pool
         self.transport = transport
+        self.query_key = query_key          # (parameter, API key) added only to what is handed to the transport
 
     def __repr__(self) -> str:
         return f"Endpoint({self.base_url!r})"
+
+
+def _credentials(manifest: Manifest, account: Account) -> tuple[dict[str, str], tuple[str, str] | None]:
+    """The auth headers an account's requests carry, and the (name, key) of an API key sent in the query."""
+    auth = manifest.auth
+    if auth.kind == "bearer":
+        return {"authorization": f"Bearer {account.credential(auth.token or '')}"}, None
+    if auth.kind == "api_key":
+        key = account.credential(auth.key or "")
+        return ({auth.header.lower(): key}, None) if auth.header else ({}, (auth.query or "", key))
+    pair = f"{account.credential(auth.username or '')}:{account.credential(auth.password or '')}"
+    return {"authorization": f"Basic {base64.b64encode(pair.encode()).decode()}"}, None
 
 
 class _ProxiedTransport(httpx.BaseTransport):
@@ -206,16 +219,11 @@ class ClientPool:
 
     def _new_endpoint(self, manifest: Manifest, account: Account, base_url: str) -> Endpoint:
         check_base_url(base_url, manifest, account.name)
-        if manifest.auth.kind == "bearer":
-            authorization = f"Bearer {account.credential(manifest.auth.token or '')}"
-        else:
-            pair = f"{account.credential(manifest.auth.username or '')}:{account.credential(manifest.auth.password or '')}"
-            authorization = f"Basic {base64.b64encode(pair.encode()).decode()}"
+        auth_headers, query_key = _credentials(manifest, account)
         headers = {"user-agent": USER_AGENT, "accept": "application/json", "accept-encoding": "gzip, deflate",
-                   "connection": "keep-alive", **{k.lower(): v for k, v in manifest.headers.items()},
-                   "authorization": authorization}
+                   "connection": "keep-alive", **{k.lower(): v for k, v in manifest.headers.items()}, **auth_headers}
         timeout = httpx.Timeout(**{**DEFAULT_TIMEOUTS, **account.timeouts}).as_dict()
-        return Endpoint(base_url, headers, timeout, self._transport_for(base_url))
+        return Endpoint(base_url, headers, timeout, self._transport_for(base_url), query_key)
 
     def _transport_for(self, base_url: str) -> httpx.BaseTransport:
         transport = self._transport
@@ -323,7 +331,11 @@ class Http:
             if self._limiter.acquire(cost, remaining) > 0:
                 remaining = self._remaining()
         request.extensions["timeout"] = _capped(self._endpoint.timeout, remaining)
-        response = self._endpoint.transport.handle_request(request)
+        wire = request
+        if self._endpoint.query_key is not None:  # the key never enters the request that errors describe
+            wire = httpx.Request(request.method, request.url.copy_merge_params(dict([self._endpoint.query_key])),
+                                 headers=request.headers, content=request.content, extensions=request.extensions)
+        response = self._endpoint.transport.handle_request(wire)
         try:
             response.read()
         finally:
