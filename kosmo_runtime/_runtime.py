@@ -236,7 +236,10 @@ class Runtime:
         if isinstance(sandbox, RunResult):
             return sandbox
         sandbox.on_output = on_output
-        return sandbox.run(source, name or "script.lua")
+        try:
+            return sandbox.run(source, name or "script.lua")
+        finally:
+            sandbox.close()  # the state is freed now, not by the cycle collector
 
     def session(self, *, limits: Limits | None = None, dry_run: bool = False, read_only: bool = False,
                 writes: WritePolicy | None = None, approve: Approver | None = None) -> Session:
@@ -391,7 +394,7 @@ class Session:
         result = self._sandbox.run(source, name, keep_env=True)
         self._ended_by_limit = isinstance(result.error, LimitExceeded)
         if self._ended_by_limit:
-            self._sandbox = None
+            self.close()
         return result
 
     def interrupt(self) -> None:
@@ -401,7 +404,10 @@ class Session:
             sandbox.interrupt()
 
     def close(self) -> None:
-        self._sandbox = None
+        """End the session: its Lua state is freed now."""
+        sandbox, self._sandbox = self._sandbox, None
+        if sandbox is not None:
+            sandbox.close()
 
     def __enter__(self) -> Session:
         return self

@@ -1,8 +1,14 @@
 """One run of one script in a fresh, hardened Lua 5.4 state.
 
 ``Sandbox(limits, ...)`` builds the state (bootstrap compiled once per process),
-``Sandbox.run(source, name)`` executes the script and returns a ``RunResult``.
-Nothing survives the run: the next run gets a new state.
+``Sandbox.run(source, name)`` executes the script and returns a ``RunResult``,
+``Sandbox.close()`` frees the Lua state at once. Nothing survives the run: the next run
+gets a new state.
+
+No Python object the Lua state holds (host functions, the app layer's callables) keeps the
+state alive once ``close`` has run: the sandbox and its converter drop every reference to
+the state, so the state is freed by reference counting when the run ends, never left to
+Python's cycle collector (the state's memory is invisible to it).
 """
 
 from __future__ import annotations
@@ -107,6 +113,17 @@ class Sandbox:
         self.kit = boot(host)
         self.convert = Converter(self.lua, self.kit, limits.depth, checkpoint=self._checkpoint,
                                  budgets={"memory": limits.memory, "result": limits.result, "output": limits.output})
+
+    def close(self) -> None:
+        """Free the Lua state now (idempotent); the sandbox cannot run again."""
+        self.on_end.clear()
+        self._pending.clear()
+        self.on_output = None
+        convert = self.__dict__.pop("convert", None)
+        if convert is not None:
+            convert.close()
+        self.__dict__.pop("kit", None)
+        self.__dict__.pop("lua", None)
 
     def install_lazily(self, filename: str, names: list[str], functions: Callable[[], dict[str, Callable[..., Any]]]) -> None:
         """Install a layer the first time the script reads one of the globals ``names`` defines."""
@@ -326,6 +343,8 @@ class Sandbox:
             finish()
         if error is not None:
             _bound_error(error, ERROR_TEXT_BYTES)
+            # its traceback's frames hold Lua values: the state must not outlive the run through them
+            error.__traceback__ = error.__context__ = error.__cause__ = None
         return RunResult(
             ok=error is None,
             result=result if error is None else None,

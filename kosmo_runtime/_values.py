@@ -57,6 +57,10 @@ class Converter:
         self._since_check = 0
         self._limit = "memory"
 
+    def close(self) -> None:
+        """Drop every reference to the Lua state (the sandbox is closing)."""
+        self._table_from = self._inspect = self._mark_array = self.null = _closed
+
     def _start(self, limit: str) -> None:
         self._limit = limit
         self._left = self.budgets.get(limit, 1 << 62)
@@ -239,6 +243,10 @@ class Converter:
         from ._limits import limit_exceeded
 
         return limit_exceeded("depth", self.depth)
+
+
+def _closed(*args: Any) -> Any:
+    raise InvalidArgument("this run has ended: its values cannot be converted any more")
 
 
 def _first(pair: tuple[Any, Any]) -> Any:
