@@ -3,6 +3,8 @@
 * ``sandbox``: a fresh isolated sandbox (state built for the run, no pool) running ``return 1``,
   and a run whose script touches ``app.integrations.whereby``, against a bare
   ``lua54.LuaRuntime()`` + ``execute("return 1")``;
+* ``pool``: a run's latency on a sandbox the pool built ahead (the pool refilled between runs,
+  off the measured path), ``return 1`` and the whereby script, against the same floor;
 * ``bridge``: one no-op integration call, Lua to handler and back, against a raw Lua->Python call;
 * ``run_memory``: 60 consecutive runs each holding ~30 MiB, peak RSS against the process's base
   (in a fresh process).
@@ -11,6 +13,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 
 from lupa import lua54
 
@@ -27,7 +30,7 @@ def _floor() -> None:
 
 def bench_sandbox() -> list[Figure]:
     """Fresh sandboxes (no pool: each run builds its own state), interleaved with the floor."""
-    runtime = Runtime(accounts=AccountsConfig.empty(), store=":memory:")
+    runtime = Runtime(accounts=AccountsConfig.empty(), store=":memory:", pool=0)
     for source in ("return 1", TOUCH_WHEREBY):
         assert runtime.run(source).ok
     ours, floor = paired_medians(lambda: runtime.run("return 1"), _floor, rounds=800)
@@ -39,6 +42,31 @@ def bench_sandbox() -> list[Figure]:
         Figure("fresh sandbox, script touches app.integrations.whereby", "µs", touch * 1e6,
                "bare LuaRuntime() + execute('return 1')", floor2 * 1e6, "≤ 2.5× floor", touch <= 2.5 * floor2),
     ]
+
+
+def bench_pool() -> list[Figure]:
+    """Run latency with a pooled sandbox: before each timed run the pool is full (it refills off the path)."""
+    runtime = Runtime(accounts=AccountsConfig.empty(), store=":memory:", pool=2)
+    figures = []
+    for label, source in (("`return 1`", "return 1"), ("script touches app.integrations.whereby", TOUCH_WHEREBY)):
+        assert runtime.run(source).ok
+        ours: list[float] = []
+        floors: list[float] = []
+        for _ in range(400):
+            assert runtime._sandboxes.wait_full(timeout=10)
+            started = time.perf_counter()
+            runtime.run(source)
+            middle = time.perf_counter()
+            _floor()
+            ours.append(middle - started)
+            floors.append(time.perf_counter() - middle)
+        value, floor = statistics.median(ours), statistics.median(floors)
+        target = 1 if source == "return 1" else 2.5
+        figures.append(Figure(f"run on a pooled sandbox, {label}", "µs", value * 1e6,
+                              "bare LuaRuntime() + execute('return 1')", floor * 1e6, f"≤ {target:g}× floor",
+                              value <= target * floor))
+    runtime.close()
+    return figures
 
 
 def bench_bridge() -> Figure:
@@ -132,4 +160,4 @@ def _sandbox_memory() -> dict[str, float]:
             "ours_traced": measure("ours", "traced")}
 
 
-BENCHMARKS = {"sandbox": bench_sandbox, "bridge": bench_bridge, "run_memory": bench_run_memory}
+BENCHMARKS = {"sandbox": bench_sandbox, "pool": bench_pool, "bridge": bench_bridge, "run_memory": bench_run_memory}

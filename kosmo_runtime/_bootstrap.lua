@@ -480,7 +480,8 @@ local function make_env()
   env.coroutine = safe_coroutine
   env.os = copy(safe_os)
   env.json = readonly(json, "json")
-  for name, value in pairs(extras) do env[name] = value end
+  -- a lazy layer loaded ahead (a pooled sandbox) still shows up on first use, as when loaded then
+  for name, value in pairs(extras) do if not lazy[name] then env[name] = value end end
   env._G = env
   -- Globals of layers not loaded yet (app, the docs functions): loaded on first use.
   setmetatable(env, {

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ._accounts import AccountsConfig, WritePolicy, default_accounts_path
 from ._clock import Clock, utc_now
@@ -17,6 +17,8 @@ from ._limits import Limits
 from ._policy import Approver
 from ._result import RunResult
 from ._retry import RetryPolicy
+from ._apphost import AppHost
+from ._pool import SandboxPool
 from ._sandbox import Sandbox
 
 if TYPE_CHECKING:  # httpx, sqlite, the docs and the call layer load when first used (a fast `return 1`)
@@ -29,7 +31,6 @@ if TYPE_CHECKING:  # httpx, sqlite, the docs and the call layer load when first 
     from ._parallel import CallPool
     from ._state import State
     from ._store import Store
-    from ._values import Converter
 
 _Made = TypeVar("_Made")
 
@@ -65,6 +66,11 @@ class Runtime:
                            (``ctx.now()``) and by scripts (``os.time()``, ``os.date(format)``). Default: the
                            real clock in UTC; ``Demo.runtime()`` passes the demo's simulated date.
 
+    ``pool``               how many sandboxes to keep built ahead of runs (default 2; 0: each run builds
+                           its own when it starts). Each is a new Lua state, used by exactly one run with the
+                           Runtime's own ``limits`` and freed when that run ends; a background thread refills
+                           the pool after runs.
+
     A Runtime is safe to share between threads; each run gets its own Lua state.
     """
 
@@ -84,6 +90,7 @@ class Runtime:
         retry: RetryPolicy | None = None,
         audit_log: str | Path | AuditLog | None = None,
         clock: Clock | None = None,
+        pool: int = 2,
     ) -> None:
         self.limits = limits or Limits()
         self.clock: Clock = clock or utc_now
@@ -103,6 +110,7 @@ class Runtime:
         self._audit_source = audit_log
         self._audit: AuditLog | None = None
         self._audit_ready = False
+        self._sandboxes: SandboxPool[_Prebuilt] = SandboxPool(self._prebuilt, max(0, pool))
 
     # -- configuration -------------------------------------------------------------
 
@@ -193,7 +201,8 @@ class Runtime:
         return loaded.manifest if loaded else None
 
     def close(self) -> None:
-        """Close the HTTP connections, the state (when made here) and the audit log."""
+        """Close the HTTP connections, the state (when made here), the audit log and the sandbox pool."""
+        self._sandboxes.close()
         with self._lock:
             made = [self._made.pop(name, None) for name in ("calls", "clients", "state")]
         for part in made:
@@ -239,7 +248,7 @@ class Runtime:
         try:
             return sandbox.run(source, name or "script.lua")
         finally:
-            sandbox.close()  # the state is freed now, not by the cycle collector
+            self._sandboxes.discard(sandbox)  # the state is freed now (or by the pool's thread right after)
 
     def session(self, *, limits: Limits | None = None, dry_run: bool = False, read_only: bool = False,
                 writes: WritePolicy | None = None, approve: Approver | None = None) -> Session:
@@ -252,26 +261,33 @@ class Runtime:
                                              writes=writes, approve=approve))
 
     def _sandbox(self, limits: Limits, **options: Any) -> Sandbox | RunResult:
-        """A sandbox whose app layer loads when the script first uses it, or the RunResult of a
-        configuration error (the accounts file is checked for every run)."""
-        sandbox = Sandbox(limits, date_clock=self.clock)
+        """The run's sandbox (a pooled one when the run has the Runtime's limits, else one built now,
+        whose app layer loads when the script first uses it), or the RunResult of a configuration
+        error (the accounts file is checked for every run)."""
+        started = time.monotonic()
         try:
             self.accounts
             self.audit_log  # an audit log that cannot be written stops the run here, naming path and reason
         except KosmoError as exc:
-            return RunResult(ok=False, error=exc, duration=time.monotonic() - sandbox.started)
-
-        def app_functions() -> dict[str, Any]:
-            from ._parallel import ParallelCalls
-
-            invoker = self._invoker(sandbox, limits, **options)
-            parallel = ParallelCalls(invoker, sandbox.convert, self._calls, sandbox.remaining, limits.wall_time)
-            sandbox.on_end.append(parallel.close)
-            return {**self._host_functions(invoker, sandbox.convert),
-                    "submit": parallel.submit, "wait_any": parallel.wait_any}
-
-        sandbox.install_lazily("_app.lua", list(APP_GLOBALS), app_functions)
+            return RunResult(ok=False, error=exc, duration=time.monotonic() - started)
+        ready = self._sandboxes.take() if limits == self.limits else None
+        if ready is None:
+            sandbox = Sandbox(limits, date_clock=self.clock)
+            host = AppHost(self, sandbox)
+            sandbox.install_lazily("_app.lua", list(APP_GLOBALS), host.functions)
+        else:
+            sandbox, host = ready
+            sandbox.begin()
+        host.bind(limits, **options)
         return sandbox
+
+    def _prebuilt(self) -> _Prebuilt:
+        """A sandbox for the pool: the Runtime's limits, the app layer already loaded."""
+        sandbox = Sandbox(self.limits, date_clock=self.clock)
+        host = AppHost(self, sandbox)
+        sandbox.install_lazily("_app.lua", list(APP_GLOBALS), host.functions)
+        sandbox.load_pending()
+        return _Prebuilt(sandbox, host)
 
     def call(
         self,
@@ -347,23 +363,6 @@ class Runtime:
             idempotency=Idempotency(self.state, idempotency_key) if idempotency_key else None,
         )
 
-    def _host_functions(self, invoker: Invoker, convert: Converter) -> dict[str, Any]:
-        """The Python side of ``_app.lua``."""
-
-        def call(ident: str, account: str | None, function: str, args: Any) -> Any:
-            return invoker.call(ident, account, function, convert.arguments(args, f"{ident}.{function}"))
-
-        return {
-            "integration": lambda key: invoker.integration(key).manifest.id,
-            "integrations": lambda: self.catalog.names(),
-            "member": lambda ident, account, key: invoker.resolve_member(ident, account, key),
-            "members": lambda ident, account: self._members(ident, account),
-            "call": call,
-            "list_docs": self.docs.list,
-            "search_docs": lambda query, limit=None: self.docs.search(query, int(limit or 10)),
-            "read_doc": self.docs.read,
-        }
-
     def _members(self, ident: str, account: str | None) -> list[str]:
         manifest = self.catalog.find(ident).manifest  # type: ignore[union-attr]
         names = list(manifest.functions)
@@ -372,6 +371,16 @@ class Runtime:
         return names
 
 
+
+
+class _Prebuilt(NamedTuple):
+    """A pooled sandbox and the host of its app layer."""
+
+    sandbox: Sandbox
+    host: AppHost
+
+    def close(self) -> None:
+        self.sandbox.close()
 
 
 class Session:

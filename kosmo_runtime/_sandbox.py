@@ -114,6 +114,11 @@ class Sandbox:
         self.convert = Converter(self.lua, self.kit, limits.depth, checkpoint=self._checkpoint,
                                  budgets={"memory": limits.memory, "result": limits.result, "output": limits.output})
 
+    def begin(self) -> None:
+        """Start the run's clock now (for a sandbox built ahead of its run)."""
+        self.started = self.clock()
+        self.deadline = self.started + self.limits.wall_time
+
     def close(self) -> None:
         """Free the Lua state now (idempotent); the sandbox cannot run again."""
         self.on_end.clear()
@@ -129,6 +134,11 @@ class Sandbox:
         """Install a layer the first time the script reads one of the globals ``names`` defines."""
         self._pending.append((filename, functions))
         self.kit.provide_lazily(self.lua.table_from(names))
+
+    def load_pending(self) -> None:
+        """Load the lazily installed layers now (a pooled sandbox, off the run's path); the script
+        sees their globals exactly as if they had loaded on first use."""
+        self._load_layers()
 
     def _load_layers(self) -> None:
         while self._pending:

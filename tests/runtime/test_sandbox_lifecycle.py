@@ -1,4 +1,8 @@
-"""A run's Lua state lives exactly as long as the run: freed when it ends, never shared."""
+"""A run's Lua state lives exactly as long as the run: freed when it ends, never shared.
+
+Pooled or not, every run gets a state nobody used before (``Runtime(pool=...)`` only builds
+them ahead), and the state is freed by reference counting as the run ends.
+"""
 
 from __future__ import annotations
 
@@ -57,16 +61,88 @@ SCRIPTS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Demo]:
+    with Demo() as started:
+        yield started
+
+
+LIMITS = Limits(instructions=1_000_000, memory=8 << 20)
+
+
 @pytest.mark.parametrize("source", SCRIPTS)
 def test_a_runs_state_is_freed_when_the_run_ends_without_the_cycle_collector(
-        source: str, probes: list[weakref.ref[_Probe]], no_gc: None) -> None:
-    with Demo() as demo, demo.runtime(limits=Limits(instructions=1_000_000, memory=8 << 20)) as runtime:
+        source: str, demo: Demo, probes: list[weakref.ref[_Probe]], no_gc: None) -> None:
+    with demo.runtime(limits=LIMITS, pool=0) as runtime:
         result = runtime.run(source)
-        assert probes and all(probe() is None for probe in probes), result.to_dict()
+        assert len(probes) == 1 and probes[0]() is None, result.to_dict()
+
+
+@pytest.mark.parametrize("source", SCRIPTS[:4])
+def test_a_pooled_runs_state_is_freed_when_the_run_ends(
+        source: str, demo: Demo, probes: list[weakref.ref[_Probe]], no_gc: None) -> None:
+    with demo.runtime(limits=LIMITS, pool=2) as runtime:
+        assert runtime._sandboxes.wait_full(timeout=30)
+        assert len(probes) == 2 and all(probe() is not None for probe in probes)
+        first, second = probes
+        result = runtime.run(source)
+        assert runtime._sandboxes.wait_full(timeout=30)  # the pool's thread frees the finished state
+        assert first() is None, result.to_dict()  # the run took the oldest pooled state and freed it
+        assert second() is not None and len(probes) == 3
+    assert second() is None                      # closing the Runtime frees what the pool holds
+
+
+#: What a run can change in its own state; none of it may reach any other run.
+TAMPER = """
+leaked_global = "leak"
+if rawset then rawset(_G, "leaked_raw", "leak") else leaked_raw = "leak" end
+string.leaked = function() return "leak" end
+string.upper = function() return "leak" end
+table.leaked = "leak"
+math.pi = 3
+pcall(setmetatable, _G, {__index = function(_, key) return "leak:" .. key end})
+local mt = getmetatable("")
+if type(mt) == "table" then pcall(function() mt.__index = {len = function() return "leak" end} end) end
+pcall(function() app.leaked = "leak" end)
+pcall(function() app.integrations.whereby.leaked = "leak" end)
+return "tampered"
+"""
+
+LOOK = """
+return {
+  leaked_global = rawget(_G, "leaked_global") == nil,
+  leaked_raw = rawget(_G, "leaked_raw") == nil,
+  string_extended = string.leaked == nil and ("x").leaked == nil,
+  string_upper = ("abc"):upper() == "ABC" and string.upper("a") == "A",
+  table_extended = table.leaked == nil,
+  math_pi = math.pi > 3.14,
+  global_metatable = getmetatable(_G) == nil or rawget(_G, "nothing_here") == nil and nothing_here == nil,
+  string_len = ("abc"):len() == 3,
+  app = app.leaked == nil,
+  whereby = not pcall(function() return app.integrations.whereby.leaked end),
+}
+"""
+
+
+@pytest.mark.parametrize("pool", [0, 2])
+def test_nothing_one_run_does_is_visible_to_the_next(pool: int, demo: Demo, probes: list[weakref.ref[_Probe]]) -> None:
+    with demo.runtime(pool=pool) as runtime:
+        for _ in range(3):
+            if pool:
+                runtime._sandboxes.wait_full(timeout=30)
+            tampered = runtime.run(TAMPER)
+            assert tampered.ok and tampered.result == "tampered", tampered.to_dict()
+            looked = runtime.run(LOOK)
+            assert looked.ok, looked.to_dict()
+            assert looked.result == {key: True for key in looked.result}, looked.result
+    # every run had a state of its own, each freed when its run ended (pooled spares by close)
+    assert len(probes) >= 6
+    gc.collect()
+    assert all(probe() is None for probe in probes)
 
 
 def test_a_sessions_state_is_freed_when_it_closes(probes: list[weakref.ref[_Probe]], no_gc: None) -> None:
-    with Runtime() as runtime, runtime.session() as session:
+    with Runtime(pool=0) as runtime, runtime.session() as session:
         assert session.run("x = 1").ok
         assert session.run("return x").result == 1
         assert probes[0]() is not None

@@ -1,0 +1,104 @@
+"""The Python side of ``_app.lua`` for one sandbox: namespaces, integration calls, docs.
+
+Its functions are registered once per Lua state (when the state is built, or when the
+script first reads ``app``); the run's options (dry run, write policy, approver) are bound
+when the run starts, and the run's ``Invoker`` (with its run id, records and call layer) is
+made on the first call that needs one, so a run that only looks names up pays for none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._calls import Invoker
+    from ._limits import Limits
+    from ._parallel import ParallelCalls
+    from ._runtime import Runtime
+    from ._sandbox import Sandbox
+
+__all__ = ["AppHost"]
+
+
+class AppHost:
+    """What ``_app.lua``'s host table calls, for one sandbox and its one run."""
+
+    def __init__(self, runtime: Runtime, sandbox: Sandbox) -> None:
+        self._runtime = runtime
+        self._sandbox = sandbox
+        self._limits: Limits = sandbox.limits
+        self._options: dict[str, Any] = {}
+        self._invoker: Invoker | None = None
+        self._parallel: ParallelCalls | None = None
+
+    def bind(self, limits: Limits, **options: Any) -> None:
+        """The run's limits and options (``dry_run``, ``read_only``, ``writes``, ``approve``)."""
+        self._limits = limits
+        self._options = options
+
+    def functions(self) -> dict[str, Callable[..., Any]]:
+        """The host functions ``_app.lua`` expects, by name."""
+        return {
+            "integration": self.integration, "integrations": self.integrations, "member": self.member,
+            "members": self.members, "call": self.call, "submit": self.submit, "wait_any": self.wait_any,
+            "list_docs": self.list_docs, "search_docs": self.search_docs, "read_doc": self.read_doc,
+        }
+
+    @property
+    def invoker(self) -> Invoker:
+        """The run's Invoker, made on first use."""
+        if self._invoker is None:
+            self._invoker = self._runtime._invoker(self._sandbox, self._limits, **self._options)
+        return self._invoker
+
+    @property
+    def parallel(self) -> ParallelCalls:
+        """The run's in-flight ``app.parallel`` calls, made on first use (ended with the run)."""
+        if self._parallel is None:
+            from ._parallel import ParallelCalls
+
+            self._parallel = ParallelCalls(self.invoker, self._sandbox.convert, self._runtime._calls,
+                                           self._sandbox.remaining, self._limits.wall_time)
+            self._sandbox.on_end.append(self._parallel.close)
+        return self._parallel
+
+    # -- namespaces ------------------------------------------------------------------
+
+    def integration(self, key: str) -> str:
+        loaded = self._runtime.catalog.find(key)
+        if loaded is None:
+            return self.invoker.integration(key).manifest.id  # raises NotFound, with the closest names
+        return loaded.manifest.id
+
+    def integrations(self) -> list[str]:
+        return self._runtime.catalog.names()
+
+    def member(self, ident: str, account: str | None, key: str) -> tuple[str, str]:
+        return self.invoker.resolve_member(ident, account, key)
+
+    def members(self, ident: str, account: str | None) -> list[str]:
+        return self._runtime._members(ident, account)
+
+    # -- calls -------------------------------------------------------------------------
+
+    def call(self, ident: str, account: str | None, function: str, args: Any) -> Any:
+        invoker = self._invoker or self.invoker
+        return invoker.call(ident, account, function, self._sandbox.convert.arguments(args, f"{ident}.{function}"))
+
+    def submit(self, ident: str, account: str | None, function: str, args: Any) -> int:
+        return self.parallel.submit(ident, account, function, args)
+
+    def wait_any(self) -> list[dict[str, Any]]:
+        return self.parallel.wait_any()
+
+    # -- docs ----------------------------------------------------------------------------
+
+    def list_docs(self) -> Any:
+        return self._runtime.docs.list()
+
+    def search_docs(self, query: str, limit: int | None = None) -> Any:
+        return self._runtime.docs.search(query, int(limit or 10))
+
+    def read_doc(self, path: str) -> Any:
+        return self._runtime.docs.read(path)

@@ -1,0 +1,137 @@
+"""Sandboxes built ahead of their runs, so a run starts on a state that is already hardened.
+
+Isolation is structural, not a reset: every pooled sandbox is a new Lua state built from
+scratch, handed to exactly one run (``take`` removes it from the pool), and closed when that
+run ends (``discard``). No state is ever returned to the pool or reused, so nothing one run
+does (globals, the string library or metatable, the registry, loaded layers) can be seen by
+another.
+
+One background thread per pool does the work off the runs' path: it frees the state of the
+run that just ended (at most one waits for it; a second is freed on the spot, so at most one
+finished state is ever alive), then builds sandboxes while fewer than ``size`` are ready. It
+is started on the first ``discard`` and ends when the pool is closed or garbage-collected
+(it holds the pool only weakly).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+
+from ._log import log
+
+__all__ = ["SandboxPool"]
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+_Item = TypeVar("_Item", bound=_Closable)
+
+
+class SandboxPool(Generic[_Item]):
+    """Up to ``size`` items made by ``make`` ahead of use; each handed out once, never returned."""
+
+    def __init__(self, make: Callable[[], _Item], size: int) -> None:
+        self._make = make
+        self.size = size
+        self._ready: deque[_Item] = deque()
+        self._used: deque[_Closable] = deque()  # finished, waiting for the thread to free them
+        self._lock = threading.Lock()
+        self._filled = threading.Condition(self._lock)
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        weakref.finalize(self, self._wake.set)  # an abandoned pool's thread wakes up and ends
+
+    def take(self) -> _Item | None:
+        """A ready item, removed from the pool (None when none is ready: the caller builds its own)."""
+        try:
+            return self._ready.popleft()
+        except IndexError:
+            return None
+
+    def discard(self, item: _Closable) -> None:
+        """A run ended with ``item``: free it (on the thread when it is idle) and top the pool up."""
+        if self.size <= 0 or self._closed or self._used:
+            item.close()
+        else:
+            self._used.append(item)
+        self.refill()
+
+    def refill(self) -> None:
+        """Ask the builder thread to top the pool up (off the caller's path)."""
+        if self.size <= 0 or self._closed or (len(self._ready) >= self.size and not self._used):
+            return
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._closed:
+                    self._thread = threading.Thread(target=_build, args=(weakref.ref(self), self._wake),
+                                                    name="kosmo-sandbox-pool", daemon=True)
+                    self._thread.start()
+        self._wake.set()
+
+    def wait_full(self, timeout: float) -> bool:
+        """Block until ``size`` items are ready (benchmarks and tests); False on timeout."""
+        self.refill()
+        with self._filled:
+            return self._filled.wait_for(lambda: (len(self._ready) >= self.size and not self._used) or self._closed,
+                                         timeout)
+
+    def close(self) -> None:
+        """Stop building and close the items never handed out."""
+        with self._lock:
+            self._closed = True
+            ready = [*self._ready, *self._used]
+            self._ready.clear()
+            self._used.clear()
+            self._filled.notify_all()
+        self._wake.set()
+        for item in ready:
+            item.close()
+
+    def _build_one(self) -> bool:
+        """Free a finished item, else make one if the pool wants one; False when there is nothing to do."""
+        try:
+            used = self._used.popleft()
+        except IndexError:
+            pass
+        else:
+            used.close()
+            if not self._used and len(self._ready) >= self.size:
+                with self._lock:
+                    self._filled.notify_all()
+            return True
+        if self._closed or len(self._ready) >= self.size:
+            return False
+        try:
+            item = self._make()
+        except Exception:  # never fatal: runs then build their own sandbox
+            log.exception("building a pooled sandbox failed")
+            return False
+        with self._lock:
+            if not self._closed:
+                self._ready.append(item)
+                self._filled.notify_all()
+                return True
+        item.close()
+        return False
+
+
+def _build(ref: weakref.ref[SandboxPool[_Item]], wake: threading.Event) -> None:
+    """The builder thread: tops the pool up each time it is woken, until the pool is gone."""
+    while True:
+        wake.wait()
+        wake.clear()
+        while True:
+            pool = ref()
+            if pool is None or pool._closed:
+                return
+            built = pool._build_one()
+            del pool  # hold the pool only while building, so an abandoned one can be collected
+            if not built:
+                break
