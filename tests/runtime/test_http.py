@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from kosmo_runtime import AccountsConfig, ConfigError, NetworkError, Runtime
-from kosmo_runtime._http import ClientPool, Endpoint, Http, _ProxiedTransport
+from kosmo_runtime._http import ClientPool, Endpoint, Http, _Connections, _ProxiedTransport
 from kosmo_runtime._simulate import LoopbackServer
 from tests.fixtures.integrations.test_notes.simulator import KEY, NotesSimulator
 
@@ -182,11 +182,67 @@ def server() -> Iterator[LoopbackServer]:
         yield started
 
 
-def test_without_proxies_requests_go_to_an_httpx_transport(server: LoopbackServer) -> None:
+def test_without_proxies_requests_go_to_the_accounts_connections(server: LoopbackServer) -> None:
     http, pool = http_for(server.url)
-    assert type(http._endpoint.transport) is httpx.HTTPTransport
+    assert type(http._endpoint.transport) is _Connections
     assert http.get("/v1/me", params={"team": "core"}) == {"data": {"name": "Tess", "team": "core"}}
     pool.close()
+
+
+def get(transport: httpx.BaseTransport, url: str, pool: float = 5.0) -> httpx.Response:
+    request = httpx.Request("GET", f"{url}/v1/me", headers={"authorization": f"Bearer {KEY}"},
+                            extensions={"timeout": {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": pool}})
+    return transport.handle_request(request)
+
+
+def test_sequential_requests_keep_one_connection(server: LoopbackServer) -> None:
+    connections = _Connections(httpx.create_ssl_context())
+    for _ in range(5):
+        response = get(connections, server.url)
+        assert response.read() and response.status_code == 200
+        response.close()
+    assert len(connections._idle) == 1
+    connections.close()
+    assert connections._idle == []
+
+
+def test_requests_in_flight_each_have_a_connection_and_idle_ones_are_bounded(
+        server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_Connections, "MAX_IDLE", 3)
+    connections = _Connections(httpx.create_ssl_context())
+    open_responses = [get(connections, server.url) for _ in range(5)]  # none closed: five at once
+    assert connections._idle == []
+    for response in open_responses:
+        response.read()
+        response.close()
+    assert len(connections._idle) == 3
+    connections.close()
+
+
+def test_no_free_connection_within_the_pool_timeout_is_a_pool_timeout(
+        server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_Connections, "MAX_CONNECTIONS", 1)
+    connections = _Connections(httpx.create_ssl_context())
+    held = get(connections, server.url)
+    with pytest.raises(httpx.PoolTimeout):
+        get(connections, server.url, pool=0.01)
+    held.read()
+    held.close()
+    response = get(connections, server.url, pool=0.01)  # the slot came back with the close
+    assert response.read() and response.status_code == 200
+    response.close()
+    connections.close()
+
+
+def test_a_failed_request_gives_its_connection_slot_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_Connections, "MAX_CONNECTIONS", 1)
+    with LoopbackServer(NotesSimulator([])) as unused:
+        dead = unused.url
+    connections = _Connections(httpx.create_ssl_context())
+    for _ in range(3):
+        with pytest.raises(httpx.ConnectError):
+            get(connections, dead, pool=0.01)
+    connections.close()
 
 
 def test_an_environment_proxy_is_used(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
