@@ -111,7 +111,7 @@ def test_a_recording_started_on_one_replica_is_listed_on_the_other(redis_url: st
         assert started.result not in local  # it went to Redis, not to the in-process store
 
 
-def test_redis_stopped_mid_run_gives_state_unavailable_then_recovers(tmp_path: Path) -> None:
+def test_redis_stopped_between_runs_gives_state_unavailable_then_recovers(tmp_path: Path) -> None:
     assert BINARY is not None
     with RedisServer(BINARY, password="s3cret-pass") as server:
         script = "return app.integrations.whereby.list_rooms{}"
@@ -132,6 +132,33 @@ def test_redis_stopped_mid_run_gives_state_unavailable_then_recovers(tmp_path: P
             recovered = runtime.run(script)
             assert recovered.ok, recovered.error
             assert len(sim.stamps) == before + 1
+
+
+def test_redis_stopped_and_started_inside_one_run(tmp_path: Path) -> None:
+    """The script's calls on account "work" (no rate limit, so no state) tell the simulator to stop,
+    then start, Redis: the calls on "default" in between fail with state_unavailable, later ones pass."""
+    assert BINARY is not None
+    script = textwrap.dedent("""
+        local wb = app.integrations.whereby
+        wb.default.get_current_user{}
+        wb.work.get_current_user{}                 -- Redis stops
+        local ok, err = pcall(wb.default.get_current_user, {})
+        wb.work.get_current_user{}                 -- Redis starts again
+        wb.default.get_current_user{}
+        return {ok, err.code, err.retryable}
+    """)
+    with RedisServer(BINARY) as server, _TimedWhereby() as sim:
+        switches = [server.stop, server.start]
+        sim.on_request = lambda request: switches.pop(0)() if "key-work" in request.headers["authorization"] else None
+        accounts = _whereby_accounts(tmp_path, sim.url, requests=1000)
+        accounts.write_text(accounts.read_text() + f"      work:\n        api_key: demo-whereby-key-work\n"
+                                                    f"        base_url: {sim.url}\n        rate_limit: false\n")
+        with Runtime(accounts=accounts, state=server.url, store=":memory:") as runtime:
+            done = runtime.run(script)
+    assert done.ok, done.error
+    assert done.result == [False, "state_unavailable", True]
+    assert switches == []
+    assert len(sim.stamps) == 4  # the failed call sent nothing
 
 
 def test_keys_stay_bounded_and_expire(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -257,9 +284,13 @@ class _TimedWhereby:
         self._lock = threading.Lock()
         self.dir = tempfile.mkdtemp(prefix="kosmo-state-test-")
 
+        self.on_request: Any = None  # called with each request before it is answered
+
         def timed(request: httpx.Request) -> Any:
             with self._lock:
                 self.stamps.append(time.monotonic())
+            if self.on_request is not None:
+                self.on_request(request)
             return self.simulator(request)
 
         self._server = LoopbackServer(timed)
