@@ -22,9 +22,7 @@ local error, pcall, xpcall, select, type, tostring, rawget, rawequal, next, pair
   error, pcall, xpcall, select, type, tostring, rawget, rawequal, next, pairs, ipairs, load,
   setmetatable, getmetatable
 local pack, unpack, concat = table.pack, table.unpack, table.concat
-local str_find, str_match, str_gmatch, str_gsub, str_rep, str_sub, str_byte, str_format =
-  string.find, string.match, string.gmatch, string.gsub, string.rep, string.sub, string.byte, string.format
-local math_type, math_huge = math.type, math.huge
+local str_find, str_gmatch, str_byte, str_format = string.find, string.gmatch, string.byte, string.format
 
 python = nil
 package.loaded.python = nil
@@ -182,116 +180,15 @@ local function copy(t)
   return c
 end
 
--- Worst-case cost of Lua patterns is about #s*#p plus #s^(q+1), q being the number
--- of */+/-/? quantifiers that something else must follow (and %b balances). C code never
--- reaches the instruction hook, so a pattern bomb is refused before it runs.
-local PATTERN_BUDGET = 2e8   -- ~1 s of C backtracking on this project's machines (measured: 1e9 took 5.4 s)
-
-local function quantifiers(p)
-  local q, i, n = 0, 1, #p
-  while i <= n do
-    local c = str_sub(p, i, i)
-    if c == "%" then
-      local nxt = str_sub(p, i + 1, i + 1)
-      if nxt == "b" then q = q + 1 end  -- %bxy scans to the balancing character: like a quantifier
-      if nxt == "b" then i = i + 4 elseif nxt == "f" then i = i + 2 else i = i + 2 end
-      if nxt == "f" then            -- skip the frontier's set
-        if str_sub(p, i, i) == "[" then
-          local close = str_find(p, "]", i + (str_sub(p, i + 1, i + 1) == "]" and 2 or 1), true)
-          i = (close or n) + 1
-        end
-      end
-    elseif c == "[" then
-      local j = i + 1
-      if str_sub(p, j, j) == "^" then j = j + 1 end
-      if str_sub(p, j, j) == "]" then j = j + 1 end
-      while j <= n and str_sub(p, j, j) ~= "]" do
-        if str_sub(p, j, j) == "%" then j = j + 1 end
-        j = j + 1
-      end
-      i = j + 1
-    else
-      i = i + 1
-    end
-    local qc = str_sub(p, i, i)
-    if qc == "*" or qc == "+" or qc == "-" or qc == "?" then
-      -- `?` backtracks too: n optional items before a failing tail try 2^n ways
-      i = i + 1
-      if str_find(str_sub(p, i), "[^)]") then q = q + 1 end
-    end
-  end
-  return q
-end
-
-local function check_pattern(fname, s, p, init, plain)
-  if type(s) ~= "string" and type(s) ~= "number" then return end
-  if type(p) ~= "string" and type(p) ~= "number" then return end
-  s, p = tostring(s), tostring(p)
-  local n = #s
-  if init and math_type(init) then
-    if init < 0 then init = n + init + 1 end
-    if init > 1 then n = n - init + 1 end
-  end
-  if n <= 0 then return end
-  local cost = n * #p   -- literal comparisons at every start position
-  if not plain then
-    local q = quantifiers(p)
-    if q > 0 then cost = cost + n ^ (str_sub(p, 1, 1) == "^" and q or q + 1) end
-  end
-  if cost > PATTERN_BUDGET then
-    usage(str_format("string.%s: pattern %q on a %d-byte subject could backtrack for too long (worst case ~%.0e steps, budget %.0e)",
-      fname, #p > 40 and str_sub(p, 1, 40) .. "..." or p, n, cost, PATTERN_BUDGET),
-      "use a simpler pattern, a plain find (string.find(s, text, 1, true)), split the text first, or json.decode for JSON")
-  end
-end
-
--- C library functions never reach the count hook: a loop of cheap-looking calls on big
--- inputs (s:upper() on 16 MiB, table.sort with a C comparator) could run far past the
--- wall clock. Calls on more than BIG bytes or elements check the clock first, and
--- sorting compares through a Lua function, where the hook runs.
-local BIG = 1 << 16
-local rawlen = rawlen
-local function check_clock()
-  if tripped then error(tripped, 0) end
-  if now() > deadline then trip("wall_time") end
-end
-local function clocked(fn)
-  return function(s, ...)
-    if type(s) == "string" and #s > BIG then check_clock() end
-    return fn(s, ...)
-  end
-end
-
-local safe_string = copy(string)
-safe_string.dump = nil
-for _, name in ipairs({"upper", "lower", "reverse", "sub", "byte", "format", "len", "pack", "unpack"}) do
-  safe_string[name] = clocked(string[name])
-end
-function safe_string.find(s, p, init, plain)
-  check_pattern("find", s, p, init, plain)
-  return str_find(s, p, init, plain)
-end
-function safe_string.match(s, p, init)
-  check_pattern("match", s, p, init)
-  return str_match(s, p, init)
-end
-function safe_string.gmatch(s, p, init)
-  check_pattern("gmatch", s, p, init)
-  return str_gmatch(s, p, init)
-end
-function safe_string.gsub(s, p, repl, n)
-  check_pattern("gsub", s, p)
-  return str_gsub(s, p, repl, n)
-end
-function safe_string.rep(s, n, sep)
-  local count = tonumber(n)
-  if type(s) == "string" and count and count > 0 then
-    local unit = #s + #(type(sep) == "string" and sep or "")
-    if unit == 0 then return "" end
-    if unit * count > BIG then check_clock() end
-  end
-  return str_rep(s, n, sep)
-end
+-- The string and table libraries, with the pattern-cost guard and Lua's own error
+-- messages, live in _strlib.lua.
+local safe_string, safe_table = host.strlib({
+  usage = usage, trip = trip, now = now,
+  remaining = function() return deadline - now() end,
+  tripped = function() return tripped end,
+  calibrate = function() return call(host.calibrate) end,
+  wall_time = host.wall_time, memory = host.memory,
+})
 
 -- os.time() and os.date(format) read the Runtime's clock (the demo's simulated date in
 -- demo mode) instead of the host's; with an explicit time they are standard Lua.
@@ -307,43 +204,9 @@ function safe_os.date(format, t)
   return os_date(format, t)
 end
 
-local safe_table = copy(table)
-local function clocked_table(fn)
-  return function(t, ...)
-    if type(t) == "table" and rawlen(t) > BIG then check_clock() end
-    return fn(t, ...)
-  end
-end
-for _, name in ipairs({"insert", "remove", "concat", "unpack"}) do
-  safe_table[name] = clocked_table(table[name])
-end
-local table_sort = table.sort
-function safe_table.sort(t, comp)
-  if type(t) == "table" and rawlen(t) > BIG then
-    check_clock()
-    if comp == nil then
-      comp = function(a, b) return a < b end
-    elseif type(comp) == "function" and debug_getinfo(comp, "S").what == "C" then
-      local c = comp
-      comp = function(a, b) return c(a, b) end
-    end
-  end
-  return table_sort(t, comp)
-end
-function safe_table.move(a1, f, e, t, a2)
-  local first, last = tonumber(f), tonumber(e)
-  if first and last and last - first > 1e7 then
-    usage("table.move: refusing to move more than 10,000,000 elements", "move fewer elements at a time")
-  end
-  return table.move(a1, f, e, t, a2)
-end
-
--- The string metatable: methods come from the safe copy; the metatable is hidden.
-do
-  local string_mt = debug_getmetatable("")
-  string_mt.__index = safe_string
-  string_mt.__metatable = false
-end
+-- The string metatable is hidden; its methods are the run's `string` table (make_env).
+local string_mt = debug_getmetatable("")
+string_mt.__metatable = false
 
 local function safe_setmetatable(t, mt)
   if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
@@ -473,7 +336,8 @@ local function make_env()
   env.load = safe_load_for(env)
   -- Each run has its own Lua state, so most libraries need no per-run copies; the
   -- bootstrap keeps its own references to every function it relies on.
-  env.string = copy(safe_string)  -- apart from the string methods, as the escape suite requires
+  env.string = copy(safe_string)  -- the run's own: what a script adds to it reaches methods
+  string_mt.__index = env.string
   env.table = safe_table
   env.math = math
   env.utf8 = utf8

@@ -38,6 +38,7 @@ from ._errors import (
 )
 from ._limits import ERROR_TEXT_BYTES, MAX_SOURCE_BYTES, Limits, limit_exceeded
 from ._log import log
+from ._patterns import pattern_clock
 from ._result import CallRecord, RunResult
 from ._values import Converter, Opaque, render
 
@@ -108,6 +109,10 @@ class Sandbox:
             "json_encode": self._host(self._json_encode),
             "json_decode": self._host(self._json_decode),
             "load_layers": self._host(self._load_layers),
+            "strlib": self.lua.compile(_bytecode("_strlib.lua"), name="=[kosmo]", mode="b"),
+            "calibrate": self._host(pattern_clock),
+            "wall_time": limits.wall_time,
+            "memory": limits.memory,
         })
         boot = self.lua.compile(_bytecode("_bootstrap.lua"), name="=[kosmo]", mode="b")
         self.kit = boot(host)

@@ -1,0 +1,76 @@
+"""How fast this machine runs Lua's pattern matcher: the unit of the sandbox's pattern guard.
+
+The guard (``_strlib.lua``) bounds each find/match/gmatch/gsub call in matcher steps before
+it runs; ``pattern_clock`` times one known call once per process, so the guard can turn
+steps into seconds of the run's wall clock.
+"""
+
+from __future__ import annotations
+
+import pkgutil
+import statistics
+import time
+from functools import cache
+
+from lupa import lua54
+
+#: the calibration call: ("a"):rep(N):find(".-b"), about N*N/2 matcher steps in C
+CALIBRATION_LENGTH = 2000
+
+
+@cache
+def pattern_clock() -> tuple[int, float]:
+    """``(N, seconds)`` for the calibration call: the median wall time of five, after a warm-up.
+
+    Measured once per process (~50 ms), the first time a script's pattern call is big enough
+    to need it. Wall time, not CPU time: the run's limit is on the wall clock.
+    """
+    lua = lua54.LuaRuntime(register_eval=False, register_builtins=False)
+    run = lua.eval("function(s) s:find('.-b') end")
+    subject = "a" * CALIBRATION_LENGTH
+    run(subject)
+    samples = []
+    for _ in range(5):
+        started = time.perf_counter()
+        run(subject)
+        samples.append(time.perf_counter() - started)
+    return CALIBRATION_LENGTH, statistics.median(samples)
+
+
+class PatternGuard:
+    """The sandbox's pattern guard outside a sandbox (for tests and benchmarks): verdicts, no matching.
+
+    ``calibration`` is a ``pattern_clock()`` result (this machine's by default); the guard
+    sees ``seconds_left`` of a run whose wall-clock limit is ``wall_time``.
+    """
+
+    def __init__(self, calibration: tuple[int, float] | None = None, *, seconds_left: float = 30.0,
+                 wall_time: float = 30.0) -> None:
+        self.calibration = calibration or pattern_clock()
+        self.seconds_left = seconds_left
+        self.lua = lua54.LuaRuntime(register_eval=False, register_builtins=False, unpack_returned_tuples=True)
+        source = pkgutil.get_data(__package__, "_strlib.lua")
+        assert source is not None
+        kit = self.lua.table_from({
+            "usage": self.lua.eval("function(message) error({refused = message}, 0) end"),
+            "trip": self.lua.eval("function(kind) error({limit = kind}, 0) end"),
+            "now": lambda: 0.0,
+            "remaining": lambda: self.seconds_left,
+            "tripped": lambda: None,
+            "calibrate": lambda: self.calibration,
+            "wall_time": wall_time,
+        })
+        loaded = self.lua.execute("return load(...)", source.decode(), "=[kosmo]")
+        self._check = loaded(kit)[2]
+        self._verdict = self.lua.eval("""function(check, ...)
+          local ok, r = pcall(check, ...)
+          if ok then return true, r end
+          if type(r) == "table" and r.refused then return false, r.refused end
+          error(r, 0)
+        end""")
+
+    def verdict(self, function: str, subject: str, pattern: str, init: int | None = None,
+                plain: bool | None = None) -> tuple[bool, float | str]:
+        """``(True, estimated steps)`` if the call would run, ``(False, the refusal's message)`` if not."""
+        accepted, detail = self._verdict(self._check, function, subject, pattern, init, plain)
+        return bool(accepted), detail
