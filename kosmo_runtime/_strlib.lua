@@ -19,7 +19,7 @@ local calibrate, WALL = kit.calibrate, kit.wall_time or 0
 
 local error, type, tostring, tonumber, select, xpcall, pcall, pairs, ipairs, rawlen =
   error, type, tostring, tonumber, select, xpcall, pcall, pairs, ipairs, rawlen
-local setmetatable = setmetatable
+local collectgarbage = collectgarbage
 local debug_getinfo = debug.getinfo
 local str_find, str_match, str_gmatch, str_gsub, str_rep, str_sub, str_byte, str_format, str_upper, str_lower =
   string.find, string.match, string.gmatch, string.gsub, string.rep, string.sub, string.byte, string.format,
@@ -621,6 +621,9 @@ safe_string.rep = wrapped(str_rep, "string.rep", function(s, n, sep)
   if unit == 0 then return true, "" end        -- Lua would loop n times copying nothing (n = 1e18: forever)
   if unit > MAXSIZE // count then return end   -- Lua's own "resulting string too large", before any work
   local total = unit * count
+  -- Lua builds the result in a buffer and then copies it: twice its size at the peak. One GC
+  -- step first, so the garbage of earlier work does not count against the memory limit.
+  if total > BIG then collectgarbage("step") end
   -- more than the memory limit: the allocation fails at once (the memory limit); else the copy
   -- takes about a nanosecond a piece plus the bytes' time
   if total > BIG and total <= MEMORY and count / PIECE_RATE + total / COPY_RATE > allowed_seconds() then
