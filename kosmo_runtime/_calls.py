@@ -24,7 +24,7 @@ from ._http import ClientPool, DryRunIntercept, Http, RetryPolicy, Trace, redact
 from ._idempotency import Idempotency
 from ._limits import limit_exceeded
 from ._log import log
-from ._manifest import FunctionSpec, LoadedIntegration
+from ._manifest import FunctionSpec, LoadedIntegration, RequestSpec
 from ._policy import Approver, WriteRequest, authorize
 from ._result import CallRecord
 from ._state import State
@@ -115,7 +115,7 @@ class Invoker:
             http = Http(bound.client, manifest, function=function, account=account.name,
                         remaining=self.remaining, dry_run=self.dry_run, retry=self.retry, trace=trace,
                         limiter=bound.limiter)
-            context = CallContext(ident, function, account, http, bound.store, bound.memo, self.clock)
+            context = CallContext(ident, function, account, http, bound.store, bound.memo, self.clock, manifest.lookups)
             try:
                 if self.idempotency is not None and spec.operation == "write" and not self.dry_run:
                     result = self.idempotency.once(ident, account.name, function, args,
@@ -181,10 +181,14 @@ def _execute(loaded: LoadedIntegration, function: str, spec: FunctionSpec, conte
 
 def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, Any],
                     transform: Callable[[CallContext, dict[str, Any], Any], Any] | None = None) -> Any:
-    """Execute a ``request``/``response`` declaration: fill templates, send, extract, add, transform, wrap."""
+    """Execute a ``request``/``response`` declaration: fill templates (asking the service for the
+    manifest's ``lookups`` they name, once per account), send, extract, add, transform, wrap."""
     assert spec.request is not None
     values = {**context.account.settings, **args}
     request = spec.request
+    for name in context.lookups:
+        if values.get(name) is None and name in _placeholders(request):
+            values[name] = context.lookup(name)
     path = _PLACEHOLDER.sub(lambda m: quote(str(values[m.group(1)]), safe=""), request.path)
     query = {k: _fill(v, values) for k, v in request.query.items()}
     body: Any = None
@@ -198,6 +202,13 @@ def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, An
     if transform is not None:
         data = transform(context, args, data)
     return {spec.response.wrap_as: data} if spec.response.wrap_as else data
+
+
+def _placeholders(request: RequestSpec) -> set[str]:
+    """Every ``{name}`` a request's templates use."""
+    templates = [request.path, *request.query.values(), *request.headers.values()]
+    templates += [request.body] if isinstance(request.body, str) else list((request.body or {}).values())
+    return {name for template in templates for name in _PLACEHOLDER.findall(template)}
 
 
 def shape(data: Any, extract: str | None, wrap_as: str | None, add: dict[str, str] | None = None) -> Any:

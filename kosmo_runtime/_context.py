@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,7 @@ from ._clock import Clock, read, utc_now
 if TYPE_CHECKING:
     from ._accounts import Account
     from ._http import Http
+    from ._manifest import LookupSpec
     from ._paginate import Pagination
     from ._store import ScopedStore
 
@@ -32,6 +33,7 @@ class CallContext:
     store: ScopedStore
     memo: dict[str, Any]
     clock: Clock = utc_now
+    lookups: Mapping[str, LookupSpec] = field(default_factory=dict)
 
     def setting(self, name: str) -> Any:
         return self.account.settings.get(name)
@@ -46,6 +48,24 @@ class CallContext:
         from ._paginate import collect
 
         return collect(lambda query: self.http.get(path, params=query, headers=headers), pagination, params)
+
+    def lookup(self, name: str) -> Any:
+        """A value of the manifest's ``lookups``: the account's setting when it sets one, else the
+        service's answer, asked once per account and remembered in ``memo``."""
+        spec = self.lookups[name]
+        configured = self.setting(spec.setting) if spec.setting else None
+        if configured is not None:
+            return configured
+        if self.memo.get(name) is None:
+            from ._errors import BadResponse
+            from ._paginate import dig
+
+            found = dig(self.http.request(spec.request.method, spec.request.path), spec.extract)
+            if found is None:
+                raise BadResponse(f"{self.label}: the service's answer to {spec.request.method} {spec.request.path} "
+                                  f"has no {spec.extract}", hint="the service may have changed its API")
+            self.memo[name] = found
+        return self.memo[name]
 
     @property
     def label(self) -> str:

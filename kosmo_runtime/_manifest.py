@@ -58,10 +58,13 @@ class ParamSpec(_Strict):
     items: ParamType | None = None
     item_enum: list[Any] | None = None
     format: ParamFormat | None = None
+    properties: dict[str, ParamSpec] | None = None  # the fields of an object, or of each object item of an array
     example: Any = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ParamSpec:
+        if self.properties is not None and not (self.type == "object" or self.items == "object"):
+            raise ValueError("'properties' only applies to type: object or to an array with items: object")
         if self.required and self.default is not None:
             raise ValueError("a required parameter cannot have a default")
         if self.items is not None and self.type != "array":
@@ -82,6 +85,16 @@ class RequestSpec(_Strict):
     query: dict[str, str] = Field(default_factory=dict)
     body: dict[str, str] | str | None = None  # one template per body field, or one for the whole body
     headers: dict[str, str] = Field(default_factory=dict)
+
+
+class LookupSpec(_Strict):
+    """A value templates may use that the service has to be asked for once per account, e.g. GoTo's
+    organizer key: the account's ``setting`` when it sets one, else ``request`` answered and
+    ``extract`` (a dotted path) taken, remembered for the account (``ctx.memo[name]``)."""
+
+    setting: str | None = None
+    request: RequestSpec
+    extract: str
 
 
 class ResponseSpec(_Strict):
@@ -185,6 +198,7 @@ class Manifest(_Strict):
     rate_limit: RateLimitSpec | None = None
     check: str
     hooks: str | None = None
+    lookups: dict[str, LookupSpec] = Field(default_factory=dict)
     functions: dict[str, FunctionSpec]
 
     @field_validator("functions")

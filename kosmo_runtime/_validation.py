@@ -137,6 +137,8 @@ def _check(label: str, name: str, param: ParamSpec, value: Any) -> Any:
             raise _bound(label, name, _show(value), f"at least {param.min_length} long")
         if param.max_length is not None and len(value) > param.max_length:
             raise _bound(label, name, f"of length {len(value)}", f"at most {param.max_length} long")
+    if param.properties is not None and param.type == "object":
+        value = _check_fields(label, name, name, param.properties, value)
     if param.items is not None:
         value = list(value)  # coerced items go into a copy, never into the caller's list
         for index, item in enumerate(value, start=1):
@@ -153,7 +155,35 @@ def _check(label: str, name: str, param: ParamSpec, value: Any) -> Any:
                     param=name, expected=f"array of {allowed}", got=_show(item),
                     hint=f"write {name} = {{{_show(param.item_enum[0])}}}",
                 )
+            if param.properties is not None:
+                value[index - 1] = _check_fields(label, name, f"{name}[{index}]", param.properties, item)
     return value
+
+
+def _check_fields(label: str, name: str, where: str, fields: dict[str, ParamSpec], value: dict[str, Any]) -> dict[str, Any]:
+    """An object's fields against ``fields`` (no unknown ones, the required ones present, each checked)."""
+    shape = "{" + ", ".join(f"{key} = {_example(field)}" for key, field in fields.items()) + "}"
+    expected = "{" + ", ".join(f"{key} = {field.type}" for key, field in fields.items()) + "}"
+    extra = sorted(str(key) for key in value if key not in fields)
+    wrong = [key for key, field in fields.items()
+             if (value.get(key) is None and field.required)
+             or (value.get(key) is not None and not _CHECKS[field.type](_coerce(field.type, value[key])))]
+    if extra or wrong:
+        types = {fields[key].type for key in wrong}
+        kind = types.pop() if len(types) == 1 else None
+        problem = (f"has unknown field(s) {', '.join(extra)}" if extra else
+                   f"needs {' and '.join(wrong)}" + (f" as {_article(kind)} {kind}" if kind else ""))
+        raise InvalidArgument(f"{label}: {where} {problem}", param=name, expected=expected,
+                              hint=f"write {name} = {{{shape}}}" if where != name else f"write {name} = {shape}")
+    checked = {}
+    for key, field in fields.items():
+        if value.get(key) is not None:
+            checked[key] = _check(label, f"{where}.{key}", field, value[key])
+            if field.format is not None:
+                _check_format(label, f"{where}.{key}", field.format, checked[key])
+        elif field.default is not None:
+            checked[key] = copy.deepcopy(field.default)
+    return checked
 
 
 def _coerce(expected: str, value: Any) -> Any:

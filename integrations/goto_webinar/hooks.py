@@ -1,8 +1,7 @@
-"""Handlers of the GoTo Webinar integration: G2W REST v2 plus the Admin API's ``/me``.
+"""Handlers and transforms of the GoTo Webinar integration: G2W REST v2 plus the Admin API's ``/me``.
 
-Every G2W path is rooted at ``/organizers/{organizerKey}``. The key comes from the
-account's ``organizer_key`` setting or, when unset, from ``GET /admin/rest/v1/me``
-(``key``), read once per account and kept in ``ctx.memo``.
+Every G2W path is rooted at ``/organizers/{organizerKey}``: the manifest's ``organizer_key``
+lookup (the account's setting, else ``GET /admin/rest/v1/me`` asked once per account).
 
 GoTo sends keys as strings in some objects and as int64 numbers in others; results
 carry every ``key``/``...Key`` field as a string, so any key can be passed back as an ``id``.
@@ -15,13 +14,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
-from kosmo_runtime.integration import CallContext, InvalidArgument, Pagination
+from kosmo_runtime.integration import CallContext, Pagination
 
-ME_PATH = "/admin/rest/v1/me"
 LIST_WINDOW = timedelta(days=365)  # list_webinars covers starts from now - 1 year to now + 1 year
 MAX_PAGE_SIZE = 200
 DERIVED_STATUSES = ("ACTIVE", "IN_SESSION", "ENDED")
-SLOT_FIELDS = ("startTime", "endTime")
 
 
 # -- shared helpers ---------------------------------------------------------------------
@@ -36,17 +33,9 @@ def _string_keys(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _me(ctx: CallContext) -> dict[str, Any]:
-    """The token's user from the Admin API; remembers its organizerKey for the account."""
-    me = _string_keys(ctx.http.get(ME_PATH))
-    ctx.memo["organizer_key"] = me["key"]
-    return me
-
-
 def _organizer_path(ctx: CallContext) -> str:
-    """``/G2W/rest/v2/organizers/{organizerKey}`` for the call's account."""
-    key = ctx.setting("organizer_key") or ctx.memo.get("organizer_key") or _me(ctx)["key"]
-    return f"/G2W/rest/v2/organizers/{quote(str(key), safe='')}"
+    """``/G2W/rest/v2/organizers/{organizerKey}`` for the call's account (the manifest's ``organizer_key`` lookup)."""
+    return f"/G2W/rest/v2/organizers/{quote(str(ctx.lookup('organizer_key')), safe='')}"
 
 
 def _webinar_path(ctx: CallContext, webinar_key: str) -> str:
@@ -130,29 +119,15 @@ def list_webinars(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def get_webinar(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
-    """One webinar (``WebinarByKey``) with a derived ``status``."""
-    webinar = _string_keys(ctx.http.get(_webinar_path(ctx, args["id"])))
+def webinar_with_status(ctx: CallContext, args: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Transform of ``get_webinar``: one webinar (``WebinarByKey``) with string keys and a derived ``status``."""
+    webinar = _string_keys(data)
     return {**webinar, "status": _status(webinar, bool(webinar.get("inSession")), ctx.now())}
-
-
-def _slot(ctx: CallContext, index: int, slot: dict[str, Any]) -> dict[str, str]:
-    """One ``{startTime, endTime}`` pair, checked before anything is sent."""
-    extra = sorted(set(slot) - set(SLOT_FIELDS))
-    missing = [name for name in SLOT_FIELDS if not isinstance(slot.get(name), str)]
-    if extra or missing:
-        problem = f"has unknown field(s) {', '.join(extra)}" if extra else f"needs {' and '.join(missing)} as a string"
-        raise InvalidArgument(
-            f"{ctx.label}: times[{index}] {problem}",
-            param="times", expected="{startTime = string, endTime = string}",
-            hint='write times = {{startTime = "2027-04-10T15:00:00Z", endTime = "2027-04-10T16:00:00Z"}}',
-        )
-    return {name: slot[name] for name in SLOT_FIELDS}
 
 
 def create_webinar(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """Schedule a webinar: one slot is a ``single_session``, several a ``series``."""
-    times = [_slot(ctx, index, slot) for index, slot in enumerate(args["times"], start=1)]
+    times = args["times"]  # each {startTime, endTime}: checked by the manifest's properties
     body: dict[str, Any] = {
         "subject": args["subject"],
         "times": times,
@@ -167,12 +142,10 @@ def create_webinar(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
 # -- sessions and panelists ---------------------------------------------------------------
 
 
-def list_sessions(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
-    """A page of the webinar's past sessions, under ``sessions`` as well as GoTo's own key."""
-    path = f"{_webinar_path(ctx, args['webinar_id'])}/sessions"
-    body = ctx.http.get(path, params={"page": args["page"], "size": args["size"]}) or {}
-    sessions = [_string_keys(s) for s in _embedded(body, "sessionInfoResources")]
-    return {**body, "_embedded": {"sessionInfoResources": sessions, "sessions": sessions}}
+def session_page(ctx: CallContext, args: dict[str, Any], data: dict[str, Any] | None) -> dict[str, Any]:
+    """Transform of ``list_sessions``: the page with string keys, under ``sessions`` as well as GoTo's own key."""
+    sessions = [_string_keys(s) for s in _embedded(data, "sessionInfoResources")]
+    return {**(data or {}), "_embedded": {"sessionInfoResources": sessions, "sessions": sessions}}
 
 
 def get_session(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -195,10 +168,9 @@ def get_session(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def list_panelists(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
-    """The webinar's panelists (one unpaged GoTo list), sliced by ``page``/``size``."""
-    panelists = ctx.http.get(f"{_webinar_path(ctx, args['webinar_id'])}/panelists") or []
-    page, size = args["page"], args["size"]
+def panelist_page(ctx: CallContext, args: dict[str, Any], data: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """Transform of ``list_panelists``: GoTo's one unpaged list, sliced by ``page``/``size``."""
+    panelists, page, size = data or [], args["page"], args["size"]
     return {
         "_embedded": {"panelists": panelists[page * size:(page + 1) * size]},
         "page": _page_info(len(panelists), page, size),
@@ -208,7 +180,8 @@ def list_panelists(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
 # -- identity -------------------------------------------------------------------------------
 
 
-def get_current_user(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
-    """The token's user; ``organizerKey`` repeats ``key``, the key G2W paths use."""
-    me = _me(ctx)
+def current_user(ctx: CallContext, args: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Transform of ``get_current_user``: string keys; ``organizerKey`` repeats ``key``, the key G2W paths use."""
+    me = _string_keys(data)
+    ctx.memo["organizer_key"] = me["key"]
     return {**me, "organizerKey": me["key"]}

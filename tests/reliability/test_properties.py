@@ -487,11 +487,19 @@ def test_unknown_parameter_with_a_line_break_gives_a_one_line_message() -> None:
 
 
 def test_validation_does_not_modify_the_callers_arguments() -> None:
+    from kosmo_runtime._manifest import FunctionSpec, ParamSpec
+
     times: list[Any] = [[]]
-    spec = RT._manifest_for("goto-webinar").functions["create_webinar"]
-    checked = validate_arguments("goto-webinar.create_webinar", spec, {"subject": "s", "times": times})
+    spec = FunctionSpec(description="d", operation="read", handler="h", params={
+        "times": ParamSpec(type="array", items="object", description="slots")})
+    checked = validate_arguments("x.f", spec, {"times": times})
     assert checked["times"] == [{}]
     assert times == [[]] and type(times[0]) is list
+    slot = {"startTime": "2030-01-01T10:00:00Z", "endTime": "2030-01-01T11:00:00Z"}
+    slots = [slot]
+    spec = RT._manifest_for("goto-webinar").functions["create_webinar"]
+    assert validate_arguments("goto-webinar.create_webinar", spec, {"subject": "s", "times": slots})["times"] == [slot]
+    assert slots == [slot] and slots[0] is slot
 
 
 def test_runtime_call_with_an_overlong_integration_name_returns_not_found() -> None:
