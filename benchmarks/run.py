@@ -2,22 +2,28 @@
 
     python benchmarks/run.py            # all benchmarks
     python benchmarks/run.py sandbox    # only those whose name contains "sandbox"
+    python benchmarks/run.py --readme   # rewrite README.md's table from results.json (no run)
 
 Each benchmark measures the runtime and, in the same run, a floor or comparison
 (for example a bare lupa runtime), reports medians over repeated rounds, the
 ratio, the target and whether it was met. Benchmarks live in ``bench_*.py``
 modules beside this file, each exporting ``BENCHMARKS = {name: function}``; a
-function returns one ``Figure`` or a list of them.
+function returns one ``Figure`` or a list of them. A run updates the figures it
+measured in ``results.json`` (the others stay as they were, with their dates) and
+regenerates the README's table from it.
 """
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
 from common import HERE, Figure
 
@@ -30,7 +36,45 @@ def collect() -> dict[str, Callable[[], Figure | list[Figure]]]:
     return found
 
 
+RESULTS = HERE / "results.json"
+README = HERE.parent / "README.md"
+_TABLE = re.compile(r"(<!-- kosmo:benchmarks -->\n)(.*?)(<!-- /kosmo:benchmarks -->)", re.S)
+
+
+def readme_table(results: list[dict[str, Any]]) -> str:
+    """The README's Markdown table of every recorded figure: value, comparison, ratio, target and met."""
+    rows = ["| benchmark | figure | comparison, same run | ratio | target | measured |", "|---|---|---|---|---|---|"]
+    for r in results:
+        verdict = "reported" if r["met"] is None else "met" if r["met"] else "**missed**"
+        note = f" ({r['note']})" if r.get("note") else ""
+        rows.append(f"| {r['name']}{note} | {r['value']:,.2f} {r['unit']} | {r['floor_name']} {r['floor']:,.2f} {r['unit']} "
+                    f"| {r['ratio']:.2f}× | {r['target']}: {verdict} | {r.get('date', '')} |")
+    return "\n".join(rows) + "\n"
+
+
+def write_readme(results: list[dict[str, Any]]) -> bool:
+    """Put the table between the README's ``kosmo:benchmarks`` markers; True when it changed."""
+    text = README.read_text(encoding="utf-8")
+    updated = _TABLE.sub(lambda m: m.group(1) + readme_table(results) + m.group(3), text)
+    if updated != text:
+        README.write_text(updated, encoding="utf-8")
+    return updated != text
+
+
+def record(figures: list[Figure]) -> list[dict[str, Any]]:
+    """results.json with these figures replacing those of the same name (others kept, in order)."""
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    today = datetime.date.today().isoformat()
+    new = {f.name: {**asdict(f), "ratio": round(f.ratio, 3), "date": today} for f in figures}
+    merged = [new.pop(r["name"], r) for r in old] + list(new.values())
+    RESULTS.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
+    return merged
+
+
 def main(argv: list[str]) -> int:
+    if argv == ["--readme"]:
+        write_readme(json.loads(RESULTS.read_text()))
+        return 0
     benchmarks = collect()
     chosen = [name for name in benchmarks if not argv or any(a in name for a in argv)]
     figures: list[Figure] = []
@@ -48,8 +92,7 @@ def main(argv: list[str]) -> int:
         print(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}} {row[3]:>{widths[3]}}  "
               f"{row[4]:>{widths[4]}}  {row[5]}")
     print(f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
-    (HERE / "results.json").write_text(json.dumps(
-        [{**asdict(f), "ratio": round(f.ratio, 3)} for f in figures], indent=2) + "\n")
+    write_readme(record(figures))
     return 0
 
 

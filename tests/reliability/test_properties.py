@@ -226,7 +226,18 @@ def expected_value(param: ParamSpec, value: Any) -> Any:
     value = coerced(param.type, value)
     if param.items is not None and isinstance(value, list):
         value = [coerced(param.items, item) for item in value]
+    if param.properties is not None:
+        fields = param.properties
+        shaped = [{k: expected_value(f, item[k]) for k, f in fields.items() if item.get(k) is not None}
+                  if isinstance(item, dict) else item for item in (value if isinstance(value, list) else [value])]
+        value = shaped if isinstance(value, list) else shaped[0]
     return value
+
+
+def _fields_conform(fields: dict[str, ParamSpec], value: Any, formats: bool) -> bool:
+    return isinstance(value, dict) and all(key in fields for key in value) and all(
+        (value.get(key) is None and not field.required) or (value.get(key) is not None and conforms(field, value[key], formats))
+        for key, field in fields.items())
 
 
 def conforms(param: ParamSpec, value: Any, formats: bool = True) -> bool:
@@ -249,6 +260,9 @@ def conforms(param: ParamSpec, value: Any, formats: bool = True) -> bool:
     if param.items is not None and not all(_TYPES[param.items](item) for item in value):
         return False
     if param.item_enum is not None and not all(item in param.item_enum for item in value):
+        return False
+    if param.properties is not None and not all(
+            _fields_conform(param.properties, item, formats) for item in (value if param.type == "array" else [value])):
         return False
     return not formats or param.format is None or _FORMATS[param.format](value)
 
