@@ -45,10 +45,6 @@ def lua_type(param: ParamSpec) -> str:
     """The LuaLS type of a parameter: enums as literal unions, arrays as ``T[]``."""
     if param.enum:
         return " | ".join(_literal(value) for value in param.enum)
-    if param.properties is not None:  # an object's fields (or each object item's), as a LuaLS table literal
-        fields = ", ".join(f"{name}{'' if field.required else '?'}: {lua_type(field)}"
-                           for name, field in param.properties.items())
-        return f"{{{fields}}}" + ("[]" if param.type == "array" else "")
     if param.type == "array" and param.item_enum:
         return "(" + " | ".join(_literal(value) for value in param.item_enum) + ")[]"
     if param.type == "array" and param.items is not None:

@@ -72,7 +72,7 @@ function goto_webinar.gotowebinar_get_webinar(args) end
 
 ---@class kosmo.goto_webinar.create_webinar.Args
 ---@field subject string # Webinar title (length 1..128)
----@field times {startTime: string, endTime: string}[] # Time slots, each {startTime = ..., endTime = ...} as ISO 8601 date-times with an offset (e.g. "2027-04-10T15:00:00Z"); start times must be in the future. (length 1..)
+---@field times table<string, any>[] # Time slots, each {startTime = ..., endTime = ...} as ISO 8601 date-times with an offset (e.g. "2027-04-10T15:00:00Z"); start times must be in the future. (length 1..)
 ---@field description? string # Webinar description (length 0..2048)
 
 ---@class kosmo.goto_webinar.create_webinar.Result
