@@ -119,6 +119,11 @@ def _add_run(commands: Any, summary: str) -> None:
     run.add_argument("-e", dest="code", metavar="CODE", help="run CODE instead of a file")
     run.add_argument("--example", metavar="NAME", help="run a bundled example script (see kosmo examples), e.g. demo")
     run.add_argument("--name", help="script name in error messages")
+    tape = run.add_mutually_exclusive_group()
+    tape.add_argument("--record", metavar="FILE", help="write every upstream exchange of the run to the cassette FILE "
+                                                       "(secrets redacted)")
+    tape.add_argument("--replay", metavar="FILE", help="answer every upstream request from the cassette FILE, in order; "
+                                                       "no network")
 
 
 def _add_call(commands: Any, summary: str) -> None:
@@ -358,7 +363,7 @@ def _cmd_run(runtime: Runtime, args: argparse.Namespace) -> int:
     source, name = _source(args)
     stream = not args.json and sys.stdout.isatty()  # on a terminal, print as it happens; else all at the end
     result = runtime.run(source, name=name, dry_run=args.dry_run, read_only=args.read_only,
-                         on_output=_write_now if stream else None)
+                         on_output=_write_now if stream else None, record=args.record, replay=args.replay)
     return _report(result, args.json, printed=stream)
 
 

@@ -9,7 +9,8 @@ KosmoError                      (base; ``code`` is stable, ``message`` is one li
 │   ├── UsageError              the script asked for something wrongly, never retryable
 │   │   ├── NotFound            unknown integration, function, account or doc   not_found
 │   │   ├── InvalidArgument     an argument breaks the function's declaration   invalid_argument
-│   │   └── PermissionDenied    a write refused by policy, read-only or denial  permission_denied
+│   │   ├── PermissionDenied    a write refused by policy, read-only or denial  permission_denied
+│   │   └── ReplayMismatch      a replayed run sent a request its cassette lacks  replay_mismatch
 │   ├── AccountError            the account cannot be used (not configured, missing secret)
 │   │                                                                  account_error
 │   ├── IntegrationBug          the integration's own code failed (never the script's fault)
@@ -60,6 +61,7 @@ __all__ = [
     "OutcomeUnknown",
     "PermissionDenied",
     "RateLimited",
+    "ReplayMismatch",
     "ScriptError",
     "ServiceUnavailable",
     "StateUnavailable",
@@ -173,6 +175,12 @@ class PermissionDenied(UsageError):
     """Raised when a write is refused by the account's or the run's policy."""
 
     code = "permission_denied"
+
+
+class ReplayMismatch(UsageError):
+    """Raised in a replayed run on a request the cassette does not hold (``got``; ``expected`` is what it holds next)."""
+
+    code = "replay_mismatch"
 
 
 class AccountError(CallError):

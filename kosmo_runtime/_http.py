@@ -71,6 +71,10 @@ USER_AGENT = "kosmo-runtime/0.1"
 #: Default timeouts in seconds; an account's ``timeout`` setting overrides them.
 DEFAULT_TIMEOUTS = {"connect": 5.0, "read": 30.0, "write": 10.0, "pool": 5.0}
 
+#: Wraps the transport of one account's endpoint: ``wrap(transport, manifest, account, owned)``; ``owned``: made
+#: for this pool (the wrapper closes it), not given to the Runtime.
+TransportWrap = Callable[[httpx.BaseTransport, "Manifest", "Account", bool], httpx.BaseTransport]
+
 # httpx exceptions raised before any byte of the request could reach the service.
 _NOT_SENT: tuple[type[Exception], ...] = (
     httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol, httpx.ProxyError,
@@ -260,11 +264,13 @@ class ClientPool:
 
     def __init__(self, transport: httpx.BaseTransport | None = None,
                  mounts: Mapping[str, httpx.BaseTransport] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, state: State | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, state: State | None = None,
+                 wrap: TransportWrap | None = None) -> None:
         self._transport = transport
         self._mounts = dict(mounts or {})
         self._sleep = sleep
         self._state = state if state is not None else MemoryState(":memory:")
+        self._wrap = wrap
         self._clients: dict[tuple[str, str, str], Endpoint] = {}
         self._ssl: ssl.SSLContext | None = None
         self._limiters: dict[tuple[str, str], RateLimiter | None] = {}
@@ -278,6 +284,12 @@ class ClientPool:
             if client is None:
                 client = self._clients[key] = self._new_endpoint(manifest, account, base_url)
             return client
+
+    def wrapped(self, wrap: TransportWrap) -> ClientPool:
+        """A pool of new clients, each transport wrapped by ``wrap`` (record/replay), sharing this pool's rate limiters."""
+        pool = ClientPool(self._transport, self._mounts, self._sleep, self._state, wrap)
+        pool._limiters, pool._lock = self._limiters, self._lock
+        return pool
 
     def limiter(self, manifest: Manifest, account: Account) -> RateLimiter | None:
         """The account's rate limiter: its own ``rate_limit`` setting, else the manifest's documented rate."""
@@ -300,7 +312,11 @@ class ClientPool:
         headers = {"user-agent": USER_AGENT, "accept": "application/json", "accept-encoding": "gzip, deflate",
                    "connection": "keep-alive", **{k.lower(): v for k, v in manifest.headers.items()}, **auth_headers}
         timeout = httpx.Timeout(**{**DEFAULT_TIMEOUTS, **account.timeouts}).as_dict()
-        return Endpoint(base_url, headers, timeout, self._transport_for(base_url), query_key)
+        transport = self._transport_for(base_url)
+        if self._wrap is not None:  # record/replay: the run's own transport around it (owned: not the Runtime's)
+            transport = self._wrap(transport, manifest, account,
+                                   transport is not self._transport and transport not in self._mounts.values())
+        return Endpoint(base_url, headers, timeout, transport, query_key)
 
     def _transport_for(self, base_url: str) -> httpx.BaseTransport:
         transport = self._transport

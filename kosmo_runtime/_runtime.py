@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # httpx, sqlite, the docs and the call layer load when first 
 
     from ._audit import AuditLog
     from ._calls import Invoker
+    from ._cassette import Tape
     from ._docs import Docs
     from ._http import ClientPool
     from ._parallel import CallPool
@@ -231,6 +232,8 @@ class Runtime:
         approve: Approver | None = None,
         on_output: Callable[[str], None] | None = None,
         idempotency_key: str | None = None,
+        record: str | Path | None = None,
+        replay: str | Path | None = None,
     ) -> RunResult:
         """Run a Lua script in a fresh sandbox and return what happened (never raises for script errors).
 
@@ -239,16 +242,31 @@ class Runtime:
         ``on_output`` is called with each piece of printed text as it is printed (it is also in ``output``).
         ``idempotency_key``: a retry of this run with the same key (on any replica sharing the state)
         gets each write's recorded result instead of sending it again (see ``_idempotency.py``).
+        ``record`` writes every upstream exchange of the run to that cassette file; ``replay`` answers
+        them from one instead of the network (see ``_cassette``).
         """
+        tape = self._tape(record, replay) if record is not None or replay is not None else None
+        if isinstance(tape, RunResult):
+            return tape
         sandbox = self._sandbox(limits or self.limits, dry_run=dry_run, read_only=read_only, writes=writes,
-                                approve=approve, idempotency_key=idempotency_key)
+                                approve=approve, idempotency_key=idempotency_key, tape=tape)
         if isinstance(sandbox, RunResult):
             return sandbox
         sandbox.on_output = on_output
         try:
-            return sandbox.run(source, name or "script.lua")
+            result = sandbox.run(source, name or "script.lua")
         finally:
             self._sandboxes.discard(sandbox)  # the state is freed now (or by the pool's thread right after)
+        return tape.finish(result, name or "script.lua") if tape is not None else result
+
+    def _tape(self, record: str | Path | None, replay: str | Path | None) -> Tape | RunResult:
+        """The cassette of a recorded or replayed run (own clients, own clock), or the RunResult of its error."""
+        from ._cassette import open_tape
+
+        try:
+            return open_tape(record=record, replay=replay, pool=self._pool, clock=self.clock)
+        except KosmoError as exc:
+            return RunResult(ok=False, error=exc)
 
     def session(self, *, limits: Limits | None = None, dry_run: bool = False, read_only: bool = False,
                 writes: WritePolicy | None = None, approve: Approver | None = None) -> Session:
@@ -270,9 +288,10 @@ class Runtime:
             self.audit_log  # an audit log that cannot be written stops the run here, naming path and reason
         except KosmoError as exc:
             return RunResult(ok=False, error=exc, duration=time.monotonic() - started)
-        ready = self._sandboxes.take() if limits == self.limits else None
+        tape: Tape | None = options.get("tape")  # a taped run reads the tape's clock: never a pooled sandbox
+        ready = self._sandboxes.take() if limits == self.limits and tape is None else None
         if ready is None:
-            sandbox = Sandbox(limits, date_clock=self.clock)
+            sandbox = Sandbox(limits, date_clock=tape.clock if tape else self.clock)
             host = AppHost(self, sandbox)
             sandbox.install_lazily("_app.lua", list(APP_GLOBALS), host.functions)
         else:
@@ -338,7 +357,7 @@ class Runtime:
 
     def _invoker(self, sandbox: Sandbox | None, limits: Limits, *, dry_run: bool, read_only: bool,
                  writes: WritePolicy | None, approve: Approver | None, records: list[Any] | None = None,
-                 remaining: Any = None, idempotency_key: str | None = None) -> Invoker:
+                 remaining: Any = None, idempotency_key: str | None = None, tape: Tape | None = None) -> Invoker:
         from ._calls import Invoker
         from ._idempotency import Idempotency
         from ._policy import strictest
@@ -347,9 +366,9 @@ class Runtime:
         return Invoker(
             catalog=self.catalog,
             accounts=self.accounts,
-            pool=self._pool,
+            pool=tape.pool if tape else self._pool,
             store=self.state,
-            memos=self._memos,
+            memos={} if tape else self._memos,  # a cassette holds every request of its run: nothing remembered
             remaining=remaining or (sandbox.remaining if sandbox else (lambda: limits.wall_time)),
             records=records if records is not None else sandbox.calls,  # type: ignore[union-attr]
             max_calls=limits.calls,
@@ -359,7 +378,7 @@ class Runtime:
             retry=self.retry,
             run_id=os.urandom(6).hex(),
             on_call=audit.record if audit is not None else None,
-            clock=self.clock,
+            clock=tape.clock if tape else self.clock,
             idempotency=Idempotency(self.state, idempotency_key) if idempotency_key else None,
         )
 

@@ -30,7 +30,7 @@ app = {}
 ---@return kosmo.ParallelOutcome[]
 function app.parallel(branches, options) end
 
----@alias kosmo.ErrorCode "account_error" | "internal_error" | "state_unavailable" | "not_found" | "invalid_argument" | "permission_denied" | "upstream_error" | "network_error" | "outcome_unknown" | "bad_response" | "auth_failed" | "upstream_not_found" | "rate_limited" | "service_unavailable"
+---@alias kosmo.ErrorCode "account_error" | "internal_error" | "state_unavailable" | "not_found" | "invalid_argument" | "permission_denied" | "replay_mismatch" | "upstream_error" | "network_error" | "outcome_unknown" | "bad_response" | "auth_failed" | "upstream_not_found" | "rate_limited" | "service_unavailable"
 
 ---The error table a failed integration call raises (`tostring(err)` is its message).
 ---@class kosmo.Error
