@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ._accounts import Account, AccountsConfig, WritePolicy
@@ -30,6 +30,9 @@ from ._result import CallRecord
 from ._state import State
 from ._store import ScopedStore
 from ._validation import validate_arguments
+
+if TYPE_CHECKING:
+    from ._tracing import RunSpan
 
 __all__ = ["CallContext", "Invoker", "run_declarative"]
 
@@ -54,6 +57,7 @@ class Invoker:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     run_id: str = ""
     on_call: Callable[[CallRecord, dict[str, Any]], None] | None = None
+    tracing: RunSpan | None = None  # the run's span when tracing is on (_tracing)
     _bindings: dict[tuple[str, str | None], _Binding] = field(default_factory=dict, repr=False)
     clock: Clock = utc_now
     idempotency: Idempotency | None = None  # the run's idempotency key: its writes are sent once
@@ -102,6 +106,9 @@ class Invoker:
                             account=account_name or self.accounts.default_account(ident) or "default",
                             operation=spec.operation, duration=0.0, ok=False, dry_run=self.dry_run,
                             run_id=self.run_id, requests=trace.requests)
+        span = self.tracing.call(record) if self.tracing is not None else None
+        if span is not None:
+            trace.observer = span.request
         try:
             if len(self.records) >= self.max_calls:
                 raise limit_exceeded("calls", self.max_calls)
@@ -110,8 +117,10 @@ class Invoker:
             account = bound.account
             record.account = account.name
             if spec.operation == "write":
-                authorize(account, WriteRequest(ident, function, account.name, redact(args)),
-                          run_policy=self.run_policy, approve=self.approve, dry_run=self.dry_run)
+                policy = authorize(account, WriteRequest(ident, function, account.name, redact(args)),
+                                   run_policy=self.run_policy, approve=self.approve, dry_run=self.dry_run)
+                if span is not None:
+                    span.policy = policy
             http = Http(bound.client, manifest, function=function, account=account.name,
                         remaining=self.remaining, dry_run=self.dry_run, retry=self.retry, trace=trace,
                         limiter=bound.limiter)
@@ -155,6 +164,8 @@ class Invoker:
             record.duration = time.monotonic() - started
             record.status = trace.status
             record.retries = trace.retries
+            if span is not None:
+                span.end(record)
             self.records.append(record)
             if self.on_call is not None:
                 self.on_call(record, arguments)

@@ -88,6 +88,9 @@ def _execution_options() -> argparse.ArgumentParser:
     execution.add_argument("--dry-run", action="store_true", help="run reads; describe writes instead of sending them")
     execution.add_argument("--read-only", action="store_true", help="deny every write")
     execution.add_argument("--audit-log", metavar="PATH", help="append one JSON line per integration call (default: $KOSMO_AUDIT_LOG)")
+    execution.add_argument("--otel", action="store_true",
+                           help="send OpenTelemetry traces (a span per run, call and HTTP request) over OTLP/HTTP, "
+                                "configured by the OTEL_EXPORTER_OTLP_* variables (needs the otel extra)")
     limits = execution.add_argument_group("limits (a script cannot raise them)")
     limits.add_argument("--instructions", type=int, metavar="N", help=f"Lua instructions (default {Limits.instructions:,})")
     limits.add_argument("--memory", type=_size, metavar="SIZE", help="Lua memory, e.g. 64MiB (default 64MiB)")
@@ -243,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "mcp":
             _check_mcp_options(args)
         # An MCP server asks through its client (elicitation), never at a terminal (stdio is the protocol).
-        with _runtime(args, interactive=args.command != "mcp") as runtime:
+        with _tracing(args), _runtime(args, interactive=args.command != "mcp") as runtime:
             if args.command in ("run", "call", "mcp", "repl"):
                 _ = runtime.audit_log  # at start-up: an unwritable audit log is a configuration error (exit 2)
             handler = {"run": _cmd_run, "call": _cmd_call, "docs": _cmd_docs, "accounts": _cmd_accounts,
@@ -257,6 +260,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+@contextlib.contextmanager
+def _tracing(args: argparse.Namespace) -> Iterator[None]:
+    """With ``--otel``: an OTLP-exporting tracer provider for the command, flushed when it ends."""
+    if not getattr(args, "otel", False):
+        yield
+        return
+    try:
+        from ._tracing import configure_from_environment
+
+        provider = configure_from_environment()
+    except ImportError:
+        raise UsageFailure("--otel needs the otel extra: pip install 'kosmo-runtime[otel]'") from None
+    try:
+        yield
+    finally:
+        provider.shutdown()
 
 
 @contextlib.contextmanager

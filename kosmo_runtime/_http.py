@@ -103,6 +103,8 @@ class Trace:
 
     requests: list[dict[str, Any]] = field(default_factory=list)
     retries: int = 0
+    #: Told of each finished attempt ``(request, its entry in requests, attempt number)``: tracing.
+    observer: Callable[[httpx.Request, dict[str, Any], int], None] | None = None
 
     @property
     def status(self) -> int | None:
@@ -397,6 +399,8 @@ class Http:
             except httpx.HTTPError as exc:
                 entry["error"] = type(exc).__name__
                 entry["duration"] = time.monotonic() - started
+                if self.trace.observer is not None:
+                    self.trace.observer(request, entry, attempt)
                 if isinstance(exc, httpx.TimeoutException) and self._remaining() <= 0.05:
                     # the request was cut short by the run's wall clock, not by the service
                     raise LimitExceeded("run stopped: wall-clock limit reached while waiting for the service",
@@ -407,6 +411,8 @@ class Http:
                 raise error from None
             entry["status"] = response.status_code
             entry["duration"] = time.monotonic() - started
+            if self.trace.observer is not None:
+                self.trace.observer(request, entry, attempt)
             if response.status_code < 400:
                 return self._parse(response)
             error = status_error(response, self._manifest, self._context())

@@ -19,6 +19,7 @@ class CallRecord:
 
     Argument values are never recorded here (they could carry secrets). ``requests``
     lists the HTTP requests made (method, path, status, duration), retries included.
+    ``trace_id``/``span_id`` name the call's span when tracing is on (see ``_tracing``).
     """
 
     integration: str
@@ -33,6 +34,8 @@ class CallRecord:
     dry_run: bool = False
     run_id: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
+    trace_id: str | None = None  # the call's OpenTelemetry span, when tracing is on
+    span_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if v is not None}

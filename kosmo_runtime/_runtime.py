@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +24,7 @@ from ._sandbox import Sandbox
 
 if TYPE_CHECKING:  # httpx, sqlite, the docs and the call layer load when first used (a fast `return 1`)
     import httpx
+    from opentelemetry.trace import TracerProvider
 
     from ._audit import AuditLog
     from ._calls import Invoker
@@ -32,6 +34,7 @@ if TYPE_CHECKING:  # httpx, sqlite, the docs and the call layer load when first 
     from ._parallel import CallPool
     from ._state import State
     from ._store import Store
+    from ._tracing import RunSpan
 
 _Made = TypeVar("_Made")
 
@@ -66,6 +69,8 @@ class Runtime:
     ``clock``              what "now" is: a callable returning an aware datetime, read by handlers
                            (``ctx.now()``) and by scripts (``os.time()``, ``os.date(format)``). Default: the
                            real clock in UTC; ``Demo.runtime()`` passes the demo's simulated date.
+    ``tracer_provider``    an OpenTelemetry ``TracerProvider`` for the runs' spans (extra ``otel``); default:
+                           the host's global provider, if it configured one; ``False``: no tracing.
 
     ``pool``               how many sandboxes to keep built ahead of runs (default 2; 0: each run builds
                            its own when it starts). Each is a new Lua state, used by exactly one run with the
@@ -92,6 +97,7 @@ class Runtime:
         audit_log: str | Path | AuditLog | None = None,
         clock: Clock | None = None,
         pool: int = 2,
+        tracer_provider: TracerProvider | bool | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.clock: Clock = clock or utc_now
@@ -112,6 +118,7 @@ class Runtime:
         self._audit: AuditLog | None = None
         self._audit_ready = False
         self._sandboxes: SandboxPool[_Prebuilt] = SandboxPool(self._prebuilt, max(0, pool))
+        self._tracer_provider = tracer_provider
 
     # -- configuration -------------------------------------------------------------
 
@@ -245,19 +252,29 @@ class Runtime:
         ``record`` writes every upstream exchange of the run to that cassette file; ``replay`` answers
         them from one instead of the network (see ``_cassette``).
         """
+        span = self._run_span(name or "script.lua")
         tape = self._tape(record, replay) if record is not None or replay is not None else None
         if isinstance(tape, RunResult):
-            return tape
+            return _ended(span, tape)
         sandbox = self._sandbox(limits or self.limits, dry_run=dry_run, read_only=read_only, writes=writes,
-                                approve=approve, idempotency_key=idempotency_key, tape=tape)
+                                approve=approve, idempotency_key=idempotency_key, tape=tape, span=span)
         if isinstance(sandbox, RunResult):
-            return sandbox
+            return _ended(span, sandbox)
         sandbox.on_output = on_output
         try:
             result = sandbox.run(source, name or "script.lua")
         finally:
             self._sandboxes.discard(sandbox)  # the state is freed now (or by the pool's thread right after)
-        return tape.finish(result, name or "script.lua") if tape is not None else result
+        return _ended(span, tape.finish(result, name or "script.lua") if tape is not None else result)
+
+    def _run_span(self, script: str) -> RunSpan | None:
+        """The span of a run when tracing is on (see ``_tracing``); a process that does not trace imports nothing."""
+        if self._tracer_provider is None and "opentelemetry.trace" not in sys.modules:
+            return None
+        from ._tracing import tracing_for
+
+        tracing = tracing_for(self._tracer_provider)
+        return tracing.run(script) if tracing is not None else None
 
     def _tape(self, record: str | Path | None, replay: str | Path | None) -> Tape | RunResult:
         """The cassette of a recorded or replayed run (own clients, own clock), or the RunResult of its error."""
@@ -330,15 +347,16 @@ class Runtime:
         started = time.monotonic()
         records: list[Any] = []
         deadline = started + limits.wall_time
+        span = self._run_span(function)
         try:
             invoker = self._invoker(None, limits, dry_run=dry_run, read_only=read_only, writes=writes,
                                     approve=approve, records=records, remaining=lambda: deadline - time.monotonic(),
-                                    idempotency_key=idempotency_key)
+                                    idempotency_key=idempotency_key, span=span)
             ident, account_name, name = self._split(function, account, invoker)
             result = invoker.call(ident, account_name, name, dict(arguments or {}))
-            return RunResult(ok=True, result=result, calls=records, duration=time.monotonic() - started)
+            return _ended(span, RunResult(ok=True, result=result, calls=records, duration=time.monotonic() - started))
         except KosmoError as exc:
-            return RunResult(ok=False, error=exc, calls=records, duration=time.monotonic() - started)
+            return _ended(span, RunResult(ok=False, error=exc, calls=records, duration=time.monotonic() - started))
 
     def _split(self, function: str, account: str | None, invoker: Invoker) -> tuple[str, str | None, str]:
         parts = function.split(".")
@@ -357,7 +375,8 @@ class Runtime:
 
     def _invoker(self, sandbox: Sandbox | None, limits: Limits, *, dry_run: bool, read_only: bool,
                  writes: WritePolicy | None, approve: Approver | None, records: list[Any] | None = None,
-                 remaining: Any = None, idempotency_key: str | None = None, tape: Tape | None = None) -> Invoker:
+                 remaining: Any = None, idempotency_key: str | None = None, tape: Tape | None = None,
+                 span: RunSpan | None = None) -> Invoker:
         from ._calls import Invoker
         from ._idempotency import Idempotency
         from ._policy import strictest
@@ -380,6 +399,7 @@ class Runtime:
             on_call=audit.record if audit is not None else None,
             clock=tape.clock if tape else self.clock,
             idempotency=Idempotency(self.state, idempotency_key) if idempotency_key else None,
+            tracing=span,
         )
 
     def _members(self, ident: str, account: str | None) -> list[str]:
@@ -400,6 +420,13 @@ class _Prebuilt(NamedTuple):
 
     def close(self) -> None:
         self.sandbox.close()
+
+
+def _ended(span: RunSpan | None, result: RunResult) -> RunResult:
+    """``result``, its run's span (if any) ended with it."""
+    if span is not None:
+        span.end(result)
+    return result
 
 
 class Session:
