@@ -271,3 +271,18 @@ def test_cli_otel_exports_otlp_over_http_from_the_standard_variables() -> None:
     for expected in (b"kosmo.run", b"whereby.list_rooms", b"http.request.method", b"kosmo-test",
                      bytes.fromhex(call["trace_id"])):
         assert expected in body
+
+
+def test_the_readme_tracing_example_runs(tmp_path: Path) -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"^## Tracing with OpenTelemetry\n.*?```python\n(.*?)^```", readme, re.S | re.M)
+    assert block, "the README has a tracing example"
+    done = subprocess.run([sys.executable, "-c", block.group(1)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(" ", 1)[0] for line in lines[:3]] == ["GET", "whereby.list_rooms", "kosmo.run"]
+    assert re.fullmatch(r"[0-9a-f]{32} [0-9a-f]{16}", lines[3])

@@ -115,3 +115,15 @@ def test_cli_run_and_call_json_validate(capsys: pytest.CaptureFixture[str]) -> N
     assert code == 0 and check_envelope(data)["ok"] is True
     code, data = _kosmo(capsys, "call", "--demo", "--json", "whereby.list_rooms", "--arg", "limit=500")
     assert code == 1 and check_envelope(data)["error"]["code"] == "invalid_argument"
+
+
+def test_trace_ids_and_the_replay_error_are_in_the_schema(runtime: Runtime) -> None:
+    data = runtime.run("return app.integrations.whereby.list_rooms{limit = 1}").to_dict()
+    assert "trace_id" not in data["calls"][0]  # tracing off: no ids
+    data["calls"][0].update(trace_id="0af7651916cd43dd8448eb211c80319c", span_id="b7ad6b7169203331")
+    check_envelope(data)
+    data["calls"][0]["span_id"] = "not-hex"
+    with pytest.raises(AssertionError, match="span_id"):
+        check_envelope(data)
+    codes = envelope_schema()["$defs"]["error"]["properties"]["code"]["enum"]
+    assert "replay_mismatch" in codes
