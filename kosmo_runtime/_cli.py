@@ -166,7 +166,8 @@ def _add_mcp(commands: Any, summary: str) -> None:
                     "'kosmo run'. Writes that need approval ('ask') ask the client's user (MCP elicitation); "
                     "they are denied when the client cannot ask or does not answer in time.")
     mcp.add_argument("--http", type=_port, metavar="PORT",
-                     help="serve streamable HTTP on 127.0.0.1:PORT (path /mcp) instead of standard input/output")
+                     help="serve streamable HTTP on PORT (path /mcp, 127.0.0.1 unless --host) instead of standard "
+                          "input/output; clients send a bearer token")
     mcp.add_argument("--expose-functions", action="store_true",
                      help="also one tool per integration function, its input schema from the manifest (reads only, "
                           "unless --allow-writes)")
@@ -175,6 +176,34 @@ def _add_mcp(commands: Any, summary: str) -> None:
                           "never past --wall-time)")
     mcp.add_argument("--allow-writes", action="store_true",
                      help="with --expose-functions: expose write functions too (still subject to account policies)")
+    _add_mcp_bounds(mcp.add_argument_group("bounds (both transports)"))
+    _add_mcp_http(mcp.add_argument_group("HTTP (with --http)"))
+
+
+def _add_mcp_bounds(group: Any) -> None:
+    group.add_argument("--max-runs", type=_positive, default=8, metavar="N",
+                       help="scripts and calls run at once (default 8)")
+    group.add_argument("--max-queued", type=_count, default=32, metavar="N",
+                       help="more that wait for a free slot (default 32); beyond, a tool call answers ServerBusy with "
+                            "retry_after")
+
+
+def _add_mcp_http(group: Any) -> None:
+    group.add_argument("--host", metavar="ADDRESS",
+                       help="bind ADDRESS instead of 127.0.0.1, e.g. 0.0.0.0; beyond loopback it needs --token-file or "
+                            "KOSMO_MCP_TOKEN, and TLS from a reverse proxy in front")
+    group.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
+                       help="a Host header value clients may send besides the loopback names and the bound address, "
+                            "e.g. kosmo.example.com behind a proxy (repeatable; exact name and port)")
+    group.add_argument("--token-file", metavar="PATH",
+                       help="the bearer token's file (made, mode 0600, when missing); default: $KOSMO_MCP_TOKEN, else "
+                            "mcp-token in the per-user config folder")
+    group.add_argument("--no-auth", action="store_true",
+                       help="check no token (loopback only): any program on this machine can then run scripts with "
+                            "the configured accounts")
+    group.add_argument("--max-sessions", type=_positive, default=100, metavar="N",
+                       help="open MCP sessions (default 100); at the cap a new one closes the session idle the longest, "
+                            "or gets 503 with Retry-After when all are busy")
 
 
 def _add_repl(commands: Any, summary: str) -> None:
@@ -226,6 +255,18 @@ def _port(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r} (1 to 65535)")
     return port
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number from 1: {text!r}")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a whole number from 0: {text!r}")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -400,15 +441,48 @@ def _check_mcp_options(args: argparse.Namespace) -> None:
                            "use --read-only to deny every write)")
     if args.allow_writes and args.read_only:
         raise UsageFailure("--allow-writes and --read-only contradict each other")
+    http_only = [flag for flag, given in (("--host", args.host is not None), ("--allowed-host", args.allowed_host),
+                                          ("--token-file", args.token_file), ("--no-auth", args.no_auth)) if given]
+    if args.http is None and http_only:
+        raise UsageFailure(f"{http_only[0]} is an HTTP option: add --http PORT")
+    if args.no_auth and args.token_file:
+        raise UsageFailure("--no-auth and --token-file contradict each other")
+    from ._mcp_http import is_loopback, parse_host
+    from ._mcp_token import TOKEN_ENV
+
+    host = args.host or "127.0.0.1"
+    if not is_loopback(host):
+        if args.no_auth:
+            raise UsageFailure(f"--no-auth is for a loopback bind only; {host} is reachable from other machines")
+        if not args.token_file and not os.environ.get(TOKEN_ENV):
+            raise UsageFailure(f"binding {host} (beyond loopback) needs a token you provision: --token-file PATH "
+                               f"(made there if missing) or {TOKEN_ENV}")
+    for entry in args.allowed_host:
+        if parse_host(entry) is None:
+            raise UsageFailure(f"--allowed-host {entry!r}: write a host name or address, optionally with :PORT")
 
 
 def _cmd_mcp(runtime: Runtime, args: argparse.Namespace) -> int:
     from ._mcp import serve
+    from ._mcp_gate import RunGate
 
     runtime.accounts  # a broken accounts file stops the server here (exit 2), not at every tool call
-    serve(runtime, http_port=args.http, expose_functions=args.expose_functions, allow_writes=args.allow_writes,
-          dry_run=args.dry_run, read_only=args.read_only, approval_timeout=args.approval_timeout)
+    gate = RunGate(args.max_runs, args.max_queued, longest=runtime.limits.wall_time)
+    serve(runtime, http=_http_options(args), gate=gate, expose_functions=args.expose_functions,
+          allow_writes=args.allow_writes, dry_run=args.dry_run, read_only=args.read_only,
+          approval_timeout=args.approval_timeout)
     return 0
+
+
+def _http_options(args: argparse.Namespace) -> Any:
+    """The ``HttpOptions`` of ``kosmo mcp --http`` (None for stdio); the token is read or made here."""
+    if args.http is None:
+        return None
+    from ._mcp_http import HttpOptions
+    from ._mcp_token import load_token
+
+    return HttpOptions(port=args.http, host=args.host or "127.0.0.1", allowed_hosts=tuple(args.allowed_host),
+                       token=None if args.no_auth else load_token(args.token_file), max_sessions=args.max_sessions)
 
 
 def _cmd_repl(runtime: Runtime, args: argparse.Namespace) -> int:

@@ -34,8 +34,10 @@ if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
     from ._manifest import FunctionSpec, Manifest, ParamSpec
 
-__all__ = ["Docs", "parameter_table", "quick_reference", "signature", "sync_parameter_tables"]
+__all__ = ["MAX_QUERY_BYTES", "Docs", "parameter_table", "quick_reference", "signature", "sync_parameter_tables"]
 
+#: The longest query the search tools take (``lua_search_docs`` in Lua and over MCP): the host's work stays small.
+MAX_QUERY_BYTES = 1000
 _WORD = re.compile(r"[a-z0-9]+")
 _PARAMS_BLOCK = re.compile(r"(<!-- kosmo:params (\w+) -->\n)(.*?)(<!-- /kosmo:params -->)", re.S)
 _MARKER_LINE = re.compile(r"^<!-- /?kosmo:params[^>]*-->\n?", re.M)
@@ -201,7 +203,7 @@ class Docs:
 
     def search(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
         """Pages and function sections ranked by relevance to ``query`` (best first)."""
-        terms = _WORD.findall(query.lower())
+        terms = list(dict.fromkeys(_WORD.findall(query.lower())))  # a repeated word counts once
         if not terms:
             return []
         units = self._units

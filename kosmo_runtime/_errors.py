@@ -27,9 +27,10 @@ KosmoError                      (base; ``code`` is stable, ``message`` is one li
 │       │                                                              network_error
 │       ├── OutcomeUnknown      a write may or may not have happened   outcome_unknown
 │       └── BadResponse         the body is not what the service documents  bad_response
-└── ConfigError                 a configuration file or manifest is wrong  config_error
-    ├── AccountsFileError       the accounts YAML file                 accounts_file_error
-    └── ManifestError           an integration's manifest.yaml         manifest_error
+├── ConfigError                 a configuration file or manifest is wrong  config_error
+│   ├── AccountsFileError       the accounts YAML file                 accounts_file_error
+│   └── ManifestError           an integration's manifest.yaml         manifest_error
+└── ServerBusy                  the MCP server takes no more runs now (``retry_after``)  server_busy
 
 "Upstream said no" (UpstreamError) is kept apart from "the script or integration
 is wrong" (UsageError, ConfigError). Every error carries ``code``, ``message``,
@@ -63,6 +64,7 @@ __all__ = [
     "RateLimited",
     "ReplayMismatch",
     "ScriptError",
+    "ServerBusy",
     "ServiceUnavailable",
     "StateUnavailable",
     "UpstreamError",
@@ -273,6 +275,13 @@ class ManifestError(ConfigError):
     """Raised when an integration's manifest is invalid (``file`` and a ``hint``)."""
 
     code = "manifest_error"
+
+
+class ServerBusy(KosmoError):
+    """Raised when the MCP server is running and queueing all the runs it takes; retry after ``retry_after`` s."""
+
+    code = "server_busy"
+    retryable = True
 
 
 def error_table() -> str:

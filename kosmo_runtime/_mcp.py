@@ -5,6 +5,9 @@ Tools: ``lua_list_docs``, ``lua_search_docs``, ``lua_read_doc`` (the reference s
 ``expose_functions`` also one tool per integration function, its input schema generated
 from the manifest (write functions only with ``allow_writes``).
 
+Over HTTP (``_mcp_http``) clients need the bearer token; runs in flight are bounded by a
+:class:`RunGate` on both transports (``ServerBusy`` with ``retry_after`` beyond it).
+
 ``execute_lua``, ``call_integration`` and the function tools return the result envelope
 (``RunResult.to_dict()``, ``envelope.schema.json``) as structured content, plus a short text
 rendering for clients that only show text. A failed script, a failed call or a limit hit is a
@@ -18,10 +21,10 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import anyio.to_thread
 from pydantic import ConfigDict, Field
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -31,7 +34,10 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 
 from . import __version__
 from ._approvals import Approvals
-from ._errors import InvalidArgument, KosmoError
+from ._docs import MAX_QUERY_BYTES
+from ._errors import InvalidArgument, KosmoError, ServerBusy
+from ._mcp_gate import RunGate
+from ._mcp_http import HttpOptions, serve_http
 from ._manifest import Manifest, ParamSpec
 from ._result import RunResult, envelope_schema
 from ._runtime import Runtime
@@ -55,9 +61,9 @@ message, hint and the script line. Each script runs in a fresh sandbox with limi
 
 _DOC_FLOW = "Never guess names: list, then read, then execute."
 
-#: How a tool call runs its work with the server's options and this call's approver.
+#: How a tool call runs its work with the server's options and this call's approver, through the run gate.
 _Approved = Callable[[Context[Any, Any], str, Callable[[dict[str, Any]], CallToolResult]],
-                     "CallToolResult | InputRequiredResult"]
+                     Awaitable["CallToolResult | InputRequiredResult"]]
 
 _CALL_LINES = 20  # integration calls listed in the text rendering; the structured content has all
 
@@ -185,24 +191,35 @@ def function_tool_schema(manifest: Manifest, function: str, accounts: list[str] 
 
 
 def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writes: bool = False,
-                 dry_run: bool = False, read_only: bool = False, approval_timeout: float = 60.0) -> MCPServer:
+                 dry_run: bool = False, read_only: bool = False, approval_timeout: float = 60.0,
+                 gate: RunGate | None = None) -> MCPServer:
     """An MCP server answering with ``runtime`` (its accounts, policies, limits and audit log).
 
     ``expose_functions`` adds one tool per integration function; write functions only with
     ``allow_writes`` (they remain subject to the account's policy). ``dry_run`` and ``read_only``
     apply to every run and call, as ``kosmo run --dry-run`` / ``--read-only``. An ``ask`` write waits
     at most ``approval_timeout`` seconds (and never past the run's wall-clock limit) for the client's answer.
+    Runs and calls pass ``gate`` (default: 8 at once, 32 waiting); beyond it they answer ``ServerBusy``.
     """
     options = {"dry_run": dry_run, "read_only": read_only}
     writes_possible = not read_only and not dry_run
     approvals = Approvals(runtime, min(approval_timeout, runtime.limits.wall_time))
+    gate = gate or RunGate(longest=runtime.limits.wall_time)
 
-    def approved(ctx: Context[Any, Any], tool: str,
-                 work: Callable[[dict[str, Any]], CallToolResult]) -> CallToolResult | InputRequiredResult:
+    def approve_through_client(ctx: Context[Any, Any], tool: str,
+                               work: Callable[[dict[str, Any]], CallToolResult]) -> CallToolResult | InputRequiredResult:
         """``work(options)`` with the server's options, plus an approver asking this call's client."""
         if not writes_possible:
             return work(options)
         return approvals.run(ctx, tool, lambda approve: work({**options, "approve": approve}))
+
+    async def approved(ctx: Context[Any, Any], tool: str,
+                       work: Callable[[dict[str, Any]], CallToolResult]) -> CallToolResult | InputRequiredResult:
+        """The work in a worker thread once the gate admits it; an approval's answer resumes its run at once."""
+        if ctx.request_state is not None:  # the run was admitted and is waiting for this answer
+            return await anyio.to_thread.run_sync(approve_through_client, ctx, tool, work)
+        answer = await gate.run(lambda: approve_through_client(ctx, tool, work))
+        return _envelope_result(RunResult(ok=False, error=answer)) if isinstance(answer, ServerBusy) else answer
     docs = runtime.docs
 
     def lua_list_docs() -> CallToolResult:
@@ -212,9 +229,15 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
                             {"pages": pages})
 
     def lua_search_docs(
-        query: Annotated[str, Field(description="Keywords, e.g. 'webinar sessions'")],
+        query: Annotated[str, Field(description="Keywords, e.g. 'webinar sessions'",
+                                    json_schema_extra={"maxLength": MAX_QUERY_BYTES})],
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
     ) -> CallToolResult:
+        if len(query.encode("utf-8", "replace")) > MAX_QUERY_BYTES:
+            return _error_result(InvalidArgument(
+                f"lua_search_docs: the query is {len(query.encode('utf-8', 'replace')):,} bytes; at most "
+                f"{MAX_QUERY_BYTES:,} are searched", param="query",
+                hint="search for a few words, e.g. lua_search_docs {\"query\": \"webinar sessions\"}"))
         hits = docs.search(query, limit)
         if not hits:
             return _text_result(f"no docs match {query!r}; try other words, or lua_list_docs", {"hits": []})
@@ -229,7 +252,7 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
         except KosmoError as exc:
             return _error_result(exc)
 
-    def execute_lua(
+    async def execute_lua(
         code: Annotated[str | None, Field(description="Lua 5.4 source; `return` what you need")] = None,
         *,
         ctx: Context[Any, Any],
@@ -238,17 +261,18 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
             return _envelope_result(RunResult(ok=False, error=InvalidArgument(
                 "execute_lua needs 'code', the Lua source to run", param="code",
                 hint='call it as execute_lua {"code": "return app.integrations.whereby.list_rooms{limit = 2}"}')))
-        return approved(ctx, "execute_lua", lambda run: _envelope_result(runtime.run(code, name="script.lua", **run)))
+        return await approved(ctx, "execute_lua",
+                              lambda run: _envelope_result(runtime.run(code, name="script.lua", **run)))
 
-    def call_integration(
+    async def call_integration(
         function: Annotated[str, Field(description="e.g. 'whereby.list_rooms'")],
         arguments: Annotated[dict[str, Any], Field(description="Named arguments")] = {},  # noqa: B006 - copied by pydantic
         account: Annotated[str | None, Field(description="Default: the integration's default account")] = None,
         *,
         ctx: Context[Any, Any],
     ) -> CallToolResult | InputRequiredResult:
-        return approved(ctx, "call_integration",
-                        lambda run: _envelope_result(runtime.call(function, arguments, account=account, **run)))
+        return await approved(ctx, "call_integration",
+                              lambda run: _envelope_result(runtime.call(function, arguments, account=account, **run)))
 
     docs_hints = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
     run_hints = ToolAnnotations(read_only_hint=not writes_possible, destructive_hint=writes_possible,
@@ -342,10 +366,10 @@ def _function_tool(runtime: Runtime, manifest: Manifest, name: str, accounts: li
     account_key = account_parameter(manifest, name)
     target = f"{manifest.id}.{name}"
 
-    def call(ctx: Context[Any, Any], **arguments: Any) -> CallToolResult | InputRequiredResult:
+    async def call(ctx: Context[Any, Any], **arguments: Any) -> CallToolResult | InputRequiredResult:
         account = arguments.pop(account_key, None)
-        return approved(ctx, manifest.full_name(name),
-                        lambda run: _envelope_result(runtime.call(target, arguments, account=account, **run)))
+        return await approved(ctx, manifest.full_name(name),
+                              lambda run: _envelope_result(runtime.call(target, arguments, account=account, **run)))
 
     write = spec.operation == "write"
     description = (f"{manifest.name}: {spec.description} ({spec.operation}; the same as "
@@ -356,14 +380,13 @@ def _function_tool(runtime: Runtime, manifest: Manifest, name: str, accounts: li
     return Tool(fn=call, name=manifest.full_name(name), title=f"{manifest.name}: {name}", description=description,
                 parameters=function_tool_schema(manifest, name, accounts),
                 fn_metadata=FuncMetadata(arg_model=_PassThrough, output_schema=listing_schema()),
-                is_async=False, context_kwarg="ctx", annotations=annotations)
+                is_async=True, context_kwarg="ctx", annotations=annotations)
 
 
-def serve(runtime: Runtime, *, http_port: int | None = None, **options: Any) -> None:
-    """Serve until the client disconnects (stdio) or the process is interrupted (HTTP on 127.0.0.1)."""
+def serve(runtime: Runtime, *, http: HttpOptions | None = None, **options: Any) -> None:
+    """Serve until the client disconnects (stdio) or the process is interrupted (HTTP, see ``_mcp_http``)."""
     server = build_server(runtime, **options)
-    if http_port is None:
+    if http is None:
         server.run("stdio")
         return
-    print(f"kosmo mcp: streamable HTTP at http://127.0.0.1:{http_port}/mcp (loopback only)", file=sys.stderr, flush=True)
-    server.run("streamable-http", host="127.0.0.1", port=http_port)
+    serve_http(server, http)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -264,37 +261,3 @@ def test_ask_writes_are_denied_without_an_approver(tmp_path: Path, notes: tuple[
     drive(params(tmp_path, "--accounts", str(accounts),
                  env={"KOSMO_INTEGRATIONS_PATH": str(FIXTURES), "MCP_NOTES_KEY": KEY}), body)
     assert [request.method for request in simulator.requests] == ["GET"]
-
-
-# --------------------------------------------------------------------------------------------------
-# streamable HTTP on loopback
-# --------------------------------------------------------------------------------------------------
-
-
-def test_streamable_http_on_loopback(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {"PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(tmp_path / "config"),
-           "XDG_DATA_HOME": str(tmp_path / "data")}
-    server = subprocess.Popen([sys.executable, "-m", "kosmo_runtime", "mcp", "--demo", "--http", str(port)],
-                              cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "the HTTP server did not start"
-                time.sleep(0.05)
-
-        async def body(client: Client) -> None:
-            result = await client.call_tool("execute_lua", {"code": "return app.integrations.whereby.list_rooms{limit = 1}"})
-            assert len(envelope(result, ok=True)["result"]["data"]) == 1
-
-        drive(f"http://127.0.0.1:{port}/mcp", body)
-    finally:
-        server.terminate()
-        server.wait(10)
