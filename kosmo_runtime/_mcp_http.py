@@ -40,6 +40,7 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 MAX_BODY_BYTES = 4 * 1024 * 1024
 PATH = "/mcp"
 METADATA_PATHS = ("/.well-known/oauth-protected-resource" + PATH, "/.well-known/oauth-protected-resource")
+KEEP_ALIVE_SECONDS = 15
 SESSION_RETRY_AFTER = 5  # seconds: sessions end as their clients leave or go idle
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\]")
 _PORT = re.compile(r"[0-9]{1,5}")
@@ -248,5 +249,8 @@ def serve_http(server: Any, options: HttpOptions, out: TextIO = sys.stderr) -> N
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False), host=options.host)
     guarded = Guard(app, options, server.session_manager)
     announce(options, out)
-    config = uvicorn.Config(guarded, host=options.host, port=options.port, log_level="warning")
+    # Keep-alive outlasts the clients' own idle expiry (httpx: 5 s), so a client never reuses a
+    # connection at the moment the server closes it (a failed request, not an answer).
+    config = uvicorn.Config(guarded, host=options.host, port=options.port, log_level="warning",
+                            timeout_keep_alive=KEEP_ALIVE_SECONDS)
     uvicorn.Server(config).run()
