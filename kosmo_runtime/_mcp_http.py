@@ -142,8 +142,8 @@ class Guard:
             return
         if self.token is not None and not await self._authorized(headers, base, send):
             return
-        if scope["method"] == "POST" and "mcp-session-id" not in headers:
-            await self.sessions.make_room()
+        if scope["method"] == "POST" and "mcp-session-id" not in headers and "mcp-protocol-version" not in headers:
+            await self.sessions.make_room()  # a 2025 initialize (2026-07-28 requests carry the version, no session)
         await self.app(scope, receive, _retry_after_on_503(send))
 
     def _origin_allowed(self, origin: str) -> bool:

@@ -6,6 +6,7 @@ readiness is polled (connect, or the process's exit), never slept for.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -29,8 +30,8 @@ from mcp.client.streamable_http import streamable_http_client
 from kosmo_runtime._cli import main
 from kosmo_runtime._errors import ServerBusy
 from kosmo_runtime._mcp_gate import RunGate
-from kosmo_runtime._mcp_http import parse_host
-from kosmo_runtime._mcp_token import load_token
+from kosmo_runtime._mcp_http import HttpOptions, announce, parse_host
+from kosmo_runtime._mcp_token import Token, load_token
 
 from .test_mcp import envelope, text
 
@@ -312,6 +313,7 @@ def test_sessions_are_capped_oldest_idle_closed_first(start: Callable[..., Kosmo
                                                             "mcp-protocol-version": "2025-06-18"}).status_code
 
     assert status(opened[0]) == 404  # the oldest idle one made room for the third
+    post(server, listing, Authorization=auth, **{"mcp-protocol-version": "2026-07-28"})  # sessionless: no room made
     assert status(opened[1]) == 200 and status(opened[2]) == 200
 
 
@@ -383,3 +385,14 @@ def test_the_run_gate_runs_some_queues_some_and_refuses_the_rest() -> None:
 
 async def _record(gate: RunGate, release: threading.Event, name: str, answers: list[Any]) -> None:
     answers.append(await gate.run(lambda: release.wait(10) and name))
+
+
+def test_start_up_lines_show_a_new_token_once_and_warn_off_loopback() -> None:
+    made = Token("m" * 43, "/x/mcp-token", created=True)
+    shown = io.StringIO()
+    announce(HttpOptions(port=8765, token=made), shown)
+    assert shown.getvalue().count(made.value) == 1 and "warning" not in shown.getvalue()
+    again = io.StringIO()
+    announce(HttpOptions(port=8765, host="0.0.0.0", token=Token(made.value, "/x/mcp-token")), again)
+    assert made.value not in again.getvalue() and "/x/mcp-token" in again.getvalue()
+    assert "warning: serving plain HTTP on 0.0.0.0" in again.getvalue() and "TLS-terminating" in again.getvalue()
