@@ -43,12 +43,15 @@ from kosmo_runtime._mcp_gate import RunGate
 from kosmo_runtime._mcp_http import HttpOptions, serve_http
 from kosmo_runtime._mcp_token import Token
 
-port, token = int(sys.argv[1]), sys.argv[2]
+port, token, sessions = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 limits = Limits(instructions=10_000_000, memory=16 * 2**20, wall_time=5, calls=100)
 with Demo(rate_limits=False) as demo, demo.runtime(limits=limits) as runtime:
     server = build_server(runtime, gate=RunGate(longest=limits.wall_time))  # the defaults: 8 running, 32 waiting
-    serve_http(server, HttpOptions(port=port, token=Token(token, "bench")))
+    serve_http(server, HttpOptions(port=port, token=Token(token, "bench"), max_sessions=sessions))
 """
+DEFAULT_SESSIONS = 100  # kosmo mcp --max-sessions
+UNCAPPED_SESSIONS = 10_000  # the SDK's default, what the server had before
+OPENED_SESSIONS = 1_000
 
 NORMAL = [
     ("execute_lua", {"code": "return app.integrations.whereby.list_rooms{limit = 2}"}),
@@ -150,37 +153,50 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
-def bench_mcp_load() -> list[Figure]:
-    port, token = _free_port(), secrets.token_urlsafe(32)
-    url = f"http://127.0.0.1:{port}/mcp"
-    with tempfile.TemporaryDirectory() as home:
+class _Server:
+    """The bench server in a child process, on a free loopback port."""
+
+    def __init__(self, home: str, sessions: int = DEFAULT_SESSIONS) -> None:
+        self.port, self.token = _free_port(), secrets.token_urlsafe(32)
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
         env = {**os.environ, "XDG_CONFIG_HOME": home, "XDG_DATA_HOME": home, "XDG_STATE_HOME": home}
-        server = subprocess.Popen([sys.executable, "-c", _SERVER, str(port), token], cwd=ROOT, env=env,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen([sys.executable, "-c", _SERVER, str(self.port), self.token, str(sessions)],
+                                        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"the server did not start: {self.process.communicate()[1].decode()[-2000:]}")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.process.terminate()
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"the server did not start: {server.communicate()[1].decode()[-2000:]}")
-                    time.sleep(0.05)
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def bench_mcp_load() -> list[Figure]:
+    with tempfile.TemporaryDirectory() as home:
+        server = _Server(home)
+        url, token = server.url, server.token
+        try:
             idle = asyncio.run(_run(url, token, 1, SECONDS))  # one client, the same 20 scripts: the floor
-            start_rss = _rss(server.pid)["VmRSS"]
+            start_rss = _rss(server.process.pid)["VmRSS"]
             started = time.perf_counter()
             load = asyncio.run(_run(url, token, CLIENTS, SECONDS))
             elapsed = time.perf_counter() - started
-            memory = _rss(server.pid)
-            alive = server.poll() is None and asyncio.run(_run(url, token, 1, 10)).answered > 0
+            memory = _rss(server.process.pid)
+            alive = server.process.poll() is None and asyncio.run(_run(url, token, 1, 10)).answered > 0
         finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(10)
+            server.stop()
     all_answered = not load.failures and load.answered == load.sent and alive
     counts = (f"{CLIENTS} clients x {SCRIPTS_PER_CLIENT} scripts ({len(HOSTILE)} hostile), {elapsed:.1f} s: "
               f"{load.sent} requests, {load.answered} answered, {load.ran} runs done ({load.tool_errors} tool errors "
@@ -198,8 +214,43 @@ def bench_mcp_load() -> list[Figure]:
     ]
 
 
-BENCHMARKS = {"mcp_load": bench_mcp_load}
+async def _open_sessions(url: str, token: str, count: int) -> int:
+    """``count`` 2025-protocol sessions opened (initialize) and left open, 50 at a time; how many were refused."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "b", "version": "1"}}}
+    refused = 0
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0)) as http:
+        for start in range(0, count, 50):
+            answers = await asyncio.gather(*(http.post(url, json=body, headers=headers)
+                                             for _ in range(min(50, count - start))))
+            refused += sum(answer.status_code != 200 for answer in answers)
+    return refused
+
+
+def bench_mcp_sessions() -> list[Figure]:
+    """RSS growth of 1,000 sessions opened and abandoned: the default cap beside the SDK's 10,000, same run."""
+    grown: dict[int, float] = {}
+    refused: dict[int, int] = {}
+    with tempfile.TemporaryDirectory() as home:
+        for cap in (UNCAPPED_SESSIONS, DEFAULT_SESSIONS):
+            server = _Server(home, cap)
+            try:
+                asyncio.run(_open_sessions(server.url, server.token, 20))  # warm: imports, first sessions
+                before = _rss(server.process.pid)["VmRSS"]
+                refused[cap] = asyncio.run(_open_sessions(server.url, server.token, OPENED_SESSIONS))
+                grown[cap] = _rss(server.process.pid)["VmRSS"] - before
+            finally:
+                server.stop()
+    return [Figure(f"MCP HTTP: RSS growth, {OPENED_SESSIONS:,} sessions opened and left, --max-sessions "
+                   f"{DEFAULT_SESSIONS}", "MiB", grown[DEFAULT_SESSIONS], f"cap {UNCAPPED_SESSIONS:,} (before)",
+                   grown[UNCAPPED_SESSIONS], "bounded by the cap, none refused (oldest idle closed)",
+                   refused[DEFAULT_SESSIONS] == 0 and grown[DEFAULT_SESSIONS] < grown[UNCAPPED_SESSIONS] / 2,
+                   f"refused: {refused[DEFAULT_SESSIONS]} capped, {refused[UNCAPPED_SESSIONS]} uncapped")]
+
+
+BENCHMARKS = {"mcp_load": bench_mcp_load, "mcp_sessions": bench_mcp_sessions}
 
 if __name__ == "__main__":
-    for figure in bench_mcp_load():
+    for figure in bench_mcp_load() + bench_mcp_sessions():
         print(json.dumps(figure.__dict__))

@@ -8,9 +8,10 @@ In front of the SDK's streamable HTTP app, every request passes, in order:
 2. the bearer token (``Authorization: Bearer <token>``, compared in constant time). Else 401 with
    ``WWW-Authenticate: Bearer realm="kosmo", resource_metadata="…"`` as the MCP authorization spec asks;
    the metadata document (RFC 9728) names the resource and that the token goes in the header.
-3. the session cap: a request opening a session while ``max_sessions`` are open first closes the
-   session idle the longest (no request in flight, no open stream); when every session is busy the
-   answer is 503 with ``Retry-After``. One server has one token, so the cap is per token.
+3. the session cap: a request opening a session while ``max_sessions`` are open (counting those
+   being opened) first closes the session idle the longest (no request in flight, no open stream);
+   when every session is busy the answer is 503 with ``Retry-After``. One server has one token, so
+   the cap is per token.
 
 Request bodies stay capped at 4 MiB (the SDK's limit, 413 beyond). Runs in flight are bounded by the
 tools' :class:`~kosmo_runtime._mcp_gate.RunGate`.
@@ -18,12 +19,13 @@ tools' :class:`~kosmo_runtime._mcp_gate.RunGate`.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import json
 import re
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -143,7 +145,10 @@ class Guard:
         if self.token is not None and not await self._authorized(headers, base, send):
             return
         if scope["method"] == "POST" and "mcp-session-id" not in headers and "mcp-protocol-version" not in headers:
-            await self.sessions.make_room()  # a 2025 initialize (2026-07-28 requests carry the version, no session)
+            # A 2025 initialize (2026-07-28 requests carry the version, and open no session).
+            async with self.sessions.opening():
+                await self.app(scope, receive, _retry_after_on_503(send))
+            return
         await self.app(scope, receive, _retry_after_on_503(send))
 
     def _origin_allowed(self, origin: str) -> bool:
@@ -176,16 +181,24 @@ class _SessionCap:
     def __init__(self, manager: Any, limit: int) -> None:
         self.manager = manager
         self.limit = limit
+        self._opening = 0  # requests that may open a session, made room for, not answered yet
 
-    async def make_room(self) -> None:
+    @contextlib.asynccontextmanager
+    async def opening(self) -> AsyncIterator[None]:
+        """Around a request that may open a session: room for it (and for the others opening) first."""
         sessions: dict[str, Any] = self.manager._server_instances
-        if len(sessions) < self.limit:
-            return
-        idle = [(transport.idle_scope.deadline, session_id, transport) for session_id, transport in sessions.items()
-                if transport.idle_scope is not None and transport._requests_in_flight == 0]
-        if idle:
+        while len(sessions) + self._opening >= self.limit:
+            idle = [(transport.idle_scope.deadline, session_id, transport) for session_id, transport in sessions.items()
+                    if transport.idle_scope is not None and transport._requests_in_flight == 0]
+            if not idle:
+                break  # all busy: the SDK answers 503 (with Retry-After)
             _, session_id, transport = min(idle)
-            await self.manager._discard_session(session_id, transport)
+            await self.manager._discard_session(session_id, transport)  # forgets it before its first await
+        self._opening += 1
+        try:
+            yield
+        finally:
+            self._opening -= 1
 
 
 def _retry_after_on_503(send: Send) -> Send:

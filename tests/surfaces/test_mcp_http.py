@@ -6,6 +6,7 @@ readiness is polled (connect, or the process's exit), never slept for.
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import json
 import os
@@ -315,6 +316,9 @@ def test_sessions_are_capped_oldest_idle_closed_first(start: Callable[..., Kosmo
     assert status(opened[0]) == 404  # the oldest idle one made room for the third
     post(server, listing, Authorization=auth, **{"mcp-protocol-version": "2026-07-28"})  # sessionless: no room made
     assert status(opened[1]) == 200 and status(opened[2]) == 200
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # two opened at once, two idle: each finds room
+        statuses = list(pool.map(lambda _: post(server, INITIALIZE, Authorization=auth).status_code, range(2)))
+    assert statuses == [200, 200]
 
 
 def test_sessions_all_busy_get_503_with_retry_after(start: Callable[..., KosmoHttp]) -> None:
