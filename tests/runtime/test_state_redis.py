@@ -246,11 +246,12 @@ def test_two_processes_sharing_one_account_stay_under_its_rate_together(redis_ur
         stamps = sorted(sim.stamps)
     assert len(stamps) == 2 * calls
     # A token bucket of `rate` tokens refilled at `rate`/s lets through at most rate + rate*T requests in
-    # any T seconds; two private buckets would let twice that through.
+    # any T seconds (plus 0.25 s for requests delayed on their way to the simulator on a loaded machine);
+    # two private buckets would let twice that through (10 requests within the first 0.1 s).
     for i, first in enumerate(stamps):
         for j in range(i, len(stamps)):
             span = stamps[j] - first
-            assert j - i + 1 <= rate + rate * span + 1, (j - i + 1, span)
+            assert j - i + 1 <= rate + rate * (span + 0.25) + 1, (j - i + 1, span)
     assert stamps[-1] - stamps[0] >= (2 * calls - rate) / rate * 0.9
 
 
