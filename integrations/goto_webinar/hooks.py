@@ -25,12 +25,11 @@ DERIVED_STATUSES = ("ACTIVE", "IN_SESSION", "ENDED")
 
 
 def _string_keys(record: dict[str, Any]) -> dict[str, Any]:
-    """``record`` with every numeric ``key`` or ``...Key`` field as a string."""
-    return {
-        name: str(value) if name.lower().endswith("key") and isinstance(value, int) and not isinstance(value, bool)
-        else value
-        for name, value in record.items()
-    }
+    """``record`` with every numeric ``key`` or ``...Key`` field as a string (``record`` itself when
+    it has none: it is a fresh answer; the type test first, as most fields are not integers)."""
+    numeric = {name: str(value) for name, value in record.items()
+               if type(value) is int and name.lower().endswith("key")}
+    return {**record, **numeric} if numeric else record
 
 
 def _organizer_path(ctx: CallContext) -> str:
