@@ -269,7 +269,7 @@ class Runtime:
 
     def _run_span(self, script: str) -> RunSpan | None:
         """The span of a run when tracing is on (see ``_tracing``); a process that does not trace imports nothing."""
-        if self._tracer_provider is None and "opentelemetry.trace" not in sys.modules:
+        if self._tracer_provider is False or (self._tracer_provider is None and "opentelemetry.trace" not in sys.modules):
             return None
         from ._tracing import tracing_for
 

@@ -24,9 +24,11 @@ string or an error message (messages may quote arguments).
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
 if TYPE_CHECKING:
     import httpx
@@ -43,12 +45,11 @@ _INSTRUMENTATION = "kosmo_runtime"
 def tracing_for(provider: TracerProvider | bool | None) -> Tracing | None:
     """The tracing of a run: ``provider`` if given, else the host's global provider if it set one, else ``None``.
 
-    ``False`` turns tracing off. ``opentelemetry`` is imported only when the host has imported it already.
+    This module imports ``opentelemetry``: the Runtime imports it only when given a provider or when the
+    host has imported ``opentelemetry`` itself.
     """
-    if provider is False or (provider is None and "opentelemetry.trace" not in sys.modules):
+    if provider is False:
         return None
-    from opentelemetry import trace
-
     if provider is None or provider is True:
         provider = trace.get_tracer_provider()
         if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
@@ -74,8 +75,6 @@ class RunSpan:
     """One run's span: its calls become children; ``end`` records how the run ended."""
 
     def __init__(self, tracing: Tracing, span: Span) -> None:
-        from opentelemetry.trace import set_span_in_context
-
         self.tracing = tracing
         self.span = span
         self._context = set_span_in_context(span)
@@ -103,8 +102,6 @@ class CallSpan:
     """One call's span: each HTTP attempt becomes a child (``request``); ``end`` records the outcome."""
 
     def __init__(self, tracing: Tracing, span: Span) -> None:
-        from opentelemetry.trace import set_span_in_context
-
         self.tracing = tracing
         self.span = span
         self._context = set_span_in_context(span)
@@ -112,8 +109,6 @@ class CallSpan:
 
     def request(self, request: httpx.Request, entry: dict[str, Any], attempt: int) -> None:
         """Add the span of one finished HTTP attempt (``entry``: the request's line in ``CallRecord.requests``)."""
-        from opentelemetry.trace import SpanKind, Status, StatusCode
-
         ended = time.time_ns()
         started = ended - int(entry.get("duration", 0.0) * 1e9)
         url = request.url
@@ -152,8 +147,6 @@ def _ended(span: Span, error: KosmoError | None, code: str | None = None) -> Non
     """End ``span``, with error status and events when the run or call failed (never the message)."""
     code = error.code if error is not None else code
     if code is not None:
-        from opentelemetry.trace import Status, StatusCode
-
         kind = error.type if error is not None else code
         limit = getattr(error, "limit", None)
         if limit is not None:
@@ -170,7 +163,6 @@ def configure_from_environment() -> Any:
     """Install an SDK tracer provider exporting OTLP over HTTP, configured by the standard
     ``OTEL_EXPORTER_OTLP_*``, ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` variables
     (``kosmo run --otel``); returns the provider (``shutdown()`` flushes it). ImportError without the extra."""
-    from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider

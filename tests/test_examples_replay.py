@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from kosmo_runtime import Demo, RunResult
+from tests.runtime.test_cassette import NoNetwork
 from tests.support import SEEDS
 from tests.test_examples import ROOT, _doc_examples, _seed_examples
 
@@ -49,12 +50,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, 
     stopped = Demo()
     stopped.close()
     found = {}
-    with stopped.runtime() as runtime:
+    network = NoNetwork()
+    with stopped.runtime(transport=network) as runtime:
         for index, (name, source) in enumerate(EXAMPLES):
             cassette = folder / f"{index}.json"
             replayed = _summary(runtime.run(source, name=f"{name}.lua", replay=cassette))
             exchanges = len(json.loads(cassette.read_text(encoding="utf-8"))["exchanges"])
             found[name] = (recorded[name], replayed, exchanges)
+    assert network.reached == []
     return found
 
 
