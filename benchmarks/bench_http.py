@@ -8,12 +8,11 @@ import time
 from collections.abc import Callable
 
 import httpx
-
 from bench_sandbox import _sandbox_memory
 from common import Figure
-from kosmo_runtime._demo import Demo
 from simproc import SimulatorProcess
 
+from kosmo_runtime._demo import Demo
 
 # -- against the upstream simulators (loopback HTTP, client-side rate limiting off) -----------------
 # sequential and parallel serve the simulator from its own process (simproc), so this process's CPU

@@ -65,7 +65,7 @@ class SimulatorProcess:
         document = {"integrations": {ident: {"default": "default", "accounts": accounts}
                                      for ident, accounts in self.accounts_data.items()}}
         accounts = AccountsConfig.parse(yaml.safe_dump(document), "(simulator process accounts)",
-                                        lambda name: (l.manifest if (l := catalog.find(name)) else None),
+                                        lambda name: (found.manifest if (found := catalog.find(name)) else None),
                                         catalog.names)
         options.setdefault("clock", running_from(DEMO_START))
         options.setdefault("store", ":memory:")

@@ -192,20 +192,25 @@ class _Connections(httpx.BaseTransport):
         pool_timeout = request.extensions.get("timeout", {}).get("pool")
         if not self._slots.acquire(timeout=pool_timeout):
             raise httpx.PoolTimeout(f"no free connection within {pool_timeout} s", request=request)
-        transport: httpx.HTTPTransport | None = None
         try:
-            with self._lock:
-                transport = self._idle.pop() if self._idle else None
-            if transport is None:
-                transport = httpx.HTTPTransport(verify=self._ssl_context, limits=self._ONE)
-            response = transport.handle_request(request)
+            transport = self._checkout()
         except BaseException:
             self._slots.release()
-            if transport is not None:
-                self._give_back(transport)
+            raise
+        try:
+            response = transport.handle_request(request)
+        except BaseException:
+            self._give_back(transport, release=True)
             raise
         response.stream = _Releasing(response.stream, lambda: self._give_back(transport, release=True))
         return response
+
+    def _checkout(self) -> httpx.HTTPTransport:
+        """The most recently returned idle transport, else a new one."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return httpx.HTTPTransport(verify=self._ssl_context, limits=self._ONE)
 
     def _give_back(self, transport: httpx.HTTPTransport, release: bool = False) -> None:
         with self._lock:

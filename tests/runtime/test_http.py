@@ -108,7 +108,7 @@ def test_an_absolute_url_is_checked_against_the_manifest_hosts(recorder: Recorde
     http, _ = http_for("https://api.notes.example", recorder)
     http.get("https://eu.notes.example/v1/me")
     assert recorder.requests[-1].url.host == "eu.notes.example"
-    with pytest.raises(ConfigError, match="refusing to call host 'evil.example'"):
+    with pytest.raises(ConfigError, match=r"refusing to call host 'evil\.example'"):
         http.get("https://evil.example/v1/me")
     assert len(recorder.requests) == 1
 
