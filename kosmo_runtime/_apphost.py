@@ -84,7 +84,7 @@ class AppHost:
 
     def call(self, ident: str, account: str | None, function: str, args: Any) -> Any:
         invoker = self._invoker or self.invoker
-        return invoker.call(ident, account, function, self._sandbox.convert.arguments(args, f"{ident}.{function}"))
+        return invoker.call(ident, account, function, self._sandbox.convert.arguments(args, ident + "." + function))
 
     def submit(self, ident: str, account: str | None, function: str, args: Any) -> int:
         return self.parallel.submit(ident, account, function, args)

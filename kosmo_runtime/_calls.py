@@ -59,6 +59,7 @@ class Invoker:
     on_call: Callable[[CallRecord, dict[str, Any]], None] | None = None
     tracing: RunSpan | None = None  # the run's span when tracing is on (_tracing)
     _bindings: dict[tuple[str, str | None], _Binding] = field(default_factory=dict, repr=False)
+    _targets: dict[tuple[str, str], _Target] = field(default_factory=dict, repr=False)
     clock: Clock = utc_now
     idempotency: Idempotency | None = None  # the run's idempotency key: its writes are sent once
 
@@ -94,12 +95,20 @@ class Invoker:
                 self.memos.setdefault((loaded.manifest.id, account.name), {}))
         return bound
 
+    def _target(self, ident: str, function: str) -> _Target:
+        """What every call of ``ident.function`` needs, resolved once per run (the per-call fast path)."""
+        target = self._targets.get((ident, function))
+        if target is None:
+            loaded = self.integration(ident)
+            spec = loaded.manifest.functions[function]
+            target = self._targets[(ident, function)] = _Target(loaded, spec, f"{ident}.{function}")
+        return target
+
     def call(self, ident: str, account_name: str | None, function: str, arguments: dict[str, Any]) -> Any:
         """Validate, authorise and execute one call; returns JSON-compatible Python."""
-        loaded = self.integration(ident)
+        target = self._targets.get((ident, function)) or self._target(ident, function)
+        loaded, spec, label = target.loaded, target.spec, target.label
         manifest = loaded.manifest
-        spec = manifest.functions[function]
-        label = f"{ident}.{function}"
         started = time.monotonic()
         trace = Trace()
         record = CallRecord(integration=ident, function=function,
@@ -128,9 +137,9 @@ class Invoker:
             try:
                 if self.idempotency is not None and spec.operation == "write" and not self.dry_run:
                     result = self.idempotency.once(ident, account.name, function, args,
-                                                   lambda: _execute(loaded, function, spec, context, args))
+                                                   lambda: target.run(context, args))
                 else:
-                    result = _execute(loaded, function, spec, context, args)
+                    result = target.run(context, args)
             except DryRunIntercept as intercepted:
                 result = {"dry_run": True, "would_send": intercepted.request,
                           "note": "dry run: this write was not sent; requests after it (if any) depend on its answer"}
@@ -182,12 +191,28 @@ class _Binding:
     memo: dict[str, Any]
 
 
-def _execute(loaded: LoadedIntegration, function: str, spec: FunctionSpec, context: CallContext,
-             args: dict[str, Any]) -> Any:
+class _Target:
+    """One function of one integration: its spec, its label and (resolved on first use) its code."""
+
+    __slots__ = ("loaded", "spec", "label", "_code")
+
+    def __init__(self, loaded: LoadedIntegration, spec: FunctionSpec, label: str) -> None:
+        self.loaded, self.spec, self.label = loaded, spec, label
+        self._code: Callable[[CallContext, dict[str, Any]], Any] | None = None
+
+    def run(self, context: CallContext, args: dict[str, Any]) -> Any:
+        """Execute the call: the manifest's declaration (with its transform) or the named handler."""
+        if self._code is None:
+            self._code = _code(self.loaded, context.function, self.spec)
+        return self._code(context, args)
+
+
+def _code(loaded: LoadedIntegration, function: str, spec: FunctionSpec) -> Callable[[CallContext, dict[str, Any]], Any]:
     if spec.request is not None:
         name = spec.response.transform
-        return run_declarative(spec, context, args, loaded.slot(function, "transform", name) if name else None)
-    return loaded.handler(function)(context, args)
+        transform = loaded.slot(function, "transform", name) if name else None
+        return lambda context, args: run_declarative(spec, context, args, transform)
+    return loaded.handler(function)
 
 
 def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, Any],

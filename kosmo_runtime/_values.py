@@ -46,9 +46,9 @@ class Converter:
     def __init__(self, lua: lua54.LuaRuntime, kit: Any, depth: int, *,
                  budgets: dict[str, int] | None = None, checkpoint: Callable[[], None] = lambda: None) -> None:
         self._table_from = lua.table_from
-        self._inspect: Callable[..., tuple[str, bool, bool, bool]] = kit.inspect
-        self._mark_array = kit.mark_array
-        self.null = kit.null
+        self._inspect: Callable[..., tuple[str, bool, bool, bool]] = kit["inspect"]  # indexing: cheaper than attributes
+        self._mark_array = kit["mark_array"]
+        self.null = kit["null"]
         self.depth = depth
         #: limit name -> units a walk may spend before that limit's error ends it
         self.budgets = budgets or {}
@@ -100,7 +100,15 @@ class Converter:
             raise self._too_deep()
         self._spend(1 + len(value))
         if isinstance(value, dict):
-            return self._table_from({str(k): self.to_lua(v, level + 1) for k, v in value.items()})
+            fields: dict[str, Any] = {}
+            for key, item in value.items():
+                kind = type(item)
+                if kind is str:  # the common leaves inline: no call per field
+                    self._spend(len(item))
+                elif not (kind is bool or kind is float or kind is int and -(2**63) <= item < 2**63):
+                    item = self.to_lua(item, level + 1)
+                fields[key if type(key) is str else str(key)] = item
+            return self._table_from(fields)
         if isinstance(value, (list, tuple)):
             return self._mark_array(self._table_from([self.to_lua(v, level + 1) for v in value]))
         raise TypeError(f"cannot pass a Python {type(value).__name__} to Lua")
@@ -169,13 +177,21 @@ class Converter:
         if level >= self.depth:
             raise self._too_deep()
         level += 1
-        if _is_sequence(items):
+        if type(items[0][0]) is not str and _is_sequence(items):
             items.sort(key=_first)
             return [self._convert(v, (*path, k), level) for k, v in items]
         result: dict[str, Any] = {}
         for key, item in items:
-            name = key if isinstance(key, str) else self._key(key, _where(path), False)
-            result[name] = self._convert(item, (*path, name), level)
+            name = key if type(key) is str else self._key(key, _where(path), False)
+            kind = type(item)
+            if kind is str:  # the common leaves inline: no call, no path built
+                if not self._spend(len(item) + 2):
+                    raise self._over_budget()
+                result[name] = item
+            elif kind is int or kind is bool or item is None:
+                result[name] = item
+            else:
+                result[name] = self._convert(item, (*path, name), level)
         return result
 
     def _display(self, value: Any, where: str, ancestors: tuple[str, ...]) -> Any:
@@ -271,8 +287,9 @@ def _lua_kind(value: Any) -> str:
 
 
 def _is_sequence(items: list[tuple[Any, Any]]) -> bool:
-    keys = {k for k, _ in items if isinstance(k, int) and not isinstance(k, bool)}
-    return len(keys) == len(items) and keys == set(range(1, len(items) + 1))
+    """Whether the keys are exactly 1..n (a Lua table's keys are distinct, so n keys in range are all of them)."""
+    n = len(items)
+    return all(type(k) is int and 0 < k <= n for k, _ in items)
 
 
 def render(value: Any, width: int = 100) -> str:
