@@ -9,17 +9,19 @@ another.
 One background thread per pool does the work off the runs' path: it frees the state of the
 run that just ended (at most one waits for it; a second is freed on the spot, so at most one
 finished state is ever alive), then builds sandboxes while fewer than ``size`` are ready. It
-is started on the first ``discard`` and ends when the pool is closed or garbage-collected
-(it holds the pool only weakly).
+is started when a second run ends (a one-run process such as ``kosmo run`` never starts it) or by
+``wait_full``, and ends when the pool is closed or garbage-collected (it holds the pool only
+weakly). A forked child starts with an empty pool and no thread.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ._log import log
 
@@ -46,7 +48,9 @@ class SandboxPool(Generic[_Item]):
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._ended = 0  # runs ended
         weakref.finalize(self, self._wake.set)  # an abandoned pool's thread wakes up and ends
+        _POOLS.add(self)
 
     def take(self) -> _Item | None:
         """A ready item, removed from the pool (None when none is ready: the caller builds its own)."""
@@ -57,11 +61,13 @@ class SandboxPool(Generic[_Item]):
 
     def discard(self, item: _Closable) -> None:
         """A run ended with ``item``: free it (on the thread when it is idle) and top the pool up."""
-        if self.size <= 0 or self._closed or self._used:
+        self._ended += 1
+        if self.size <= 0 or self._closed or self._used or (self._thread is None and self._ended < 2):
             item.close()
         else:
             self._used.append(item)
-        self.refill()
+        if self._ended >= 2:
+            self.refill()
 
     def refill(self) -> None:
         """Ask the builder thread to top the pool up (off the caller's path)."""
@@ -120,6 +126,23 @@ class SandboxPool(Generic[_Item]):
                 return True
         item.close()
         return False
+
+
+def _forked(self: SandboxPool[_Item]) -> None:
+    """In a forked child: no thread runs there and the locks may be held by one that did."""
+    self._lock = threading.Lock()
+    self._filled = threading.Condition(self._lock)
+    self._wake = threading.Event()
+    self._thread = None
+    self._ready.clear()  # copies of the parent's states: dropped, never handed to a child's run
+    self._used.clear()
+    self._ended = 0
+    weakref.finalize(self, self._wake.set)
+
+
+_POOLS: weakref.WeakSet[SandboxPool[Any]] = weakref.WeakSet()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: [_forked(pool) for pool in list(_POOLS)])
 
 
 def _build(ref: weakref.ref[SandboxPool[_Item]], wake: threading.Event) -> None:

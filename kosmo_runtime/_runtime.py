@@ -307,6 +307,9 @@ class Runtime:
             return RunResult(ok=False, error=exc, duration=time.monotonic() - started)
         tape: Tape | None = options.get("tape")  # a taped run reads the tape's clock: never a pooled sandbox
         ready = self._sandboxes.take() if limits == self.limits and tape is None else None
+        if ready is not None and ready.sandbox.limits != limits:  # built before the Runtime's limits changed
+            ready.close()
+            ready = None
         if ready is None:
             sandbox = Sandbox(limits, date_clock=tape.clock if tape else self.clock)
             host = AppHost(self, sandbox)

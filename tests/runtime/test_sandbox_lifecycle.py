@@ -7,6 +7,8 @@ them ahead), and the state is freed by reference counting as the run ends.
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import os
 import weakref
 from collections.abc import Iterator
 
@@ -147,3 +149,30 @@ def test_a_sessions_state_is_freed_when_it_closes(probes: list[weakref.ref[_Prob
         assert session.run("return x").result == 1
         assert probes[0]() is not None
     assert probes[0]() is None
+
+
+def _runs_in_a_forked_child(runtime: Runtime) -> None:
+    ok = all(runtime.run("return 1").result == 1 for _ in range(4))
+    ok = ok and runtime._sandboxes.wait_full(timeout=20) and len(runtime._sandboxes._ready) == 2
+    os._exit(0 if ok else 3)
+
+
+def test_a_forked_child_starts_with_an_empty_pool_and_refills_it_itself() -> None:
+    """Pooled states are never handed across a fork, and the child's pool works (no inherited lock)."""
+    with Runtime(pool=2) as runtime:
+        assert runtime._sandboxes.wait_full(timeout=30)
+        child = multiprocessing.get_context("fork").Process(target=_runs_in_a_forked_child, args=(runtime,))
+        child.start()
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
+        assert child.exitcode == 0
+
+
+def test_a_single_run_starts_no_pool_thread() -> None:
+    """A one-run process (kosmo run) builds no spare states: the thread starts when a second run ends."""
+    with Runtime(pool=2) as runtime:
+        assert runtime.run("return 1").ok
+        assert runtime._sandboxes._thread is None
+        assert runtime.run("return 1").ok
+        assert runtime._sandboxes._thread is not None
