@@ -92,7 +92,7 @@ class RunSpan:
                         "kosmo.dry_run": record.dry_run})
         ids = span.get_span_context()
         record.trace_id, record.span_id = f"{ids.trace_id:032x}", f"{ids.span_id:016x}"
-        return CallSpan(self.tracing, span)
+        return CallSpan(self.tracing, span, record.account)
 
     def end(self, result: RunResult) -> None:
         _ended(self.span, result.error)
@@ -101,10 +101,11 @@ class RunSpan:
 class CallSpan:
     """One call's span: each HTTP attempt becomes a child (``request``); ``end`` records the outcome."""
 
-    def __init__(self, tracing: Tracing, span: Span) -> None:
+    def __init__(self, tracing: Tracing, span: Span, account: str) -> None:
         self.tracing = tracing
+        self.account = account
         self.span = span
-        self._context = set_span_in_context(span)
+        self._context: Any = None  # made for the first HTTP request: most no-op calls make none
         self.policy: str | None = None  # the write policy applied, set by the caller
 
     def request(self, request: httpx.Request, entry: dict[str, Any], attempt: int) -> None:
@@ -125,6 +126,8 @@ class CallSpan:
         failure = entry.get("error") or (str(status) if status is not None and status >= 400 else None)
         if failure is not None:
             attributes["error.type"] = failure
+        if self._context is None:
+            self._context = set_span_in_context(self.span)
         span = self.tracing.tracer.start_span(request.method, context=self._context, kind=SpanKind.CLIENT,
                                               attributes=attributes, start_time=started)
         if failure is not None:
@@ -132,7 +135,8 @@ class CallSpan:
         span.end(end_time=ended)
 
     def end(self, record: CallRecord) -> None:
-        self.span.set_attribute("kosmo.account", record.account)  # known once the account is resolved
+        if record.account != self.account:
+            self.span.set_attribute("kosmo.account", record.account)  # known once the account is resolved
         if record.operation == "write":
             decision = ("dry_run" if record.dry_run else "deny" if record.error == "permission_denied"
                         else self.policy)

@@ -286,3 +286,11 @@ def test_the_readme_tracing_example_runs(tmp_path: Path) -> None:
     lines = done.stdout.splitlines()
     assert [line.split(" ", 1)[0] for line in lines[:3]] == ["GET", "whereby.list_rooms", "kosmo.run"]
     assert re.fullmatch(r"[0-9a-f]{32} [0-9a-f]{16}", lines[3])
+
+
+@pytest.mark.parametrize("command", ["run", "call", "mcp", "repl"])
+def test_every_running_command_takes_otel(command: str) -> None:
+    from kosmo_runtime._cli import _parser
+
+    argv = [command, "--otel"] + (["whereby.list_rooms"] if command == "call" else [])
+    assert _parser(argv).parse_args(argv).otel is True
