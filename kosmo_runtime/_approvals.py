@@ -17,6 +17,7 @@ resumes it (:class:`_Rounds`).
 from __future__ import annotations
 
 import json
+import math
 import queue
 import secrets
 import threading
@@ -37,9 +38,10 @@ from mcp.types import (
     InputRequiredResult, TextContent,
 )
 
-from ._errors import PermissionDenied
+from ._errors import PermissionDenied, ServerBusy
 from ._http import redact
 from ._policy import Approver, WriteRequest
+from ._result import RunResult
 from ._runtime import Runtime
 
 __all__ = ["ApprovalForm", "Approvals"]
@@ -72,10 +74,11 @@ def _cannot_ask(reason: str) -> Approver:
 class Approvals:
     """Runs tool calls whose ``ask`` writes are approved by the calling client's user."""
 
-    def __init__(self, runtime: Runtime, timeout: float) -> None:
+    def __init__(self, runtime: Runtime, timeout: float, *, most_waiting: int | None = None) -> None:
+        """``most_waiting``: how many runs may wait between 2026-07-28 rounds at once (None: no bound)."""
         self.runtime = runtime
         self.timeout = timeout
-        self._rounds = _Rounds(runtime, timeout)
+        self._rounds = _Rounds(runtime, timeout, most_waiting)
 
     def run(self, ctx: Context[Any, Any], tool: str, work: Work) -> CallToolResult | InputRequiredResult:
         """``work`` with the approver this call's client allows; called in the tool's worker thread."""
@@ -102,9 +105,10 @@ class _Paused:
 class _Rounds:
     """Tool calls that end with ``input_required`` while their run waits for the client's answer."""
 
-    def __init__(self, runtime: Runtime, timeout: float) -> None:
+    def __init__(self, runtime: Runtime, timeout: float, most_waiting: int | None) -> None:
         self.runtime = runtime
         self.timeout = timeout
+        self.most_waiting = most_waiting
         self._paused: dict[str, _Paused] = {}
         self._lock = threading.Lock()
 
@@ -112,6 +116,9 @@ class _Rounds:
         ticket, paused = secrets.token_urlsafe(18), _Paused(tool)
         with self._lock:
             self._forget_old()
+            waiting = sum(other.finished_at is None for other in self._paused.values())
+            if self.most_waiting is not None and waiting >= self.most_waiting:
+                return self._busy(waiting)
             self._paused[ticket] = paused
 
         def ask(message: str) -> bool:
@@ -160,6 +167,18 @@ class _Rounds:
         message, paused.waiting = value
         form = ElicitRequestFormParams(message=message, requested_schema=render_elicitation_schema(ApprovalForm))
         return InputRequiredResult(input_requests={"approve": ElicitRequest(params=form)}, request_state=ticket)
+
+    def _busy(self, waiting: int) -> CallToolResult:
+        """The answer when as many runs wait for approvals as the server runs at once: nothing is run."""
+        retry_after = float(max(1, math.ceil(self.timeout)))
+        error = ServerBusy(f"the server is busy: {waiting} runs are waiting for their writes to be approved, the "
+                           "most it keeps", retry_after=retry_after,
+                           hint=f"nothing was run; answer the pending approvals, or call the tool again in "
+                                f"{retry_after:g} s")
+        envelope = RunResult(ok=False, error=error).to_dict()
+        return CallToolResult(content=[TextContent(type="text", text=f"error: ServerBusy: {error.message}\n"
+                                                   f"hint: {error.hint}")],
+                              structured_content=envelope, is_error=True)
 
     def _forget_old(self) -> None:
         """Drop runs that ended without their client coming back (it timed out or went away)."""

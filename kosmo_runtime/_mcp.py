@@ -203,8 +203,10 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
     """
     options = {"dry_run": dry_run, "read_only": read_only}
     writes_possible = not read_only and not dry_run
-    approvals = Approvals(runtime, min(approval_timeout, runtime.limits.wall_time))
     gate = gate or RunGate(longest=runtime.limits.wall_time)
+    # A 2026-07-28 run waiting for its approval has left the gate: as many may wait as the gate admits.
+    approvals = Approvals(runtime, min(approval_timeout, runtime.limits.wall_time),
+                          most_waiting=gate.running + gate.waiting)
 
     def approve_through_client(ctx: Context[Any, Any], tool: str,
                                work: Callable[[dict[str, Any]], CallToolResult]) -> CallToolResult | InputRequiredResult:

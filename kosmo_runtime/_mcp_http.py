@@ -125,8 +125,11 @@ class Guard:
         self.sessions = _SessionCap(session_manager, options.max_sessions)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":  # lifespan: starts and stops the session manager
+        if scope["type"] == "lifespan":  # starts and stops the session manager
             await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # a WebSocket: MCP has none here, and it would skip the checks below
+            await send({"type": "websocket.close", "code": 1008})
             return
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         host = parse_host(headers.get("host", ""))

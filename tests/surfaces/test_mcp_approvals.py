@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from mcp import Client
 from mcp.client.session import ClientRequestContext
@@ -14,6 +15,7 @@ from mcp.types import ElicitRequestParams, ElicitResult
 
 from kosmo_runtime import LoopbackServer, Runtime
 from kosmo_runtime._mcp import build_server
+from kosmo_runtime._mcp_gate import RunGate
 from tests.fixtures.integrations.test_notes.simulator import KEY, NotesSimulator
 from tests.surfaces.test_mcp import FIXTURES, drive, envelope, params
 
@@ -166,3 +168,26 @@ def test_kosmo_mcp_over_stdio_asks_with_the_sdk_client_defaults(tmp_path: Path,
 
     anyio.run(run)
     assert posts(simulator) == 1 and len(human.asked) == 1
+
+
+def test_runs_waiting_for_approvals_are_bounded_by_the_gate(notes: tuple[NotesSimulator, Path]) -> None:
+    # 2026-07-28: a run waiting between the rounds has left the gate; the next runs may not pile up behind it
+    simulator, accounts = notes
+    human = Human(None)  # never answers
+    with Runtime(accounts=accounts, integration_paths=[FIXTURES], store=":memory:") as runtime:
+        server = build_server(runtime, approval_timeout=5, gate=RunGate(running=1, waiting=0, longest=5))
+
+        async def run() -> None:
+            with anyio.fail_after(30):
+                async with Client(server, mode="2026-07-28", elicitation_callback=human) as client, \
+                        anyio.create_task_group() as group:
+                    group.start_soon(client.call_tool, "execute_lua", {"code": WRITE})
+                    while not human.asked:  # the first run now waits for its approval, out of the gate
+                        await anyio.lowlevel.checkpoint()
+                    refused = envelope(await client.call_tool("execute_lua", {"code": WRITE}), ok=False)
+                    assert refused["error"]["type"] == "ServerBusy" and "approved" in refused["error"]["message"]
+                    assert refused["error"]["retry_after"] == 5 and len(human.asked) == 1
+                    group.cancel_scope.cancel()
+
+        anyio.run(run)
+    assert posts(simulator) == 0

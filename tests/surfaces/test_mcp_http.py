@@ -31,7 +31,7 @@ from mcp.client.streamable_http import streamable_http_client
 from kosmo_runtime._cli import main
 from kosmo_runtime._errors import ServerBusy
 from kosmo_runtime._mcp_gate import RunGate
-from kosmo_runtime._mcp_http import HttpOptions, announce, parse_host
+from kosmo_runtime._mcp_http import Guard, HttpOptions, announce, parse_host
 from kosmo_runtime._mcp_token import Token, load_token
 
 from .test_mcp import envelope, text
@@ -400,3 +400,19 @@ def test_start_up_lines_show_a_new_token_once_and_warn_off_loopback() -> None:
     announce(HttpOptions(port=8765, host="0.0.0.0", token=Token(made.value, "/x/mcp-token")), again)
     assert made.value not in again.getvalue() and "/x/mcp-token" in again.getvalue()
     assert "warning: serving plain HTTP on 0.0.0.0" in again.getvalue() and "TLS-terminating" in again.getvalue()
+
+
+def test_a_websocket_never_reaches_the_app_unchecked() -> None:
+    reached: list[str] = []
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["type"])
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    guard = Guard(app, HttpOptions(port=8765, token=Token("w" * 43, "t")), session_manager=None)
+    scope = {"type": "websocket", "path": "/mcp", "headers": [(b"host", b"127.0.0.1:8765")]}
+    anyio.run(guard, scope, None, send)
+    assert reached == [] and sent == [{"type": "websocket.close", "code": 1008}]
