@@ -136,6 +136,19 @@ class AccountsConfig:
         self._environ = environ if environ is not None else os.environ
         self._resolved: dict[tuple[str, str], Account] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a worker process receives: the checked file, never resolved secrets; it reads its own
+        (inherited) environment when the process environment is the one in use."""
+        state = {**self.__dict__, "_resolved": {}}
+        if self._environ is os.environ:
+            state["_environ"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._environ is None:
+            self._environ = os.environ
+
     # -- loading ---------------------------------------------------------------
 
     @classmethod

@@ -24,14 +24,15 @@ __all__ = ["AuditLog"]
 
 
 class AuditLog:
-    """An append-only JSON Lines file, safe to share between threads and runs."""
+    """An append-only JSON Lines file, safe to share between threads, runs and processes: each line is
+    one ``write()`` on a descriptor opened with ``O_APPEND``."""
 
     def __init__(self, path: str | Path) -> None:
         """Open ``path`` for appending; raises ConfigError naming the path and why when it cannot be written."""
         self.path = Path(path).expanduser()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
         except OSError as exc:
             raise ConfigError(f"cannot write the audit log {self.path}: {exc.strerror or exc}", file=str(self.path),
                               hint="choose a writable file with --audit-log, KOSMO_AUDIT_LOG or 'settings: audit_log' "
@@ -47,13 +48,18 @@ class AuditLog:
         }
         if call.operation == "write":
             entry["arguments"] = redact(arguments)
-        line = json.dumps(entry, ensure_ascii=False, default=str) + "\n"
+        line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode("utf-8")
         with self._lock:
-            self._file.write(line)
-            self._file.flush()
+            if self._fd < 0:
+                return
+            written = os.write(self._fd, line)  # one write() of the whole line on an O_APPEND fd: processes
+            if written < len(line):              # sharing the file (worker processes) never interleave lines
+                os.write(self._fd, line[written:])  # (only a full disk or a signal cuts a regular-file write)
             if call.operation == "write":
-                os.fsync(self._file.fileno())
+                os.fsync(self._fd)
 
     def close(self) -> None:
         with self._lock:
-            self._file.close()
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1

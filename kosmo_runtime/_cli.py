@@ -186,6 +186,9 @@ def _add_mcp_bounds(group: Any) -> None:
     group.add_argument("--max-queued", type=_count, default=32, metavar="N",
                        help="more that wait for a free slot (default 32); beyond, a tool call answers ServerBusy with "
                             "retry_after")
+    group.add_argument("--workers", type=_worker_count, metavar="N",
+                       help="run scripts in N worker processes (a run stuck past its wall time is killed); "
+                            "0: in this process. Default: the number of cores with --http, else 0")
 
 
 def _add_mcp_http(group: Any) -> None:
@@ -204,6 +207,21 @@ def _add_mcp_http(group: Any) -> None:
     group.add_argument("--max-sessions", type=_positive, default=100, metavar="N",
                        help="open MCP sessions (default 100); at the cap a new one closes the session idle the longest, "
                             "or gets 503 with Retry-After when all are busy")
+
+
+def _worker_count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of worker processes (0 or more), got {text!r}")
+    return int(text)
+
+
+def _workers(args: argparse.Namespace) -> int | None:
+    """``kosmo mcp``'s worker processes: ``--workers``, else one per core for the HTTP server, else none."""
+    if args.command != "mcp":
+        return None
+    if args.workers is not None:
+        return args.workers or None
+    return (os.cpu_count() or 1) if args.http is not None else None
 
 
 def _add_repl(commands: Any, summary: str) -> None:
@@ -332,12 +350,14 @@ def _runtime(args: argparse.Namespace, *, interactive: bool = True) -> Iterator[
             print(f"[demo] simulated {', '.join(demo.servers)} are answering on 127.0.0.1 "
                   f"(simulated date {demo.now():%Y-%m-%d}); "
                   "no real service is called and no credentials are needed", file=sys.stderr)
-            with demo.runtime(limits=limits, approve=approve, audit_log=getattr(args, "audit_log", None)) as runtime:
+            with demo.runtime(limits=limits, approve=approve, audit_log=getattr(args, "audit_log", None),
+                              workers=_workers(args)) as runtime:
                 yield runtime
         return
     from ._runtime import Runtime
 
-    with Runtime(accounts=args.accounts, limits=limits, approve=approve, audit_log=getattr(args, "audit_log", None)) as runtime:
+    with Runtime(accounts=args.accounts, limits=limits, approve=approve, audit_log=getattr(args, "audit_log", None),
+                 workers=_workers(args)) as runtime:
         yield runtime
 
 
@@ -467,6 +487,7 @@ def _cmd_mcp(runtime: Runtime, args: argparse.Namespace) -> int:
     from ._mcp_gate import RunGate
 
     runtime.accounts  # a broken accounts file stops the server here (exit 2), not at every tool call
+    _ = runtime.worker_pool  # worker processes (--workers) start with the server, not with its first run
     gate = RunGate(args.max_runs, args.max_queued, longest=runtime.limits.wall_time)
     serve(runtime, http=_http_options(args), gate=gate, expose_functions=args.expose_functions,
           allow_writes=args.allow_writes, dry_run=args.dry_run, read_only=args.read_only,

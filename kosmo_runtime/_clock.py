@@ -27,8 +27,19 @@ def read(clock: Clock) -> datetime:
     return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+class _Running:
+    """``origin`` at monotonic time ``t0``, advancing in real time. A plain object, so that it
+    pickles: worker processes read the same simulated date (``time.monotonic`` is system-wide)."""
+
+    __slots__ = ("origin", "t0")
+
+    def __init__(self, origin: datetime, t0: float) -> None:
+        self.origin, self.t0 = origin, t0
+
+    def __call__(self) -> datetime:
+        return self.origin + timedelta(seconds=time.monotonic() - self.t0)
+
+
 def running_from(start: datetime) -> Clock:
     """A clock that reads ``start`` now and then advances in real time (``time.monotonic``)."""
-    origin = start if start.tzinfo else start.replace(tzinfo=timezone.utc)
-    t0 = time.monotonic()
-    return lambda: origin + timedelta(seconds=time.monotonic() - t0)
+    return _Running(start if start.tzinfo else start.replace(tzinfo=timezone.utc), time.monotonic())

@@ -4,7 +4,8 @@ KosmoError                      (base; ``code`` is stable, ``message`` is one li
 ├── ScriptError                 the Lua script itself failed
 │   ├── LuaSyntaxError          the script does not compile            syntax_error
 │   ├── LuaRuntimeError         the script raised an error             runtime_error
-│   └── LimitExceeded           a run limit was hit                    limit_exceeded
+│   ├── LimitExceeded           a run limit was hit                    limit_exceeded
+│   └── WorkerCrashed           the worker process of the run died     worker_crashed
 ├── CallError                   an integration call failed (a Lua error table in scripts)
 │   ├── UsageError              the script asked for something wrongly, never retryable
 │   │   ├── NotFound            unknown integration, function, account or doc   not_found
@@ -70,6 +71,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamNotFound",
     "UsageError",
+    "WorkerCrashed",
     "error_table",
 ]
 
@@ -130,6 +132,23 @@ class KosmoError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> KosmoError:
+        """The error ``to_dict()`` described (a worker process's envelope, read back in the parent)."""
+        pending: list[type[KosmoError]] = [KosmoError]
+        cls: type[KosmoError] = KosmoError
+        while pending:
+            candidate = pending.pop()
+            if candidate.__name__ == data.get("type"):
+                cls = candidate
+                break
+            pending += candidate.__subclasses__()
+        context = {k: v for k, v in data.items() if k in CONTEXT_FIELDS and k != "hint"}
+        error = cls(str(data.get("message", "")), hint=data.get("hint"), **context)
+        if error.code != data.get("code", error.code):
+            error.code = data["code"]  # type: ignore[misc]
+        return error
+
 
 class ScriptError(KosmoError):
     """Raised when the Lua script itself fails (compile, run or limits)."""
@@ -151,6 +170,12 @@ class LimitExceeded(ScriptError):
     """Raised when a run limit (``limit``, ``value``) is hit; ``pcall`` cannot catch it."""
 
     code = "limit_exceeded"
+
+
+class WorkerCrashed(ScriptError):
+    """Raised when the worker process running the run died (a crash, its memory cap, or killed from outside); a new one took its place."""
+
+    code = "worker_crashed"
 
 
 class CallError(KosmoError):

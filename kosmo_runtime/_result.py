@@ -44,6 +44,11 @@ class CallRecord:
                             for r in self.requests]
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CallRecord:
+        """The record ``to_dict()`` described."""
+        return cls(**data)
+
 
 @dataclass
 class RunResult:
@@ -78,6 +83,15 @@ class RunResult:
             "calls": [call.to_dict() for call in self.calls],
             "duration": round(self.duration, 6),
         }
+
+    @classmethod
+    def from_dict(cls, envelope: dict[str, Any]) -> RunResult:
+        """The run an envelope (``to_dict()``) describes, e.g. one a worker process sent back."""
+        error = envelope.get("error")
+        return cls(ok=envelope["ok"], result=envelope.get("result"), output=envelope.get("output", ""),
+                   error=KosmoError.from_dict(error) if error else None,
+                   calls=[CallRecord.from_dict(call) for call in envelope.get("calls", ())],
+                   duration=envelope.get("duration", 0.0))
 
     def raise_for_error(self) -> RunResult:
         """Raise the run's error if it failed; return the result otherwise."""

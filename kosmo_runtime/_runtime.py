@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # httpx, sqlite, the docs and the call layer load when first 
     from ._state import State
     from ._store import Store
     from ._tracing import RunSpan
+    from ._workers import WorkerPool
 
 _Made = TypeVar("_Made")
 
@@ -71,6 +72,12 @@ class Runtime:
                            real clock in UTC; ``Demo.runtime()`` passes the demo's simulated date.
     ``tracer_provider``    an OpenTelemetry ``TracerProvider`` for the runs' spans (extra ``otel``); default:
                            the host's global provider, if it configured one; ``False``: no tracing.
+    ``workers``            run scripts and calls in a pool of this many worker processes (``_workers.py``):
+                           every core used, a run stuck in C code past its wall-clock limit killed. Default
+                           ``None``: in this process. Sessions (the REPL) and recorded or replayed runs always
+                           run in this process.
+    ``worker_memory``      with ``workers``: each worker's address-space cap in bytes (default: its
+                           baseline + 384 MiB + 4x the run's memory limit, set per run).
 
     ``pool``               how many sandboxes to keep built ahead of runs (default 2; 0: each run builds
                            its own when it starts). Each is a new Lua state, used by exactly one run with the
@@ -98,7 +105,15 @@ class Runtime:
         clock: Clock | None = None,
         pool: int = 2,
         tracer_provider: TracerProvider | bool | None = None,
+        workers: int | None = None,
+        worker_memory: int | None = None,
     ) -> None:
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+            raise ValueError(f"workers must be a whole number of processes (0 or None: in this process), got {workers!r}")
+        self.workers = workers or None
+        self._worker_memory = worker_memory
+        self._integration_paths = tuple(integration_paths)
+        self._on_call: Callable[[Any, dict[str, Any]], None] | None = None  # a worker streams its call records
         self.limits = limits or Limits()
         self.clock: Clock = clock or utc_now
         self.catalog = Catalog(integration_paths)
@@ -117,7 +132,8 @@ class Runtime:
         self._audit_source = audit_log
         self._audit: AuditLog | None = None
         self._audit_ready = False
-        self._sandboxes: SandboxPool[_Prebuilt] = SandboxPool(self._prebuilt, max(0, pool))
+        self._pool_size = max(0, pool)  # with workers, each worker keeps its own sandboxes built ahead
+        self._sandboxes: SandboxPool[_Prebuilt] = SandboxPool(self._prebuilt, 0 if self.workers else self._pool_size)
         self._tracer_provider = tracer_provider
 
     # -- configuration -------------------------------------------------------------
@@ -204,6 +220,20 @@ class Runtime:
 
         return self._once("state", make)
 
+    @property
+    def worker_pool(self) -> WorkerPool | None:
+        """The worker processes (started on first use), or ``None`` when runs happen in this process."""
+        if self.workers is None:
+            return None
+        pool = self._made.get("workers")
+        if pool is not None:
+            return pool  # type: ignore[no-any-return]
+        from ._workers import WorkerPool, temp_dir, worker_options
+
+        options = worker_options(self, lambda: self._once("workers_dir", temp_dir).name)
+        size = self.workers
+        return self._once("workers", lambda: WorkerPool(size, options, address_space=self._worker_memory))
+
     def _manifest_for(self, name: str) -> Any:
         loaded = self.catalog.find(name)
         return loaded.manifest if loaded else None
@@ -212,10 +242,13 @@ class Runtime:
         """Close the HTTP connections, the state (when made here), the audit log and the sandbox pool."""
         self._sandboxes.close()
         with self._lock:
-            made = [self._made.pop(name, None) for name in ("calls", "clients", "state")]
+            made = [self._made.pop(name, None) for name in ("workers", "calls", "clients", "state")]
+            folder = self._made.pop("workers_dir", None)
         for part in made:
             if part is not None:
                 part.close()
+        if folder is not None:
+            folder.cleanup()
         if self._audit is not None and self._audit is not self._audit_source:
             self._audit.close()
 
@@ -252,6 +285,12 @@ class Runtime:
         ``record`` writes every upstream exchange of the run to that cassette file; ``replay`` answers
         them from one instead of the network (see ``_cassette``).
         """
+        if self.workers is not None and record is None and replay is None:
+            span = self._run_span(name or "script.lua")
+            return _ended(span, self._in_worker(
+                {"kind": "run", "source": source, "name": name or "script.lua"}, limits, dry_run=dry_run,
+                read_only=read_only, writes=writes, approve=approve, on_output=on_output,
+                idempotency_key=idempotency_key))
         span = self._run_span(name or "script.lua")
         tape = self._tape(record, replay) if record is not None or replay is not None else None
         if isinstance(tape, RunResult):
@@ -284,6 +323,20 @@ class Runtime:
             return open_tape(record=record, replay=replay, pool=self._pool, clock=self.clock)
         except KosmoError as exc:
             return RunResult(ok=False, error=exc)
+
+    def _in_worker(self, job: dict[str, Any], limits: Limits | None, *, approve: Approver | None,
+                   on_output: Callable[[str], None] | None = None, **options: Any) -> RunResult:
+        """A run or call on a worker process; configuration errors are found here first, as in-process."""
+        started = time.monotonic()
+        try:
+            _ = self.accounts, self.audit_log
+            pool = self.worker_pool
+        except KosmoError as exc:
+            return RunResult(ok=False, error=exc, duration=time.monotonic() - started)
+        assert pool is not None
+        chosen = limits or self.limits
+        return pool.execute({**job, **options, "limits": dict(vars(limits)) if limits else None},  # None: the defaults
+                            wall_time=chosen.wall_time, on_output=on_output, approve=approve or self.approve)
 
     def session(self, *, limits: Limits | None = None, dry_run: bool = False, read_only: bool = False,
                 writes: WritePolicy | None = None, approve: Approver | None = None) -> Session:
@@ -346,6 +399,19 @@ class Runtime:
         ``function`` is ``integration.function`` or ``integration.account.function``. Validation,
         policy and the result envelope are the same as for a script (``idempotency_key`` as for ``run``).
         """
+        if self.workers is not None:
+            return _ended(self._run_span(function), self._in_worker(
+                {"kind": "call", "function": function, "arguments": dict(arguments or {}), "account": account},
+                limits, dry_run=dry_run, read_only=read_only, writes=writes, approve=approve,
+                idempotency_key=idempotency_key))
+        return self._call_here(function, arguments, account=account, limits=limits, dry_run=dry_run,
+                               read_only=read_only, writes=writes, approve=approve, idempotency_key=idempotency_key)
+
+    def _call_here(self, function: str, arguments: Mapping[str, Any] | None = None, *, account: str | None = None,
+                   limits: Limits | None = None, dry_run: bool = False, read_only: bool = False,
+                   writes: WritePolicy | None = None, approve: Approver | None = None,
+                   idempotency_key: str | None = None) -> RunResult:
+        """``call`` in this process."""
         limits = limits or self.limits
         started = time.monotonic()
         records: list[Any] = []
@@ -385,6 +451,9 @@ class Runtime:
         from ._policy import strictest
 
         audit = self.audit_log
+        on_call: Callable[[Any, dict[str, Any]], None] | None = audit.record if audit is not None else None
+        if self._on_call is not None:
+            on_call = _both(on_call, self._on_call)
         return Invoker(
             catalog=self.catalog,
             accounts=self.accounts,
@@ -399,7 +468,7 @@ class Runtime:
             approve=approve or self.approve,
             retry=self.retry,
             run_id=os.urandom(6).hex(),
-            on_call=audit.record if audit is not None else None,
+            on_call=on_call,
             clock=tape.clock if tape else self.clock,
             idempotency=Idempotency(self.state, idempotency_key) if idempotency_key else None,
             tracing=span,
@@ -423,6 +492,18 @@ class _Prebuilt(NamedTuple):
 
     def close(self) -> None:
         self.sandbox.close()
+
+
+def _both(first: Callable[[Any, dict[str, Any]], None] | None,
+          then: Callable[[Any, dict[str, Any]], None]) -> Callable[[Any, dict[str, Any]], None]:
+    if first is None:
+        return then
+
+    def record(call: Any, arguments: dict[str, Any]) -> None:
+        first(call, arguments)
+        then(call, arguments)
+
+    return record
 
 
 def _ended(span: RunSpan | None, result: RunResult) -> RunResult:
