@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ._accounts import AccountsConfig, WritePolicy, default_accounts_path
+from ._apphost import AppHost
 from ._clock import Clock, utc_now
 from ._discovery import Catalog
 from ._errors import InvalidArgument, KosmoError, LimitExceeded, NotFound
 from ._limits import Limits
 from ._policy import Approver
+from ._pool import SandboxPool
 from ._result import RunResult
 from ._retry import RetryPolicy
-from ._apphost import AppHost
-from ._pool import SandboxPool
 from ._sandbox import Sandbox
 
 if TYPE_CHECKING:  # httpx, sqlite, the docs and the call layer load when first used (a fast `return 1`)

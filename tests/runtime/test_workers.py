@@ -415,3 +415,13 @@ def test_kosmo_mcp_serves_from_worker_processes(tmp_path: Path) -> None:
     assert seen["ok"]["ok"] and seen["ok"]["output"] == "hi\n" and seen["ok"]["calls"][0]["function"] == "list_rooms"
     assert seen["stuck"]["error"]["limit"] == "wall_time"
     assert seen["after"]["result"] == 7
+
+
+def test_a_retried_run_with_its_idempotency_key_sends_no_write_twice_across_workers(pool: Runtime) -> None:
+    """Both attempts may land on different workers: the claim lives in the state they share."""
+    script = "return app.integrations.whereby.create_room{room_name_prefix = 'once'}.roomName"
+    first = pool.run(script, idempotency_key="retry-1")
+    second = pool.run(script, idempotency_key="retry-1")
+    assert first.ok and second.ok, (first.error, second.error)
+    assert first.result == second.result
+    assert len(first.calls[0].requests) == 1 and second.calls[0].requests == []
