@@ -22,10 +22,11 @@ from kosmo_runtime._errors import WorkerCrashed
 from kosmo_runtime._workers import HEADROOM
 
 MiB = 1024 * 1024
-# A pattern just under the guard's budget: ~1e8 backtracking steps inside one C call (~0.4 s, more
-# under load), where no instruction hook runs.
-PATTERN = "local s = ('a'):rep(14000) .. 'c' "
-C_RUNAWAY = PATTERN + "for i = 1, 10 do s:find('.-b') end return 'finished'"
+# Work inside one C call that no hook or guard interrupts: compiling a 36 MB chunk (~0.4 s, more
+# under load). Patterns, string.rep and table.concat are bounded by the clock in-process now.
+SOURCE = "local src = ('x = 1 '):rep(6e6) "
+C_RUNAWAY = SOURCE + "for i = 1, 20 do load(src) end return 'finished'"
+BIG = 512 * 1024 * 1024  # the memory limit the 36 MB chunk needs
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +150,7 @@ def test_a_run_stuck_in_c_code_is_killed_at_its_deadline_and_others_go_on(demo: 
         thread = threading.Thread(target=neighbour)
         thread.start()
         assert started.wait(60)
-        result = runtime.run(C_RUNAWAY, limits=Limits(wall_time=0.05))
+        result = runtime.run(C_RUNAWAY, limits=Limits(wall_time=0.05, memory=BIG))
         thread.join(120)
         assert isinstance(result.error, LimitExceeded) and result.error.limit == "wall_time"
         assert result.error.to_dict() == runtime.run("while true do end", limits=Limits(wall_time=0.05)).error.to_dict()
@@ -162,14 +163,14 @@ def test_a_run_stuck_in_c_code_is_killed_at_its_deadline_and_others_go_on(demo: 
 
 def test_the_same_c_call_in_process_outlives_its_limit(here: Runtime) -> None:
     """What the kill is for: in-process, the C call runs to its end before the clock is read."""
-    result = here.run(PATTERN + "s:find('.-b') return 'finished'", limits=Limits(wall_time=0.01))
+    result = here.run(SOURCE + "load(src) return 'finished'", limits=Limits(wall_time=0.05, memory=BIG))
     assert result.ok and result.result == "finished"
 
 
 def test_a_killed_run_keeps_its_output_and_finished_calls(demo: Demo) -> None:
     with demo.runtime(workers=1) as runtime:
         result = runtime.run("print('one') app.integrations.whereby.list_rooms{limit = 1}\n" + C_RUNAWAY,
-                             limits=Limits(wall_time=0.1))
+                             limits=Limits(wall_time=0.1, memory=BIG))
         assert isinstance(result.error, LimitExceeded) and result.error.limit == "wall_time"
         assert runtime.worker_pool is not None and runtime.worker_pool.killed == 1
         assert result.output == "one\n"
@@ -399,7 +400,7 @@ def test_kosmo_mcp_serves_from_worker_processes(tmp_path: Path) -> None:
     from mcp import Client, StdioServerParameters
 
     server = StdioServerParameters(
-        command=sys.executable, args=["-m", "kosmo_runtime", "mcp", "--demo", "--workers", "2", "--wall-time", "1"],
+        command=sys.executable, args=["-m", "kosmo_runtime", "mcp", "--demo", "--workers", "2", "--wall-time", "1", "--memory", "512MiB"],
         env={"XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data"),
              "XDG_STATE_HOME": str(tmp_path / "state")})
     seen: dict[str, Any] = {}
