@@ -120,6 +120,7 @@ local function namespace(id, account)
     __metatable = "locked",
   })
   is_namespace[proxy] = true
+  kit.protect(proxy, label)
   return proxy
 end
 
@@ -148,6 +149,7 @@ local integrations = setmetatable({}, {
   __tostring = function() return "app.integrations" end,
   __metatable = "locked",
 })
+kit.protect(integrations, "app.integrations")
 
 local function parallel(branches, options)
   if type(branches) ~= "table" then

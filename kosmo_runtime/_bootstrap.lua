@@ -12,15 +12,16 @@
 
 local host = ...
 
-local debug_sethook, debug_traceback, debug_getinfo, debug_getmetatable =
-  debug.sethook, debug.traceback, debug.getinfo, debug.getmetatable
-local co_create, co_resume, co_status, co_close =
-  coroutine.create, coroutine.resume, coroutine.status, coroutine.close
+local debug_sethook, debug_traceback, debug_getinfo, debug_getmetatable, debug_getupvalue =
+  debug.sethook, debug.traceback, debug.getinfo, debug.getmetatable, debug.getupvalue
+local co_create, co_resume, co_status, co_close, co_wrap =
+  coroutine.create, coroutine.resume, coroutine.status, coroutine.close, coroutine.wrap
 local co_running = coroutine.running
-local error, pcall, xpcall, select, type, tostring, rawget, rawequal, next, pairs, ipairs, load,
-      setmetatable, getmetatable =
-  error, pcall, xpcall, select, type, tostring, rawget, rawequal, next, pairs, ipairs, load,
-  setmetatable, getmetatable
+local error, assert, pcall, xpcall, select, type, tostring, rawget, rawset, rawequal, next, pairs, ipairs, load,
+      setmetatable, getmetatable, collectgarbage =
+  error, assert, pcall, xpcall, select, type, tostring, rawget, rawset, rawequal, next, pairs, ipairs, load,
+  setmetatable, getmetatable, collectgarbage
+local utf8_len = utf8.len
 local pack, unpack, concat = table.pack, table.unpack, table.concat
 local str_find, str_gmatch, str_byte, str_format = string.find, string.gmatch, string.byte, string.format
 
@@ -43,12 +44,16 @@ local LIMIT_MT = {
 local LIMIT = setmetatable({limit = "instructions"}, LIMIT_MT)
 
 local hook
-local function trip(kind)
+-- Make limit `kind` sticky without raising (for message handlers, which must return).
+local function mark_tripped(kind)
   if not tripped then
     host.limit(kind)
     LIMIT.limit = kind
     tripped = LIMIT
   end
+end
+local function trip(kind)
+  mark_tripped(kind)
   debug_sethook(co_running(), hook, "", 1)
   error(tripped, 0)
 end
@@ -69,14 +74,132 @@ local function arm(co)
   return co
 end
 
--- Re-raise a limit after anything that could have caught it.
+-- Re-raise a limit after anything that could have caught it. Lua 5.4 raises any error whose
+-- value is exactly "not enough memory" as a memory error, so the script's own
+-- error("not enough memory", 0) is told apart by the sandbox's `error`, which notes it.
+local MEMERR = "not enough memory"
+local script_memerr = false
 local function guard(...)
   if tripped then error(tripped, 0) end
   local ok, err = ...
-  if ok == false and err == "not enough memory" then trip("memory") end
+  if ok == false and rawequal(err, MEMERR) then
+    if script_memerr then script_memerr = false else trip("memory") end
+  end
   return ...
 end
 
+---------------------------------------------------------------------------
+-- Errors as Lua's own C functions word them
+---------------------------------------------------------------------------
+
+-- A wrapper must raise argument errors as the standard function it stands for would:
+-- named as the caller named it ('create', or 'coroutine.create' when called from C), at
+-- the caller's line, never naming the bootstrap. `qualified` is the library name. Call it
+-- from the wrapper itself, as a statement (not `return argerror(...)`).
+--
+-- A wrapper called as a tail call (`return setmetatable(t, 1)`) has replaced its caller's
+-- frame, so that position is lost: its errors then carry none (Lua's C function would name
+-- the line of the `return`).
+local function caller_level(wrapper)   -- `wrapper`: the wrapper's level as seen by the function asking
+  local info = debug_getinfo(wrapper + 1, "t")
+  if info and info.istailcall then return 0 end
+  return wrapper + 1
+end
+
+local function argerror(qualified, arg, extramsg)
+  local info = debug_getinfo(2, "n")   -- 1 this function, 2 the wrapper, as its caller named it
+  local name = info and info.name
+  local level = caller_level(2)
+  if info and info.namewhat == "method" then
+    arg = arg - 1
+    if arg == 0 then error("calling '" .. name .. "' on bad self (" .. extramsg .. ")", level) end
+  end
+  if name == nil then name = qualified end
+  error(str_format("bad argument #%d to '%s' (%s)", arg, name, extramsg), level)
+end
+
+local function typename(v)
+  local mt = debug_getmetatable(v)
+  local name = type(mt) == "table" and rawget(mt, "__name")
+  if type(name) == "string" then return name end
+  return type(v)
+end
+
+-- luaL_typeerror's text; `present` false for a missing argument ("got no value").
+local function expected(what, value, present)
+  return what .. " expected, got " .. (present and typename(value) or "no value")
+end
+
+-- `error` as in Lua: `level` counts the script's frames (the sandbox's own wrappers, such as
+-- pcall's, are skipped), and a "not enough memory" that reaches a pcall as that exact text
+-- is noted as the script's own.
+local function safe_error(...)
+  local message, level = ...
+  if level == nil then level = 1 end
+  if type(level) ~= "number" then
+    local n = tonumber(level)
+    if n == nil then argerror("error", 2, expected("number", level, true)) end
+    level = n
+  end
+  if math_type(level) == "float" then level = math.tointeger(level) or level end
+  if type(message) ~= "string" or math_type(level) ~= "integer" or level <= 0 then
+    if rawequal(message, MEMERR) then script_memerr = true end
+    error(message, 0)
+  end
+  local l, k = 2, 0   -- debug_getinfo(2) is the script's level 1 (the caller of error)
+  if debug_getinfo(1, "t").istailcall then k = 1 end   -- `return error(...)`: level 1 is gone
+  if k == level then l = 0 end
+  while l > 0 do
+    local info = debug_getinfo(l, "S")
+    if not info then break end
+    if info.source ~= "=[kosmo]" then
+      k = k + 1
+      if k == level then break end
+    end
+    l = l + 1
+  end
+  if rawequal(message, MEMERR) then
+    local info = l > 0 and debug_getinfo(l, "l")
+    if not (info and info.currentline > 0) then script_memerr = true end
+  end
+  error(message, l)
+end
+
+-- Relay error `e` of C function `qualified`, which a wrapper called through pcall, as if the
+-- script had called it: named as the caller named it, at the caller's line (when Lua's C
+-- code would add a position: `positioned`). Call it from the wrapper, as a statement.
+local function relay(qualified, e, positioned)
+  if type(e) ~= "string" then error(e, 0) end
+  local info = debug_getinfo(2, "n")
+  local name = info and info.name
+  if name then
+    local head = "bad argument #(%d+) to '" .. str_gsub(qualified, "%.", "%%.") .. "'"
+    e = str_gsub(e, "^" .. head, "bad argument #%1 to '" .. str_gsub(name, "%%", "%%%%") .. "'", 1)
+  end
+  error(e, positioned == false and 0 or caller_level(2))
+end
+
+-- luaL_where(1) of the wrapper calling this: the wrapper's caller's "script:line: ", or "".
+local function where()
+  local level = caller_level(2)
+  local info = level > 0 and debug_getinfo(level, "Sl")
+  if info and info.currentline > 0 then return info.short_src .. ":" .. info.currentline .. ": " end
+  return ""
+end
+
+-- An error raised at the caller's position, for messages Lua's C code raises with luaL_error.
+local function error_here(message)
+  error(message, caller_level(2))
+end
+
+-- A deliberate refusal, naming what is missing and why (never "attempt to call a nil value").
+local function refusal(name, reason)
+  return "`" .. name .. "` is not available in the sandbox: " .. reason
+end
+local function refused_function(name, reason)
+  local message = refusal(name, reason)
+  return function() error(message, 2) end
+end
 ---------------------------------------------------------------------------
 -- Structured errors
 ---------------------------------------------------------------------------
@@ -197,77 +320,226 @@ local function clock_seconds() return call(host.epoch) end
 local safe_os = {clock = os.clock, difftime = os.difftime}
 function safe_os.time(t)
   if t == nil then return clock_seconds() end
-  return os_time(t)
+  local ok, value = pcall(os_time, t)
+  if ok then return value end
+  relay("os.time", value)
 end
 function safe_os.date(format, t)
   if t == nil then t = clock_seconds() end
-  return os_date(format, t)
+  local ok, value = pcall(os_date, format, t)
+  if ok then return value end
+  relay("os.date", value)
 end
 
 -- The string metatable is hidden; its methods are the run's `string` table (make_env).
 local string_mt = debug_getmetatable("")
 string_mt.__metatable = false
 
-local function safe_setmetatable(t, mt)
+-- Metatables the runtime sets on a run's globals (loading the app layer on first use):
+-- getmetatable(_G) is nil for the script, and setmetatable(_G, mt) replaces it (after
+-- defining the layer's globals, so they stay reachable).
+local lazy_mts = setmetatable({}, {__mode = "k"})
+local materialize   -- function(env): define every lazily provided global in env
+
+local function safe_getmetatable(...)
+  if select("#", ...) == 0 then argerror("getmetatable", 1, "value expected") end
+  local mt = getmetatable((...))
+  if mt ~= nil and lazy_mts[mt] then return nil end
+  return mt
+end
+
+local function safe_setmetatable(...)
+  local t, mt = ...
+  local n = select("#", ...)
+  if type(t) ~= "table" then argerror("setmetatable", 1, expected("table", t, n > 0)) end
+  if type(mt) ~= "table" and (mt ~= nil or n < 2) then argerror("setmetatable", 2, expected("nil or table", mt, n > 1)) end
   if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
     usage("setmetatable: __gc finalizers are not allowed in the sandbox", "use a to-be-closed variable (local x <close>) instead")
+  end
+  local current = debug_getmetatable(t)
+  if current ~= nil and lazy_mts[current] then
+    materialize(t)
+  elseif current ~= nil and rawget(current, "__metatable") ~= nil then
+    error_here("cannot change a protected metatable")
   end
   return setmetatable(t, mt)
 end
 
-local function safe_pcall(f, ...)
-  return guard(pcall(f, ...))
+local function safe_pcall(...)
+  if select("#", ...) == 0 then argerror("pcall", 1, "value expected") end
+  return guard(pcall(...))
 end
 
-local function safe_xpcall(f, handler, ...)
+local function safe_xpcall(...)
+  local f, handler = ...
+  if type(handler) ~= "function" then argerror("xpcall", 2, expected("function", handler, select("#", ...) > 1)) end
   return guard(xpcall(f, function(e)
     if tripped then return e end
     return handler(e)
-  end, ...))
+  end, select(3, ...)))
 end
 
 local safe_coroutine = copy(coroutine)
 function safe_coroutine.create(f)
+  if type(f) ~= "function" then argerror("coroutine.create", 1, expected("function", f, true)) end
   return arm(co_create(f))
 end
 function safe_coroutine.resume(co, ...)
+  if type(co) ~= "thread" then argerror("coroutine.resume", 1, expected("thread", co, true)) end
   return guard(co_resume(co, ...))
 end
-local function wrap_result(co, ok, ...)
-  if tripped then error(tripped, 0) end
-  if ok then return ... end
-  local err = ...
-  if err == "not enough memory" then trip("memory") end
-  co_close(co)
-  error(err, 0)
+-- Lua's own wrap (its errors, its position prefix), with the coroutine hooked like any other.
+function safe_coroutine.wrap(f)
+  if type(f) ~= "function" then argerror("coroutine.wrap", 1, expected("function", f, true)) end
+  local wrapped = co_wrap(f)
+  arm(select(2, debug_getupvalue(wrapped, 1)))
+  return wrapped
 end
 function safe_coroutine.close(co)
+  if type(co) ~= "thread" then argerror("coroutine.close", 1, expected("thread", co, true)) end
+  local status = co_status(co)
+  if status == "running" or status == "normal" then error_here("cannot close a " .. status .. " coroutine") end
   return guard(co_close(co))
 end
-function safe_coroutine.wrap(f)
-  local co = safe_coroutine.create(f)
-  return function(...) return wrap_result(co, co_resume(co, ...)) end
+
+-- load as in Lua (chunk names, modes, an explicit nil env), text only: a precompiled chunk
+-- could break the VM, so binary chunks are refused whatever the mode.
+local BINARY = "load: binary (precompiled) chunks are not allowed in the sandbox"
+local function loaded(fn, err)
+  if fn == nil and rawequal(err, MEMERR) then trip("memory") end
+  return fn, err
+end
+local function safe_load_for(env)
+  return function(...)
+    local chunk, chunkname, mode = ...
+    local chunk_env = env
+    if select("#", ...) > 3 then chunk_env = select(4, ...) end
+    if type(chunk) == "number" then chunk = tostring(chunk) end
+    if type(chunk) == "function" then
+      local parts, reader = {}, chunk
+      while true do
+        local ok, piece = guard(pcall(reader))
+        if not ok then return nil, piece end
+        if piece == nil or piece == "" then break end
+        if type(piece) ~= "string" then return nil, where() .. "reader function must return a string" end
+        parts[#parts + 1] = piece
+      end
+      chunk = concat(parts)
+      if chunkname == nil then chunkname = "=(load)" end
+    elseif type(chunk) ~= "string" then
+      argerror("load", 1, expected("function", chunk, select("#", ...) > 0))
+    end
+    if chunkname ~= nil and type(chunkname) ~= "string" and type(chunkname) ~= "number" then
+      argerror("load", 2, expected("string", chunkname, true))
+    end
+    if mode ~= nil and type(mode) ~= "string" and type(mode) ~= "number" then
+      argerror("load", 3, expected("string", mode, true))
+    end
+    if str_byte(chunk, 1) == 27 and mode ~= "t" then return nil, BINARY end
+    if chunkname == nil then chunkname = chunk end
+    return loaded(load(chunk, chunkname, mode or "bt", chunk_env))
+  end
 end
 
-local function safe_load_for(env)
-  return function(chunk, chunkname, mode, chunk_env)
-    if type(chunk) ~= "string" then
-      return nil, "load: only source text (a string) can be loaded in the sandbox"
-    end
-    if str_byte(chunk, 1) == 27 then
-      return nil, "load: binary (precompiled) chunks are not allowed in the sandbox"
-    end
-    local name = chunkname ~= nil and ("=" .. tostring(chunkname)) or "=(load)"
-    if chunk_env == nil then chunk_env = env end
-    local fn, err = load(chunk, name, "t", chunk_env)
-    if err == "not enough memory" then trip("memory") end
-    return fn, err
+-- The runtime's read-only tables (json, app, namespaces, json.null): label by table.
+local protected = setmetatable({}, {__mode = "k"})
+local function safe_rawset(...)
+  local t, k, v = ...
+  if type(t) ~= "table" then argerror("rawset", 1, expected("table", t, select("#", ...) > 0)) end
+  if select("#", ...) < 2 then argerror("rawset", 2, "value expected") end
+  if select("#", ...) < 3 then argerror("rawset", 3, "value expected") end
+  local label = protected[t]
+  if label then error(label .. " is read-only (cannot set '" .. tostring(k) .. "')", 2) end
+  if k == nil then error("table index is nil", 0) end
+  if k ~= k then error("table index is NaN", 0) end
+  return rawset(t, k, v)
+end
+
+-- collectgarbage: what cannot weaken the limits. A full collection is C work the count
+-- hook never sees, so it checks the clock first.
+local GC_ALLOWED = {count = true, collect = true, step = true, isrunning = true}
+local GC_REFUSED = {stop = true, restart = true, incremental = true, generational = true,
+                    setpause = true, setstepmul = true}
+local function safe_collectgarbage(option, ...)
+  if option == nil then option = "collect" end
+  if type(option) ~= "string" and type(option) ~= "number" then
+    argerror("collectgarbage", 1, expected("string", option, true))
   end
+  option = tostring(option)
+  if not GC_ALLOWED[option] and not GC_REFUSED[option] then
+    argerror("collectgarbage", 1, "invalid option '" .. option .. "'")
+  end
+  if option == "step" and ... ~= nil and math_type(tonumber((...))) ~= "integer" then
+    argerror("collectgarbage", 2, tonumber((...)) and "number has no integer representation" or expected("number", (...), true))
+  end
+  if GC_REFUSED[option] then
+    error(refusal('collectgarbage("' .. option .. '")', "the runtime's limits rely on the collector running as "
+      .. 'configured; "count", "collect", "step" and "isrunning" are available'), 2)
+  end
+  if GC_ALLOWED[option] and option ~= "count" and option ~= "isrunning" then check_clock() end
+  return collectgarbage(option, ...)
+end
+
+local NO_FILES = "scripts have no file access; return data instead (or print it)"
+local REFUSED_OS = {
+  execute = "scripts cannot run processes", exit = "a script ends by returning (or with error())",
+  getenv = "the host's environment is not visible to scripts", remove = NO_FILES, rename = NO_FILES,
+  tmpname = NO_FILES, setlocale = "the locale is fixed",
+}
+
+-- debug: only traceback (without the runtime's own frames); the rest could reach past the sandbox.
+local function strip_traceback(tb)
+  local lines = {}
+  for line in str_gmatch(tb, "[^\n]+") do
+    if not str_find(line, "[C]: in ?", 1, true) and not str_find(line, "[kosmo]", 1, true)
+       and not str_find(line, "[C]: in function 'error'", 1, true) and not str_find(line, "^%s*%?:") then
+      lines[#lines + 1] = line
+    end
+  end
+  return concat(lines, "\n")
+end
+local function safe_traceback(...)
+  local co = ...
+  if type(co) == "thread" then
+    local _, message, level = ...
+    if message ~= nil and type(message) ~= "string" and type(message) ~= "number" then return message end
+    return strip_traceback(debug_traceback(co, message, level or 0))
+  end
+  local message, level = ...
+  if message ~= nil and type(message) ~= "string" and type(message) ~= "number" then return message end
+  return strip_traceback(debug_traceback(message, (level or 1) + 1))
 end
 
 ---------------------------------------------------------------------------
 -- print and json
 ---------------------------------------------------------------------------
+
+-- A string as text: bytes that are not UTF-8 become \xNN (as Python's "backslashreplace").
+local function as_text(s)
+  if utf8_len(s) then return s end
+  local out, i = {}, 1
+  while true do
+    local ok, bad = utf8_len(s, i)
+    if ok then out[#out + 1] = str_sub(s, i) break end
+    out[#out + 1] = str_sub(s, i, bad - 1)
+    out[#out + 1] = str_format("\\x%02x", str_byte(s, bad))
+    i = bad + 1
+  end
+  return concat(out)
+end
+
+-- A copy of table `v` whose strings (keys and values) are text, for print.
+local function printable(v, seen, depth)
+  if type(v) == "string" then return as_text(v) end
+  if type(v) ~= "table" or rawequal(v, NULL) then return v end
+  if seen[v] then return seen[v] end
+  if depth > 100 then return "{...}" end
+  local c = {}
+  seen[v] = c
+  if rawequal(debug_getmetatable(v), ARRAY_MT) then setmetatable(c, ARRAY_MT) end
+  for k, x in next, v do c[printable(k, seen, depth + 1)] = printable(x, seen, depth + 1) end
+  return c
+end
 
 local function print_(...)
   local n = select("#", ...)
@@ -277,11 +549,21 @@ local function print_(...)
     local mt = type(v) == "table" and debug_getmetatable(v)
     if type(v) == "table" and not (mt and rawget(mt, "__tostring")) then
       parts[i] = v
+    elseif type(v) == "string" then
+      parts[i] = as_text(v)
+    elseif mt then   -- the script's __tostring (or __name) decides
+      local ok, text = pcall(tostring, v)
+      if not ok then relay("print", text, text == "'__tostring' must return a string") end
+      parts[i] = as_text(text)
     else
       parts[i] = tostring(v)
     end
   end
-  call(host.print, parts, n)
+  if not call(host.print, parts, n) then   -- a table holds strings that are not UTF-8
+    local seen = {}
+    for i = 1, n do parts[i] = printable(parts[i], seen, 0) end
+    call(host.print, parts, n)
+  end
 end
 
 local json = {
@@ -300,7 +582,7 @@ local json = {
 ---------------------------------------------------------------------------
 
 local function readonly(t, label)
-  return setmetatable({}, {
+  local proxy = setmetatable({}, {
     __index = t,
     __newindex = function(_, k) error(label .. " is read-only (cannot set '" .. tostring(k) .. "')", 2) end,
     -- an iterator closure, never `next, t`: the table itself must stay out of reach
@@ -315,25 +597,71 @@ local function readonly(t, label)
     __len = function() return #t end,
     __metatable = "locked",
   })
+  protected[proxy] = label
+  return proxy
 end
+protected[NULL] = "json.null"
 
 local BASE = {
-  "assert", "error", "ipairs", "next", "pairs", "select", "tonumber", "tostring", "type",
-  "rawequal", "rawlen", "rawget", "getmetatable",
+  "assert", "ipairs", "next", "pairs", "select", "tonumber", "tostring", "type",
+  "rawequal", "rawlen", "rawget",
 }
+local LIBRARIES = "string, table, math, utf8, coroutine, os"
 
 local extras = {}  -- name -> value added to every env by later layers (app, docs functions)
 local lazy = {}    -- name -> true for globals a not-yet-loaded layer will define
+local function load_lazy(name)
+  if lazy[name] and not extras[name] then call(host.load_layers) end
+  return extras[name]
+end
+
+materialize = function(env)
+  for name in pairs(lazy) do
+    local value = load_lazy(name)
+    if rawget(env, name) == nil then rawset(env, name, value) end
+  end
+end
+
+local function require_for(libraries)
+  return function(...)
+    local name = ...
+    if type(name) ~= "string" and type(name) ~= "number" then
+      argerror("require", 1, expected("string", name, select("#", ...) > 0))
+    end
+    local lib = libraries[tostring(name)]
+    if lib ~= nil then return lib end
+    error("module '" .. tostring(name) .. "' not found: the sandbox loads no modules; require gives the standard "
+      .. "libraries only (" .. LIBRARIES .. "); put the code in the script", 2)
+  end
+end
+
+local function refused_library(name, reason, members)
+  local library = setmetatable(members or {}, {
+    __index = function(_, key) error(refusal(name .. "." .. tostring(key), reason), 2) end,
+    __newindex = function(_, key) error(refusal(name .. "." .. tostring(key), reason), 2) end,
+    __pairs = function() error(refusal(name, reason), 2) end,
+    __metatable = "locked",
+  })
+  protected[library] = name
+  return library
+end
 
 local function make_env()
   local env = {}
   for _, name in ipairs(BASE) do env[name] = _G[name] end
   env._VERSION = _VERSION
+  env.getmetatable = safe_getmetatable
   env.setmetatable = safe_setmetatable
+  env.rawset = safe_rawset
+  env.error = safe_error
   env.pcall = safe_pcall
   env.xpcall = safe_xpcall
   env.print = print_
   env.load = safe_load_for(env)
+  env.collectgarbage = safe_collectgarbage
+  env.dofile = refused_function("dofile", NO_FILES .. "; load(text) runs code from a string")
+  env.loadfile = refused_function("loadfile", NO_FILES .. "; load(text) compiles code from a string")
+  env.warn = refused_function("warn", "use print")
   -- Each run has its own Lua state, so most libraries need no per-run copies; the
   -- bootstrap keeps its own references to every function it relies on.
   env.string = copy(safe_string)  -- the run's own: what a script adds to it reaches methods
@@ -343,20 +671,29 @@ local function make_env()
   env.utf8 = utf8
   env.coroutine = safe_coroutine
   env.os = copy(safe_os)
+  for name, reason in pairs(REFUSED_OS) do env.os[name] = refused_function("os." .. name, reason) end
+  env.io = refused_library("io", NO_FILES)
+  env.debug = refused_library("debug", "it reaches past the sandbox; debug.traceback is available",
+                              {traceback = safe_traceback})
+  env.package = refused_library("package", "scripts cannot load modules; require gives the standard libraries")
+  env.require = require_for({string = env.string, table = env.table, math = env.math, utf8 = env.utf8,
+                             coroutine = env.coroutine, os = env.os, io = env.io, debug = env.debug,
+                             package = env.package, _G = env})
   env.json = readonly(json, "json")
   -- a lazy layer loaded ahead (a pooled sandbox) still shows up on first use, as when loaded then
   for name, value in pairs(extras) do if not lazy[name] then env[name] = value end end
   env._G = env
-  -- Globals of layers not loaded yet (app, the docs functions): loaded on first use.
-  setmetatable(env, {
+  -- Globals of layers not loaded yet (app, the docs functions): loaded on first use. The
+  -- script never sees this metatable (getmetatable(_G) is nil; setmetatable(_G) replaces it).
+  local mt = {
     __index = function(t, name)
-      if lazy[name] and not extras[name] then call(host.load_layers) end
-      local value = extras[name]
+      local value = load_lazy(name)
       if value ~= nil then rawset(t, name, value) end
       return value
     end,
-    __metatable = false,
-  })
+  }
+  lazy_mts[mt] = true
+  setmetatable(env, mt)
   return env
 end
 
@@ -364,20 +701,20 @@ end
 -- Running a script
 ---------------------------------------------------------------------------
 
-local function strip_traceback(tb)
-  local lines = {}
-  for line in str_gmatch(tb, "[^\n]+") do
-    if not str_find(line, "[C]: in ?", 1, true) and not str_find(line, "[kosmo]", 1, true)
-       and not str_find(line, "[C]: in function 'error'", 1, true) and not str_find(line, "^%s*%?:") then
-      lines[#lines + 1] = line
-    end
-  end
-  return concat(lines, "\n")
+-- The run's message handler: the traceback is taken where the error was raised.
+local run_traceback = nil
+local function on_error(e)
+  if tripped then return e end
+  local ok, tb = pcall(debug_traceback, type(e) == "string" and e or nil, 3)
+  run_traceback = ok and tb or nil
+  return e
 end
 
 -- Returns "ok", results | "syntax", message | "error", err, traceback | "limit", name
 local session_env = nil  -- the env kept between chunks of a session (REPL)
 
+-- The main chunk runs on the main thread, as in Lua: coroutine.running() is the main
+-- coroutine, coroutine.isyieldable() is false and a yield there is Lua's own error.
 local function run(source, chunkname, chunk_deadline, keep_env)
   if settle() then return "limit", "memory" end   -- the host lifted the cap to pass the source
   deadline = chunk_deadline or deadline
@@ -386,20 +723,18 @@ local function run(source, chunkname, chunk_deadline, keep_env)
   if keep_env then session_env = env end
   local fn, err = load(source, "=" .. chunkname, "t", env)
   if not fn then
-    if err == "not enough memory" then return "limit", "memory" end
+    if err == MEMERR then return "limit", "memory" end
     return "syntax", err
   end
-  local co = arm(co_create(fn))
-  local results = pack(co_resume(co))
+  run_traceback = nil
+  local results = pack(xpcall(fn, on_error))
   if tripped then return "limit", tripped.limit end
-  if results[1] then
-    if co_status(co) == "suspended" then
-      return "error", "attempt to yield from outside a coroutine", strip_traceback(debug_traceback(co))
-    end
-    return "ok", results
-  end
+  if results[1] then return "ok", results end
   err = results[2]
-  if err == "not enough memory" then return "limit", "memory" end
+  if rawequal(err, MEMERR) then
+    if not script_memerr then return "limit", "memory" end
+    script_memerr = false
+  end
   local message = err
   if type(err) == "table" and not rawequal(debug_getmetatable(err), ERROR_MT) then
     local mt = debug_getmetatable(err)
@@ -410,7 +745,7 @@ local function run(source, chunkname, chunk_deadline, keep_env)
       message = ok and text or nil
     end
   end
-  return "error", err, strip_traceback(debug_traceback(co, type(message) == "string" and message or nil)), message
+  return "error", err, strip_traceback(run_traceback or ""), message
 end
 
 -- Host code that calls into Lua (conversions, metamethods of script values) runs on the
@@ -432,4 +767,5 @@ return {
   trip = trip,
   arm = arm,
   guard = guard,
+  protect = function(t, label) protected[t] = label end,
 }

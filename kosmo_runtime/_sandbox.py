@@ -243,15 +243,21 @@ class Sandbox:
         """Seconds left before the wall-clock limit."""
         return self.deadline - self.clock()
 
-    def _print(self, parts: Any, count: int) -> None:
+    def _print(self, parts: Any, count: int) -> tuple[bool]:
+        """Print the parts; ``(False,)`` (nothing printed) when a table holds a string that is not
+        UTF-8: the bootstrap then passes a copy with such bytes escaped."""
         pieces = []
-        for i in range(1, count + 1):
-            value = parts[i]
-            if isinstance(value, str):
-                pieces.append(value)
-            else:
-                pieces.append(render(self.convert.to_display(value)))
+        try:
+            for i in range(1, count + 1):
+                value = parts[i]
+                if isinstance(value, str):
+                    pieces.append(value)
+                else:
+                    pieces.append(render(self.convert.to_display(value)))
+        except UnicodeDecodeError:
+            return (False,)
         self.write("\t".join(pieces) + "\n")
+        return (True,)
 
     def write(self, text: str) -> None:
         """Append to the captured output, enforcing the output limit."""

@@ -37,12 +37,15 @@ MiB = 1024 * 1024
 #: Limits for attack scripts: small, so a runaway attack ends fast.
 QUICK = Limits(instructions=5_000_000, wall_time=2.0, memory=32 * MiB)
 
-#: Names the sandbox must not expose (Lua 5.4 globals, lupa's python, 5.1/JIT leftovers).
-REMOVED = [
+#: Names the sandbox must not expose at all (lupa's python, 5.1/JIT leftovers).
+REMOVED = ["string.dump", "python", "jit", "loadstring", "module", "getfenv", "setfenv", "newproxy", "unpack"]
+
+#: Standard Lua 5.4 names the sandbox refuses by name: using them raises "`name` is not available in the sandbox".
+REFUSED = [
     "io", "os.execute", "os.getenv", "os.remove", "os.rename", "os.exit", "os.tmpname", "os.setlocale",
-    "require", "package", "dofile", "loadfile", "debug", "collectgarbage", "rawset", "string.dump",
-    "python", "jit", "warn", "loadstring", "module", "getfenv", "setfenv", "newproxy",
+    "package", "dofile", "loadfile", "debug", "warn",
 ]
+REFUSAL = r"`[^`]+` is not available in the sandbox: "
 
 # Collects the global names, library members and string-metatable behaviour of a fresh run.
 FINGERPRINT = """
@@ -198,39 +201,74 @@ def test_removed_global_is_nil(rt: Runtime, canary: Path, name: str) -> None:
     assert result.result == ["nil", "nil", "nil"]
 
 
-# Each attack tries to *use* a removed global against the host.
+@pytest.mark.parametrize("name", REFUSED)
+def test_refused_name_holds_nothing(rt: Runtime, canary: Path, name: str) -> None:
+    """A refused library is an empty table with a locked metatable; a refused function a Lua closure."""
+    result = attack(rt, KINDS + f"""
+        local v = {name}
+        local raw = {{}}
+        if type(v) == "table" then for k, x in next, v do raw[#raw + 1] = tostring(k) .. ":" .. type(x) end end
+        local ok, err = pcall(function() return type(v) == "table" and v.anything or v() end)
+        return type(v), raw, getmetatable(v), ok, err, kinds(v)
+    """, canary)
+    assert result.ok, result.error and result.error.to_dict()
+    kind, raw, mt, ok, err, kinds = result.result
+    assert kind in ("table", "function")
+    assert raw in ({}, [], ["traceback:function"])  # debug.traceback is the one debug function provided
+    assert mt in (None, "locked")
+    assert ok is False and re.search(REFUSAL, err), err
+    assert not set(kinds) & {"userdata", "thread"}
+
+
+# Each attack tries to *use* a removed or refused global against the host.
 USE_REMOVED = {
+    "string.dump": "return string.dump(print)",
+    "python": 'return python.eval("__import__(\'os\').system(\'id\')")',
+    "python.builtins": "return python.builtins.open(CANARY).read()",
+    "jit": "jit.off() return jit.version",
+    "loadstring": 'return loadstring("return 1")()',
+    "module": 'module("evil")',
+    "setfenv": "setfenv(1, {})",
+}
+USE_REFUSED = {
     "io": 'return io.open(CANARY):read("a")',
     "io.lines": "for line in io.lines(CANARY) do return line end",
+    "io-pairs": "for k, v in pairs(io) do return k end",
     "os.execute": 'return os.execute("cat " .. CANARY)',
     "os.getenv": 'return os.getenv("HOME")',
     "os.remove": "return os.remove(CANARY)",
     "os.rename": 'return os.rename(CANARY, CANARY .. ".moved")',
     "os.exit": "os.exit(3)",
     "os.tmpname": "return os.tmpname()",
-    "require": 'return require("io").open(CANARY)',
+    "require-io": 'return require("io").open(CANARY)',
+    "require-package": 'return require("package").loadlib("libc.so.6", "system")',
     "package": 'return package.loaded.io.open(CANARY)',
     "package.loadlib": 'return package.loadlib("libc.so.6", "system")',
+    "package.searchers": 'package.searchers[1] = print',
     "dofile": "return dofile(CANARY)",
     "loadfile": "return loadfile(CANARY)()",
     "debug": "return debug.getregistry()",
     "debug.sethook": "debug.sethook() while true do end",
-    "collectgarbage": 'collectgarbage("stop") return collectgarbage("count")',
-    "rawset": 'rawset(app, "integrations", {})',
-    "string.dump": "return string.dump(print)",
-    "python": 'return python.eval("__import__(\'os\').system(\'id\')")',
-    "python.builtins": "return python.builtins.open(CANARY).read()",
-    "jit": "jit.off() return jit.version",
+    "debug.getinfo": "return debug.getinfo(1).func",
+    "debug.setmetatable": 'debug.setmetatable("", {__index = {}})',
+    "debug-set-field": "debug.getlocal = print",
+    "collectgarbage-stop": 'collectgarbage("stop") return collectgarbage("count")',
+    "collectgarbage-generational": 'collectgarbage("generational")',
+    "collectgarbage-setpause": 'collectgarbage("setpause", 1000)',
     "warn": 'warn("@on") warn("x")',
-    "loadstring": 'return loadstring("return 1")()',
-    "module": 'module("evil")',
-    "setfenv": "setfenv(1, {})",
 }
 
 
 @pytest.mark.parametrize("source", list(USE_REMOVED.values()), ids=list(USE_REMOVED))
 def test_using_a_removed_global_is_a_lua_error(rt: Runtime, canary: Path, source: str) -> None:
     fails(NIL)(attack(rt, source, canary))
+
+
+@pytest.mark.parametrize("source", list(USE_REFUSED.values()), ids=list(USE_REFUSED))
+def test_using_a_refused_name_is_refused_by_name(rt: Runtime, canary: Path, source: str) -> None:
+    result = attack(rt, source, canary)
+    fails(REFUSAL)(result)
+    assert not re.search(NIL, result.error.message)
 
 
 # -- the escape catalogue ------------------------------------------------------------------
@@ -251,10 +289,17 @@ ESCAPES = [
     pytest.param(f"""
         local parts, i = {{{BINARY_HEADER}}}, 0
         return load(function() i = i + 1 return parts[i] end, "x", "b")
-     """, returns([None, "load: only source text (a string) can be loaded in the sandbox"]),
+     """, returns([None, "load: binary (precompiled) chunks are not allowed in the sandbox"]),
                  id="load-reader-function"),
-    pytest.param('local f = load("return 40 + 2", "x", "b") return f()', returns(42),
-                 id="load-mode-b-still-parses-text-only"),
+    pytest.param(f"""
+        local parts, i = {{"\\27", "Lua", "\\84\\0"}}, 0
+        return load(function() i = i + 1 return parts[i] end)
+     """, returns([None, "load: binary (precompiled) chunks are not allowed in the sandbox"]),
+                 id="load-reader-function-binary-in-pieces"),
+    pytest.param(f'return load({BINARY_HEADER}, "x", "t")', returns([None, "attempt to load a binary chunk (mode is 't')"]),
+                 id="load-binary-chunk-mode-t"),
+    pytest.param('return load("return 40 + 2", "x", "b")', returns([None, "attempt to load a text chunk (mode is 'b')"]),
+                 id="load-mode-b-refuses-text"),
     # the string metatable
     pytest.param('return ("").dump, string.dump, getmetatable("")', returns([None, None, False]),
                  id="string-dump-through-metatable"),
@@ -280,17 +325,22 @@ ESCAPES = [
         return json.encode({a = 1}), e, caught, #lua_list_docs() > 0, json.decode('{"b": 2}').b
      """, returns(['{"a": 1}', "plain", True, True, 2]), id="string-library-poisoning-does-not-reach-the-runtime"),
     # _ENV
-    pytest.param("local real = _ENV local _ENV = {} return real.io, real.debug, real.package, real._G == real",
-                 returns([None, None, None, True]), id="local-ENV-swap"),
+    pytest.param("local real = _ENV local _ENV = {} return real.python, real.jit, real.package.loaded, real._G == real",
+                 fails(REFUSAL), id="local-ENV-swap"),
     pytest.param("_ENV = nil return print", fails(r"attempt to index a nil value \(upvalue '_ENV'\)"),
                  id="ENV-set-to-nil"),
-    pytest.param('return load("return io, debug, package, python, require", "x", "t", setmetatable({}, {__index = _G}))()',
-                 returns([None] * 5), id="load-with-custom-env"),
-    pytest.param('return load("return io, os.execute, debug", "x", "t", nil)()', returns([None] * 3),
-                 id="load-with-nil-env"),
+    pytest.param('return load("return python, jit, getfenv, debug.getregistry", "x", "t", setmetatable({}, {__index = _G}))()',
+                 fails(REFUSAL), id="load-with-custom-env"),
+    pytest.param('return load("return python, jit, io.open", "x", "t", setmetatable({}, {__index = _G}))()',
+                 fails(r"`io.open` is not available"), id="load-with-custom-env-io"),
+    pytest.param('return load("return io, os.execute, debug", "x", "t", nil)()',
+                 fails(r"attempt to index a nil value \(upvalue '_ENV'\)"), id="load-with-nil-env"),
+    pytest.param('local e = {} load("x = 1; rawset(_ENV, \'y\', 2)", "x", "t", setmetatable(e, {__index = _G}))()'
+                 ' return e.x, e.y, rawget(_G, "x"), rawget(_G, "y")', returns([1, 2, None, None]),
+                 id="load-custom-env-rawset-stays-there"),
     pytest.param('return load("return _ENV == _G and _G == ...", "x")(_G)', returns(True),
                  id="load-text-sees-sandbox-env"),
-    pytest.param("return _G._G._G.io, _G._G == _G, rawget(_G, '_G') == _G, _G.debug", returns([None, True, True, None]),
+    pytest.param("return _G._G._G.python, _G._G == _G, rawget(_G, '_G') == _G, _G.jit", returns([None, True, True, None]),
                  id="G-G-chain"),
     # functions as a way back to the real globals (there is no debug library)
     pytest.param("return getmetatable(print), getmetatable(tostring), getmetatable(pcall), getmetatable(json.encode),"
@@ -302,7 +352,49 @@ ESCAPES = [
     pytest.param("return rawget(app, 'integrations'), rawget(json, 'encode'), rawget(json, 'null'),"
                  " rawget(app.integrations, 'test_notes'), rawlen(app), rawequal(app, _G.app)",
                  returns([None, None, None, None, 0, True]), id="rawget-on-host-tables"),
-    pytest.param("rawset(json, 'encode', print)", fails(NIL), id="rawset-on-host-tables"),
+    pytest.param("rawset(json, 'encode', print)", fails(r"json is read-only \(cannot set 'encode'\)"),
+                 id="rawset-on-host-tables"),
+    pytest.param("rawset(app, 'integrations', {})", fails(r"app is read-only"), id="rawset-on-app"),
+    pytest.param("rawset(app.integrations, 'test_notes', {})", fails(r"app.integrations is read-only"),
+                 id="rawset-on-integrations"),
+    pytest.param("rawset(app.integrations.test_notes, 'list_notes', print)", fails(r"test-notes is read-only"),
+                 id="rawset-on-namespace"),
+    pytest.param("rawset(app.integrations.test_notes.default, 'list_notes', print)", fails(r"read-only"),
+                 id="rawset-on-account-namespace"),
+    pytest.param("rawset(json.null, 'x', 1)", fails(r"json.null is read-only"), id="rawset-on-json-null"),
+    pytest.param("local _, it = pairs(json) rawset(json, 1, 2)", fails(r"json is read-only"), id="rawset-after-pairs"),
+    pytest.param("rawset(io, 'open', print) return io.open", fails(r"io is read-only"), id="rawset-on-refused-library"),
+    pytest.param("rawset(_G, 'print2', print) rawset(string, 'shout', string.upper) return print2 == print, string.shout('a')",
+                 returns([True, "A"]), id="rawset-on-script-tables-works"),
+    # the globals' metatable
+    pytest.param("return getmetatable(_G), getmetatable(_ENV)", returns([None, None]), id="globals-have-no-metatable"),
+    pytest.param("""
+        setmetatable(_G, {__index = function(_, k) error("undefined " .. k, 2) end})
+        local ok, err = pcall(function() return undefined_name end)
+        return ok, err, type(app), type(lua_read_doc), getmetatable(_G) ~= nil
+     """, returns([False, "script.lua:3: undefined undefined_name", "table", "function", True]), id="strict-mode-idiom"),
+    pytest.param("setmetatable(_G, nil) return type(app.integrations), getmetatable(_G)", returns(["table", None]),
+                 id="globals-metatable-removed-keeps-app"),
+    pytest.param("""
+        setmetatable(_G, {__index = function(t, k) return k end, __newindex = function(t, k, v) rawset(t, k, v * 2) end})
+        x = 21
+        return x, some_name, python == "python", type(debug.getinfo)
+     """, fails(REFUSAL), id="globals-metatable-index-reaches-nothing"),
+    pytest.param("setmetatable(_G, {__metatable = 'mine'}) return getmetatable(_G), pcall(setmetatable, _G, {})",
+                 returns(["mine", False, "cannot change a protected metatable"]), id="globals-metatable-protected-by-script"),
+    # require and collectgarbage
+    pytest.param("return require('string') == string, require('math') == math, require('_G') == _G, "
+                 "select('#', require('table'))", returns([True, True, True, 1]), id="require-standard-libraries"),
+    pytest.param("string = nil return require('string').upper('a')", returns("A"), id="require-after-global-removed"),
+    pytest.param("return require('socket')", fails(r"module 'socket' not found: the sandbox loads no modules"),
+                 id="require-other-module"),
+    pytest.param("return require('kosmo'), require('python')", fails(r"module 'kosmo' not found"),
+                 id="require-internal-names"),
+    pytest.param("local n = collectgarbage('count') local t = {} for i = 1, 1e5 do t[i] = {} end t = nil "
+                 "collectgarbage() collectgarbage('collect') return collectgarbage('isrunning'), "
+                 "type(collectgarbage('step')), math.type(n)", returns([True, "boolean", "float"]),
+                 id="collectgarbage-allowed-options"),
+    pytest.param("while true do collectgarbage() end", stops_at("instructions", "wall_time"), id="collectgarbage-loop"),
     # __gc finalizers
     pytest.param("return setmetatable({}, {__gc = function() while true do end end})",
                  fails(r"__gc finalizers are not allowed", "InvalidArgument"), id="gc-finalizer"),
@@ -713,7 +805,7 @@ def test_globals_and_library_changes_do_not_leak_into_the_next_run(rt: Runtime, 
 def test_load_and_coroutines_work_normally(rt: Runtime, canary: Path) -> None:
     result = attack(rt, """
         local f = assert(load("local a, b = ... return a + b, x", "calc", "t", {x = "env"}))
-        local g = assert(load("return type(print), type(io), _G == _ENV"))
+        local g = assert(load("return type(print), type(python), _G == _ENV"))
         local gen = coroutine.wrap(function() for i = 1, 3 do coroutine.yield(i) end end)
         local co = coroutine.create(function(a) local b = coroutine.yield(a * 2) return b + 1 end)
         local _, first = coroutine.resume(co, 5)
@@ -721,7 +813,7 @@ def test_load_and_coroutines_work_normally(rt: Runtime, canary: Path) -> None:
         return {f(1, 2)}, {g()}, {gen(), gen(), gen()}, first, second, coroutine.status(co), coroutine.isyieldable()
     """, canary)
     assert result.ok, result.error and result.error.to_dict()
-    assert result.result == [[3, "env"], ["function", "nil", True], [1, 2, 3], 10, 11, "dead", True]
+    assert result.result == [[3, "env"], ["function", "nil", True], [1, 2, 3], 10, 11, "dead", False]
 
 
 # -- holes that hang the process: run in child processes -----------------------------------

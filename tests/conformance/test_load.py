@@ -1,0 +1,65 @@
+"""Lua 5.4 manual §6.1 (load): chunk names, modes, environments as in Lua; binary chunks refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conformance import refused, same
+
+SAME = [
+    "return load('x x', 'mychunk')",
+    "return load('x x')",
+    "return load('x x', '=named')",
+    "return load('x x', '@file.lua')",
+    "return load('\\n\\n  x x')",
+    "return load('return 1 +')",
+    "return load(string.rep('x', 100) .. ' y')",
+    "local f = load('error(\"inside\")', 'mychunk') return pcall(f)",
+    "local f = load('error(\"inside\")') return pcall(f)",
+    "local f = load('local x = nil return x.y', '=c') return pcall(f)",
+    "return load('return 1', 'x', 'b')",
+    "return load('return 1', 'x', 'x')",
+    "return load('return 40 + 2', 'x', 't')()",
+    "return load('return 40 + 2', 'x', 'bt')()",
+    "return load('return 40 + 2', nil, nil)()",
+    "return load('return ...', 'c', 't')(7, 8)",
+    "return pcall(load('return x.y', '=c', 't', nil))",
+    "return pcall(load('return print', '=c', 't', nil))",
+    "local f = load('return x', 'c', 't', {x = 5}) return f()",
+    "local env = {} load('y = 3', 'c', 't', env)() return env.y, y",
+    "return load('return _ENV == _G')()",
+    "x = 'global' return load('return x')()",
+    "local x = 'local' return load('return x')()",
+    "return load(function() return nil end) ~= nil",
+    "local i = 0 return load(function() i = i + 1 return ({'return ', '42'})[i] end)()",
+    "local parts = {'return ', '', 'never'} local i = 0 return load(function() i = i + 1 return parts[i] end)()",
+    "local f, e = load(function() return {} end) return f, e",
+    "return load(function() error('reader failed') end)",
+    "return load(function() error({}) end) == nil",
+    "local f = load(function() return nil end, 'named') return pcall(f)",
+    "return pcall(load)",
+    "return pcall(load, {})",
+    "return pcall(load, 'return 1', {})",
+    "return pcall(load, 'return 1', 'x', {})",
+    "return load('\\27Lua', 'x', 't')",
+    "return load(123)",
+]
+
+BINARY = r'"\27Lua\84\0\25\147\13\10\26\10\4\8\8\120\86\0\0\0\0\0\0\0\0\0\0\0\40\119\64\1"'
+REFUSED = [
+    (f"return load({BINARY})", "binary (precompiled) chunks are not allowed in the sandbox"),
+    (f"return load({BINARY}, 'x', 'b')", "binary (precompiled) chunks are not allowed in the sandbox"),
+    (f"return load({BINARY}, 'x', 'bt', {{}})", "binary (precompiled) chunks are not allowed in the sandbox"),
+    ("return load(string.dump(print))", "string.dump"),
+]
+
+
+@pytest.mark.parametrize("source", SAME)
+def test_same_as_lua(source: str) -> None:
+    same(source)
+
+
+@pytest.mark.parametrize("case", REFUSED[:3], ids=["string", "mode-b", "mode-bt-env"])
+def test_binary_chunks_refused(case: tuple[str, ...]) -> None:
+    got = refused(*case)
+    assert got.ok and got.value[0] is None  # load returns nil, message, as for any chunk it cannot load
