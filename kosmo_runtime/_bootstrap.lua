@@ -380,23 +380,27 @@ local function safe_xpcall(...)
 end
 
 local safe_coroutine = copy(coroutine)
-function safe_coroutine.create(f)
-  if type(f) ~= "function" then argerror("coroutine.create", 1, expected("function", f, true)) end
+function safe_coroutine.create(...)
+  local f = ...
+  if type(f) ~= "function" then argerror("coroutine.create", 1, expected("function", f, select("#", ...) > 0)) end
   return arm(co_create(f))
 end
-function safe_coroutine.resume(co, ...)
-  if type(co) ~= "thread" then argerror("coroutine.resume", 1, expected("thread", co, true)) end
-  return guard(co_resume(co, ...))
+function safe_coroutine.resume(...)
+  local co = ...
+  if type(co) ~= "thread" then argerror("coroutine.resume", 1, expected("thread", co, select("#", ...) > 0)) end
+  return guard(co_resume(...))
 end
 -- Lua's own wrap (its errors, its position prefix), with the coroutine hooked like any other.
-function safe_coroutine.wrap(f)
-  if type(f) ~= "function" then argerror("coroutine.wrap", 1, expected("function", f, true)) end
+function safe_coroutine.wrap(...)
+  local f = ...
+  if type(f) ~= "function" then argerror("coroutine.wrap", 1, expected("function", f, select("#", ...) > 0)) end
   local wrapped = co_wrap(f)
   arm(select(2, debug_getupvalue(wrapped, 1)))
   return wrapped
 end
-function safe_coroutine.close(co)
-  if type(co) ~= "thread" then argerror("coroutine.close", 1, expected("thread", co, true)) end
+function safe_coroutine.close(...)
+  local co = ...
+  if type(co) ~= "thread" then argerror("coroutine.close", 1, expected("thread", co, select("#", ...) > 0)) end
   local status = co_status(co)
   if status == "running" or status == "normal" then error_here("cannot close a " .. status .. " coroutine") end
   return guard(co_close(co))
@@ -414,6 +418,13 @@ local function safe_load_for(env)
     local chunk, chunkname, mode = ...
     local chunk_env = env
     if select("#", ...) > 3 then chunk_env = select(4, ...) end
+    -- checked in Lua's order: mode, chunk name, then the chunk
+    if mode ~= nil and type(mode) ~= "string" and type(mode) ~= "number" then
+      argerror("load", 3, expected("string", mode, true))
+    end
+    if chunkname ~= nil and type(chunkname) ~= "string" and type(chunkname) ~= "number" then
+      argerror("load", 2, expected("string", chunkname, true))
+    end
     if type(chunk) == "number" then chunk = tostring(chunk) end
     if type(chunk) == "function" then
       local parts, reader = {}, chunk
@@ -428,12 +439,6 @@ local function safe_load_for(env)
       if chunkname == nil then chunkname = "=(load)" end
     elseif type(chunk) ~= "string" then
       argerror("load", 1, expected("function", chunk, select("#", ...) > 0))
-    end
-    if chunkname ~= nil and type(chunkname) ~= "string" and type(chunkname) ~= "number" then
-      argerror("load", 2, expected("string", chunkname, true))
-    end
-    if mode ~= nil and type(mode) ~= "string" and type(mode) ~= "number" then
-      argerror("load", 3, expected("string", mode, true))
     end
     if str_byte(chunk, 1) == 27 and mode ~= "t" then return nil, BINARY end
     if chunkname == nil then chunkname = chunk end
@@ -496,6 +501,7 @@ local function strip_traceback(tb)
       lines[#lines + 1] = line
     end
   end
+  if lines[#lines] == "\t[C]: in function 'xpcall'" then lines[#lines] = nil end  -- the run's own boundary
   return concat(lines, "\n")
 end
 local function safe_traceback(...)

@@ -151,6 +151,9 @@ def refused(source: str, *words: str) -> Outcome:
 def _refusal_in(value: Any) -> str | None:
     """The message of a refusal the case caught itself: ``[false, message]`` from ``pcall``, or
     ``[nil, message]`` from a function that returns its failure (``load``)."""
-    if isinstance(value, list) and len(value) >= 2 and value[0] in (False, None) and isinstance(value[1], str):
-        return value[1]
+    if isinstance(value, list) and len(value) >= 2 and value[0] in (False, None):
+        if isinstance(value[1], dict) and isinstance(value[1].get("message"), str):  # a structured error
+            return value[1]["message"]
+        if isinstance(value[1], str):
+            return value[1]
     return None
