@@ -11,8 +11,9 @@ local call, usage, extend = kit.call, kit.usage, kit.extend
 local setmetatable, type, tostring, error, next, select, ipairs = setmetatable, type, tostring, error, next, select, ipairs
 
 local is_namespace = setmetatable({}, {__mode = "k"})
-local co_create, co_resume, co_status, co_yield, co_running =
-  coroutine.create, coroutine.resume, coroutine.status, coroutine.yield, coroutine.running
+local co_create, co_resume, co_status, co_yield, co_running, co_close, co_isyieldable =
+  coroutine.create, coroutine.resume, coroutine.status, coroutine.yield, coroutine.running, coroutine.close,
+  coroutine.isyieldable
 local pack = table.pack
 local math_type = math.type
 local getinfo, pcall = debug.getinfo, pcall
@@ -37,16 +38,22 @@ local function located(ok, ...)
 end
 
 -- app.parallel: branches run in coroutines; an integration call inside a branch is
--- submitted to the host and the branch yields WAIT until the host reports it done.
-local WAIT = {}
+-- submitted to the host and the branch yields WAIT until the host reports it done. Only
+-- the scheduler resumes a branch (it passes RESUMED; the script's coroutine functions refuse
+-- a branch, see kit.own), and when app.parallel returns every branch is closed. A call the
+-- branch cannot yield from (inside a C function: a string.gsub callback, a table.sort
+-- comparator, a metamethod called from C) is made at once instead, as outside app.parallel.
+local WAIT, RESUMED = {}, {}
 local branch_of = setmetatable({}, {__mode = "k"})
 local MAX_CONCURRENCY = 64
 local MAX_QUERY, MAX_RESULTS = 1000, 100  -- docs search: the host's work stays small
+local scheduling = false  -- an app.parallel is running (they do not nest)
 
 local function call_integration(id, account, name, args)
-  if branch_of[co_running()] then
+  if branch_of[co_running()] and co_isyieldable() then
     local ticket = call(host.submit, id, account, name, args)
-    local ok, value = co_yield(WAIT, ticket)
+    local token, ok, value = co_yield(WAIT, ticket)
+    if token ~= RESUMED then error("app.parallel: a branch was resumed while it waited for a call", 0) end
     if ok then return value end
     kit.raise(value)
   end
@@ -167,42 +174,66 @@ local function parallel(branches, options)
       usage("app.parallel: concurrency must be a whole number from 1 to " .. MAX_CONCURRENCY)
     end
   end
+  if scheduling then
+    usage("app.parallel cannot be nested: a branch (or code it calls) started another app.parallel",
+          "build one list of branches and call app.parallel once, or call the inner functions directly")
+  end
   local results, coroutines, waiting = {}, {}, {}
   local started, running = 0, 0
+
+  local function finish(i, result)
+    results[i] = result
+    running = running - 1
+    local co = coroutines[i]
+    if co_status(co) == "suspended" then co_close(co) end
+    kit.release(co)
+  end
 
   local function step(i, ...)
     local co = coroutines[i]
     local r = pack(kit.guard(co_resume(co, ...)))
     if not r[1] then
-      results[i] = {ok = false, error = r[2]}
-      running = running - 1
+      finish(i, {ok = false, error = r[2]})
     elseif co_status(co) == "dead" then
-      results[i] = {ok = true, value = r[2]}
-      running = running - 1
+      finish(i, {ok = true, value = r[2]})
     elseif r[2] == WAIT then
       waiting[r[3]] = i
     else
-      results[i] = {ok = false, error = "app.parallel: a branch yielded outside of an integration call"}
-      running = running - 1
+      finish(i, {ok = false, error = "app.parallel: a branch yielded outside of an integration call"})
     end
   end
 
-  while true do
-    while started < n and running < concurrency do
-      started = started + 1
-      local co = kit.arm(co_create(branches[started]))
-      branch_of[co] = true
-      coroutines[started] = co
-      running = running + 1
-      step(started)
-    end
-    if running == 0 then break end
-    for _, done in ipairs(call(host.wait_any)) do
-      local i = waiting[done.ticket]
-      waiting[done.ticket] = nil
-      step(i, done.ok, done.value)
+  local function schedule()
+    while true do
+      while started < n and running < concurrency do
+        started = started + 1
+        local co = kit.arm(co_create(branches[started]))
+        branch_of[co] = true
+        kit.own(co, "app.parallel")
+        coroutines[started] = co
+        running = running + 1
+        step(started)
+      end
+      if running == 0 then break end
+      for _, done in ipairs(call(host.wait_any)) do
+        local i = waiting[done.ticket]
+        if i then
+          waiting[done.ticket] = nil
+          step(i, RESUMED, done.ok, done.value)
+        end
+      end
     end
   end
+
+  scheduling = true
+  local ok, err = pcall(schedule)
+  scheduling = false
+  for i = 1, started do   -- a branch left waiting (the scheduler stopped early) is closed too
+    local co = coroutines[i]
+    if co_status(co) == "suspended" then co_close(co) end
+    kit.release(co)
+  end
+  if not ok then error(err, 0) end
   return kit.mark_array(results)
 end
 

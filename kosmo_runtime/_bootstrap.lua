@@ -379,6 +379,15 @@ local function safe_xpcall(...)
   end, select(3, ...)))
 end
 
+-- Coroutines the runtime drives (app.parallel's branches): the script's resume and close refuse them.
+local owned = setmetatable({}, {__mode = "k"})
+local function refuse_owned(co)
+  local owner = owned[co]
+  if owner then
+    usage(owner .. " runs this coroutine (a branch): it cannot be resumed or closed by the script",
+          "return values from the branch instead; app.parallel hands them back in order")
+  end
+end
 local safe_coroutine = copy(coroutine)
 function safe_coroutine.create(...)
   local f = ...
@@ -388,6 +397,7 @@ end
 function safe_coroutine.resume(...)
   local co = ...
   if type(co) ~= "thread" then argerror("coroutine.resume", 1, expected("thread", co, select("#", ...) > 0)) end
+  if owned[co] then refuse_owned(co) end
   return guard(co_resume(...))
 end
 -- Lua's own wrap (its errors, its position prefix), with the coroutine hooked like any other.
@@ -401,6 +411,7 @@ end
 function safe_coroutine.close(...)
   local co = ...
   if type(co) ~= "thread" then argerror("coroutine.close", 1, expected("thread", co, select("#", ...) > 0)) end
+  if owned[co] then refuse_owned(co) end
   local status = co_status(co)
   if status == "running" or status == "normal" then error_here("cannot close a " .. status .. " coroutine") end
   return guard(co_close(co))
@@ -774,4 +785,6 @@ return {
   arm = arm,
   guard = guard,
   protect = function(t, label) protected[t] = label end,
+  own = function(co, owner) owned[co] = owner end,
+  release = function(co) owned[co] = nil end,
 }

@@ -141,3 +141,116 @@ def test_a_runs_end_sends_nothing_more_and_records_what_was_sent(demo, runtime):
     assert 0 < len(result.calls) <= 16 and sum(len(c.requests) for c in result.calls) == sent  # the calls under way were awaited, the queued ones never sent
     assert runtime.run("return 1").result == 1
     assert seen[0] == sent
+
+
+# -- branches used in ways app.parallel cannot schedule: a clean result, never a stray ticket ------
+
+GW = 'local gw = app.integrations["goto-webinar"]\n'
+SUBJECT = "Quarterly Product Update"
+
+
+def _run_counted(demo, runtime, source):
+    seen, wrapped = _counting(demo)
+    result = _with_handler(demo, wrapped, lambda: runtime.run(GW + source))
+    assert runtime.run("return 1").result == 1  # the next run is unaffected
+    # every request that reached the service is in the run's calls: no call outlived its branch
+    assert sum(len(c.requests) for c in result.calls) == seen[0]
+    return result, seen[0]
+
+
+def _no_internals(result):
+    text = repr(result.result) + repr(result.error and result.error.to_dict())
+    assert "[kosmo]" not in text and "co_resume" not in text and "bad argument" not in text
+
+
+def test_nested_parallel_is_a_structured_error(demo, runtime):
+    result, sent = _run_counted(demo, runtime, """
+        return app.parallel({
+          function() local inner = app.parallel({function() return gw.get_webinar{id = "1234567890"}.subject end}) return inner end,
+          function() return gw.get_webinar{id = "1234567890"}.subject end,
+        })
+    """)
+    assert result.ok, result.error
+    nested, other = result.result
+    assert nested["ok"] is False and nested["error"]["type"] == "InvalidArgument"
+    assert "app.parallel cannot be nested" in nested["error"]["message"] and nested["error"]["hint"]
+    assert other == {"ok": True, "value": SUBJECT}
+    assert len(result.calls) == 1
+    _no_internals(result)
+
+
+def test_nested_parallel_through_a_coroutine_is_refused_too(demo, runtime):
+    result, sent = _run_counted(demo, runtime, """
+        return app.parallel({function()
+          local ok, err = coroutine.wrap(function() return pcall(app.parallel, {function() return 1 end}) end)()
+          return err.message
+        end})
+    """)
+    assert result.ok, result.error
+    assert result.result[0]["ok"] and "cannot be nested" in result.result[0]["value"]
+    assert sent == 0
+    _no_internals(result)
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param('return (("1234567890"):gsub("%d+", function(id) return gw.get_webinar{id = id}.subject end))', id="gsub"),
+    pytest.param('local t = {"1234567890", "1234567890"} table.sort(t, function(a, b) '
+                 'return gw.get_webinar{id = a}.subject < gw.get_webinar{id = b}.subject end) return #t', id="sort"),
+    pytest.param('return tostring(setmetatable({}, {__tostring = function() return gw.get_webinar{id = "1234567890"}.subject end}))',
+                 id="metamethod-from-C"),
+    pytest.param('local ok, v = pcall(function() return gw.get_webinar{id = "1234567890"}.subject end) return v', id="pcall"),
+    pytest.param('return coroutine.wrap(function() return gw.get_webinar{id = "1234567890"}.subject end)()',
+                 id="own-coroutine"),
+])
+def test_calls_a_branch_cannot_yield_from_are_made_at_once(demo, runtime, body):
+    result, sent = _run_counted(demo, runtime, f"return app.parallel({{function() {body} end, function() return 7 end}})")
+    assert result.ok, result.error
+    first, second = result.result
+    assert first["ok"], first
+    assert second == {"ok": True, "value": 7}
+    assert sent >= 1 and len(result.calls) >= 1
+    _no_internals(result)
+
+
+def test_a_branch_cannot_be_resumed_after_parallel_returned(demo, runtime):
+    result, sent = _run_counted(demo, runtime, """
+        local saved
+        local r = app.parallel({function()
+          saved = coroutine.running()
+          coroutine.yield()
+          return gw.get_webinar{id = "1234567890"}.subject
+        end})
+        return r, coroutine.status(saved), coroutine.resume(saved)
+    """)
+    assert result.ok, result.error
+    outcomes, status, ok, message = result.result
+    assert outcomes == [{"ok": False, "error": "app.parallel: a branch yielded outside of an integration call"}]
+    assert status == "dead" and ok is False and message == "cannot resume dead coroutine"
+    assert sent == 0 and result.calls == []
+    _no_internals(result)
+
+
+def test_a_waiting_branch_cannot_be_resumed_or_closed_by_the_script(demo, runtime):
+    result, sent = _run_counted(demo, runtime, """
+        local saved
+        return app.parallel({
+          function() saved = coroutine.running() return gw.get_webinar{id = "1234567890"}.subject end,
+          function() local ok, e = pcall(coroutine.resume, saved) return e.message end,
+          function() local ok, e = pcall(coroutine.close, saved) return e.message end,
+        })
+    """)
+    assert result.ok, result.error
+    first, resumed, closed = result.result
+    assert first == {"ok": True, "value": SUBJECT}
+    assert "cannot be resumed or closed by the script" in resumed["value"]
+    assert "cannot be resumed or closed by the script" in closed["value"]
+    assert len(result.calls) == 1
+    _no_internals(result)
+
+
+def test_parallel_works_again_after_an_error_inside_it(runtime):
+    result = runtime.run("""
+        local ok = pcall(app.parallel, {function() return 1 end}, {concurrency = 0})
+        return ok, app.parallel({function() return 2 end})[1].value
+    """)
+    assert result.ok and result.result == [False, 2]
