@@ -22,6 +22,7 @@ local error, assert, pcall, xpcall, select, type, tostring, rawget, rawset, rawe
   error, assert, pcall, xpcall, select, type, tostring, rawget, rawset, rawequal, next, pairs, ipairs, load,
   setmetatable, getmetatable, collectgarbage
 local utf8_len = utf8.len
+local str_sub, str_gsub, math_type = string.sub, string.gsub, math.type  -- (also used by the string wrappers)
 local pack, unpack, concat = table.pack, table.unpack, table.concat
 local str_find, str_gmatch, str_byte, str_format = string.find, string.gmatch, string.byte, string.format
 
@@ -492,7 +493,10 @@ local function safe_collectgarbage(option, ...)
     error(refusal('collectgarbage("' .. option .. '")', "the runtime's limits rely on the collector running as "
       .. 'configured; "count", "collect", "step" and "isrunning" are available'), 2)
   end
-  if GC_ALLOWED[option] and option ~= "count" and option ~= "isrunning" then check_clock() end
+  if option == "collect" or option == "step" then
+    if tripped then error(tripped, 0) end
+    if now() > deadline then trip("wall_time") end
+  end
   return collectgarbage(option, ...)
 end
 
