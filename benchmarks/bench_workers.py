@@ -64,6 +64,7 @@ def bench_workers() -> list[Figure]:
                                  text=True, cwd=ROOT)
     rounds, per_client = 5, 100
     rates: tuple[list[float], list[float]] = ([], [])
+    threads: tuple[list[float], list[float]] = ([], [])  # the same work in this process: 1 thread, 2 threads
     cpu = [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]  # per setting: parent, workers, simulator (CPU seconds)
     try:
         assert simulator.stdout is not None
@@ -73,7 +74,9 @@ def bench_workers() -> list[Figure]:
             path.write_text(json.dumps({"integrations": {
                 ident: {"default": "default", "accounts": values} for ident, values in accounts.items()}}))
             with Runtime(accounts=path, workers=1, store=":memory:") as one, \
-                    Runtime(accounts=path, workers=2, store=":memory:") as two:
+                    Runtime(accounts=path, workers=2, store=":memory:") as two, \
+                    Runtime(accounts=path, store=":memory:") as here:
+                _throughput(here, 2, 30)
                 settings = ((one, 2), (two, 4))  # callers: twice the workers, so that none is ever idle
                 for runtime, clients in settings:
                     _throughput(runtime, clients, 30)  # start and warm every worker
@@ -86,6 +89,8 @@ def bench_workers() -> list[Figure]:
                         after = (sum(os.times()[:2]), sum(map(_cpu, pids)), _cpu(simulator.pid))
                         for part in range(3):
                             cpu[index][part] += (after[part] - before[part]) / (rounds * clients * per_client)
+                    threads[0].append(_throughput(here, 1, per_client))
+                    threads[1].append(_throughput(here, 2, per_client))
     finally:
         if simulator.stdin is not None:
             simulator.stdin.close()
@@ -98,7 +103,10 @@ def bench_workers() -> list[Figure]:
                    f"2 cores shared with the simulator and other users (load {os.getloadavg()[0]:.1f}); "
                    f"rounds {', '.join(f'{b / a:.2f}' for a, b in zip(*rates, strict=True))}x; CPU per run with "
                    f"2 workers: parent {parent:.0f} µs, worker {worker:.0f} µs, simulator {sim:.0f} µs, "
-                   f"so 2 idle cores allow at most {ceiling:.0f} runs/s ({ceiling / single:.2f}x this 1-worker rate)")]
+                   f"so 2 idle cores allow at most {ceiling:.0f} runs/s ({ceiling / single:.2f}x this 1-worker rate)"),
+            Figure("the same, in one process (before workers): 2 threads vs 1", "runs/s",
+                   statistics.median(threads[1]), "1 thread", statistics.median(threads[0]), "reported", None,
+                   "the GIL: threads of one process share one core's worth of Python")]
 
 
 BENCHMARKS = {"workers": bench_workers}
