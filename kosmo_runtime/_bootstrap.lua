@@ -83,9 +83,11 @@ local script_memerr = false
 local function guard(...)
   if tripped then error(tripped, 0) end
   local ok, err = ...
-  if ok == false and rawequal(err, MEMERR) then
-    if script_memerr then script_memerr = false else trip("memory") end
-  end
+  -- the note holds for the next protected boundary only: an error that replaced the script's own
+  -- (a __close handler raising) must not leave it behind for a real memory error later
+  local noted = script_memerr
+  script_memerr = false
+  if ok == false and rawequal(err, MEMERR) and not noted then trip("memory") end
   return ...
 end
 
@@ -748,6 +750,7 @@ local function run(source, chunkname, chunk_deadline, keep_env)
     return "syntax", err
   end
   run_traceback = nil
+  script_memerr = false
   local results = pack(xpcall(fn, on_error))
   if tripped then return "limit", tripped.limit end
   if results[1] then return "ok", results end

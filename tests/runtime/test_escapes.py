@@ -395,6 +395,36 @@ ESCAPES = [
                  "type(collectgarbage('step')), math.type(n)", returns([True, "boolean", "float"]),
                  id="collectgarbage-allowed-options"),
     pytest.param("while true do collectgarbage() end", stops_at("instructions", "wall_time"), id="collectgarbage-loop"),
+    # the script's own "not enough memory" is an ordinary error, but never a way to swallow a real one
+    pytest.param('return pcall(error, "not enough memory", 0)', returns([False, "not enough memory"]),
+                 id="script-memory-error-text-is-ordinary"),
+    pytest.param("""
+        pcall(function()
+          local x <close> = setmetatable({}, {__close = function() error("replaced", 0) end})
+          error("not enough memory", 0)
+        end)
+        local ok = pcall(string.rep, "x", 1e9)
+        return "survived", ok
+     """, stops_at("memory"), id="script-memory-error-note-cannot-cover-a-real-one"),
+    pytest.param("""
+        local f = coroutine.wrap(function() error("not enough memory", 0) end)
+        pcall(f)
+        local ok = pcall(string.rep, "x", 1e9)
+        return "survived", ok
+     """, stops_at("memory"), id="script-memory-error-through-wrap-then-real-one"),
+    # more ways to use the globals' metatable, require and debug.traceback
+    pytest.param("setmetatable(_G, {__index = _G}) return pcall(function() return no_such_global end)",
+                 returns_where(lambda r: r[0] is False and "loop" in r[1]), id="globals-index-loop"),
+    pytest.param("require('io').open = print", fails(REFUSAL), id="require-io-write"),
+    pytest.param("local d = require('debug') d.traceback = nil return debug.getinfo", fails(REFUSAL),
+                 id="require-debug-write"),
+    pytest.param("return debug.traceback((coroutine.running()), 'x', 0):find('kosmo', 1, true)", returns(None),
+                 id="traceback-of-the-main-thread"),
+    pytest.param("""
+        local tb
+        app.parallel({function() tb = debug.traceback((coroutine.running())) end})
+        return tb:find("kosmo", 1, true)
+     """, returns(None), id="traceback-of-a-branch"),
     # __gc finalizers
     pytest.param("return setmetatable({}, {__gc = function() while true do end end})",
                  fails(r"__gc finalizers are not allowed", "InvalidArgument"), id="gc-finalizer"),
