@@ -14,23 +14,37 @@ dropped connection) are injected with :meth:`Simulator.inject`.
 
 A simulator's idea of the current time is :meth:`Simulator.now`: the real clock
 by default, the demo's simulated date when ``Demo`` passes its ``clock``.
+
+What every simulator repeats lives here too: the demo accounts and seed records
+read from a data file beside the simulator (:meth:`Simulator.read_data`), the
+default credentials made from those accounts, ``Authorization`` parsing
+(:meth:`Simulator.bearer_token`, :meth:`Simulator.basic_credential`), ISO 8601
+times (:meth:`Simulator.format_iso`, :meth:`Simulator.parse_iso`, and
+:meth:`Simulator.at` for the relative dates of seed data) and offset paging
+(:meth:`Simulator.page`).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import copy
+import functools
 import json
 import re
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, cast
+from importlib import resources
+from typing import Any, ClassVar, Generic, Literal, TypeVar, cast
 
 import httpx
+import yaml
 
 from ._clock import Clock, read, utc_now
 
@@ -38,9 +52,15 @@ __all__ = [
     "ConnectionDropped",
     "Fault",
     "LoopbackServer",
+    "Page",
     "Simulator",
     "route",
 ]
+
+T = TypeVar("T")
+DATA_FILE = "simulator_data.yaml"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_ANCHORS = ("midnight", "hour", "now")
 
 FaultKind = Literal["latency", "status", "malformed", "drop"]
 
@@ -96,6 +116,36 @@ def route(method: str, template: str) -> Callable[[Handler], Handler]:
     return mark
 
 
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list: ``items`` are ``total`` items from ``offset`` on, at most ``limit``."""
+
+    items: list[T]
+    offset: int
+    limit: int
+    total: int
+
+    @property
+    def end(self) -> int:
+        """The offset of the next page."""
+        return self.offset + self.limit
+
+    @property
+    def has_next(self) -> bool:
+        return self.end < self.total
+
+    @property
+    def total_pages(self) -> int:
+        """``ceil(total / limit)``; 0 for an empty list (or a limit of 0)."""
+        return -(-self.total // self.limit) if self.limit else 0
+
+
+@functools.cache
+def _read_data(package: str, name: str) -> Any:
+    text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    return yaml.load(text, Loader=_LOADER)
+
+
 def _compile(template: str) -> re.Pattern[str]:
     pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
     return re.compile(f"^{pattern}$")
@@ -118,8 +168,14 @@ class Simulator:
     """
 
     service: str = ""
+    demo_accounts: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+    """Account name -> credential and setting fields (a module's ``DEMO_ACCOUNTS``)."""
+    credential_fields: ClassVar[tuple[str, ...]] = ()
+    """The fields of a demo account that make one accepted credential, joined by ``:``."""
 
-    def __init__(self, credentials: Collection[str], clock: Clock | None = None) -> None:
+    def __init__(self, credentials: Collection[str] | None = None, clock: Clock | None = None) -> None:
+        if credentials is None:
+            credentials = self.default_credentials()
         self.credentials = frozenset(credentials)
         self._clock: Clock = clock or utc_now
         self.requests: list[httpx.Request] = []
@@ -145,11 +201,113 @@ class Simulator:
         """Return the service's own error response for ``status``."""
         return self.json(status, {"error": message, **extra})
 
+    # -- data: demo accounts, seed records ---------------------------------------
+
+    @classmethod
+    def default_credentials(cls) -> list[str]:
+        """The credential of every demo account (``credential_fields`` joined by ``:``)."""
+        return [":".join(account[name] for name in cls.credential_fields) for account in cls.demo_accounts.values()]
+
+    @staticmethod
+    def read_data(package: str, name: str = DATA_FILE) -> Any:
+        """The YAML data file ``name`` of ``package`` (a simulator's ``__package__``), as fresh plain data.
+
+        Read through ``importlib.resources``, so it works from a source tree and an installed wheel alike;
+        parsed once per process, copied on every call so seeding may keep or change what it gets.
+        """
+        return copy.deepcopy(_read_data(package, name))
+
+    def seed_data(self) -> Any:
+        """The data file beside this simulator's module (see :meth:`read_data`)."""
+        return self.read_data(type(self).__module__.rpartition(".")[0])
+
     # -- helpers for handlers ------------------------------------------------
 
     def now(self) -> datetime:
         """The current time of this simulator's world (aware, UTC)."""
         return read(self._clock)
+
+    def midnight(self) -> datetime:
+        """Midnight UTC of this simulator's current day: what seed data's relative dates count from."""
+        return self.now().replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def at(self, when: Any) -> datetime:
+        """A moment of seed data: an absolute time (a YAML timestamp or ISO string), or a relative one.
+
+        A relative time is a mapping of ``timedelta`` fields (``days``, ``hours``, ``minutes``,
+        ``seconds``, ``weeks``) counted from ``from``: ``midnight`` (the default: midnight UTC of the
+        simulator's day), ``hour`` (the current hour) or ``now`` (the current second).
+        """
+        if isinstance(when, datetime):
+            return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        if isinstance(when, str):
+            moment = self.parse_iso(when)
+            if moment is None:
+                raise ValueError(f"not an ISO 8601 time: {when!r}")
+            return moment
+        offset = dict(when)
+        anchor = offset.pop("from", "midnight")
+        if anchor not in _ANCHORS:
+            raise ValueError(f"a relative time counts from one of {', '.join(_ANCHORS)}, not {anchor!r}")
+        now = self.now().replace(microsecond=0)
+        base = {"midnight": now.replace(hour=0, minute=0, second=0), "hour": now.replace(minute=0, second=0), "now": now}
+        return base[anchor] + timedelta(**offset)
+
+    @staticmethod
+    def format_iso(moment: datetime, *, milliseconds: bool = False) -> str:
+        """``moment`` in UTC as ISO 8601 with ``Z``: ``2026-03-15T10:00:00Z``, or ``...00.000Z`` with milliseconds
+        (JavaScript's ``toISOString``)."""
+        moment = moment.astimezone(timezone.utc)
+        if milliseconds:
+            return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+        return f"{moment:%Y-%m-%dT%H:%M:%S}Z"
+
+    @staticmethod
+    def parse_iso(value: Any, *, assume_utc: bool = True) -> datetime | None:
+        """An ISO 8601 date or date-time (``Z``/``z`` or an offset) in UTC, or ``None`` when it is not one.
+
+        Without an offset the time is UTC, or stays naive with ``assume_utc=False`` (for services that
+        refuse it). Services check their own stricter shapes before calling this.
+        """
+        if not isinstance(value, str):
+            return None
+        text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=timezone.utc) if assume_utc else moment
+        return moment.astimezone(timezone.utc)
+
+    @staticmethod
+    def page(items: Sequence[T], offset: int, limit: int) -> Page[T]:
+        """The items ``[offset, offset + limit)`` of ``items``, with what a page answer reports."""
+        return Page(list(items[offset : offset + limit]), offset, limit, len(items))
+
+    # -- helpers for authenticate ----------------------------------------------
+
+    @staticmethod
+    def bearer_token(request: httpx.Request) -> str | None:
+        """The token of ``Authorization: Bearer <token>`` (scheme case-insensitive), else ``None``."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else None
+
+    @staticmethod
+    def basic_credential(request: httpx.Request) -> str | None:
+        """``user:secret`` of ``Authorization: Basic <base64>``; ``None`` when the request has no Basic credentials,
+        ``""`` (which no accepted credential equals) when they are not base64 of UTF-8 text."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic" or not token.strip():
+            return None
+        try:
+            return base64.b64decode(token.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+
+    def accepts(self, credential: str | None) -> bool:
+        """Whether ``credential`` (from :meth:`bearer_token` or :meth:`basic_credential`) is accepted."""
+        return credential is not None and credential in self.credentials
 
     @staticmethod
     def json(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:

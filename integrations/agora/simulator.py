@@ -24,7 +24,7 @@ Error bodies, as documented:
   ``uid``, ``resourceId`` and ``sid`` it concerns), e.g. 400 code 2 (invalid
   parameter), 201 code 7 (already started), 404 code 404 (``failed to find worker``).
 
-Seeded data, per demo customer (see ``DEMO_ACCOUNTS``):
+Seeded data, per demo customer (see ``DEMO_ACCOUNTS``), in ``simulator_data.yaml`` beside this module:
 
 * ``default``: projects ``abc123`` (``kosmo-demo-meetings``, enabled, app
   certificate on), ``7sdnf3xRH`` (``support-calls``, enabled, no certificate)
@@ -54,21 +54,17 @@ Deliberate choices and quirks:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import copy
 import re
 import secrets
 import string
 import uuid
-from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 
-from kosmo_runtime.integration import Clock, Simulator, route
+from kosmo_runtime.integration import Simulator, route
 
 __all__ = [
     "DEMO_ACCOUNTS",
@@ -81,85 +77,20 @@ __all__ = [
     "AgoraSimulator",
 ]
 
+_DATA = Simulator.read_data(__package__)  # simulator_data.yaml beside this module
+
 # Credentials, plus the integration's non-secret settings: ``app_id``, ``contact_name`` and
 # ``contact_email`` (Agora has no identity endpoint; see the manifest).
-DEMO_ACCOUNTS: dict[str, dict[str, str]] = {
-    "default": {
-        "customer_id": "demo-agora-customer-default",
-        "customer_secret": "demo-agora-secret-default",
-        "app_id": "a3f9c2e47b1d4e8f9a6b5c4d3e2f1a0b",
-        "contact_name": "Kosmo Demo Video Team",
-        "contact_email": "video-team@kosmo-demo.example",
-    },
-    "production": {
-        "customer_id": "demo-agora-customer-production",
-        "customer_secret": "demo-agora-secret-production",
-        "app_id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
-        "contact_name": "Acme Production",
-        "contact_email": "rtc-ops@acme.example",
-    },
-    "staging": {
-        "customer_id": "demo-agora-customer-staging",
-        "customer_secret": "demo-agora-secret-staging",
-        "app_id": "9a8b7c6d5e4f30211203f4e5d6c7b8a9",
-        "contact_name": "Acme Staging",
-        "contact_email": "rtc-staging@acme.example",
-    },
-}
-
-SEEDED_RESOURCE_ID = (
-    "ZpKFNZcZzOK1RY7Pc3Mn-20Za-6qEdMtZVN_BYI6ExSB6NYNGaCN2xlvwXAEpH_QyBTwfSc4I9kUzZ-i02rbfIk5PEA2y7R5h"
-    "z36woLysJ5MBZ4tebTjinIfZkVAAshtbldtwt8xfguFPbtHhvEPPseiENkVfBK7n0uE9dJaFsk4QfvS"
-)
+DEMO_ACCOUNTS: dict[str, dict[str, str]] = _DATA["demo_accounts"]
 
 # The running composite recording seeded on the default customer's first project.
-SEEDED_SID = "sid-abc123"
-SEEDED_CNAME = "meeting-room"
-SEEDED_UID = "100200"
-SEEDED_STARTED_MS = 1718098205123  # 2024-06-11T09:30:05.123Z
-SEEDED_CLIENT_REQUEST: dict[str, Any] = {
-    "recordingConfig": {"channelType": 0, "streamTypes": 2, "maxIdleTime": 30},
-    "recordingFileConfig": {"avFileType": ["hls", "mp4"]},
-    "storageConfig": {
-        "vendor": 1,
-        "region": 0,
-        "bucket": "kosmo-demo-recordings",
-        "accessKey": "demo-agora-s3-access-key",
-        "secretKey": "demo-agora-s3-secret-key",
-        "fileNamePrefix": ["kosmo", "meetingroom"],
-    },
-}
-
-# Per demo account: (id, name, vendor_key, sign_key, recording_server, status, created).
-SEEDED_PROJECTS: dict[str, list[tuple[str, str, str, str, str | None, int, int]]] = {
-    "default": [
-        (
-            "abc123",
-            "kosmo-demo-meetings",
-            DEMO_ACCOUNTS["default"]["app_id"],
-            "6b2e9d1c4f8a4b7e9c3d5a1f0e8b2c4d",
-            None,
-            1,
-            1689238800,
-        ),
-        ("7sdnf3xRH", "support-calls", "5c8e1f0a9b2d4c6e8f1a3b5d7e9f0c2a", "", None, 1, 1701428400),
-        ("Qm4pT8wLz", "legacy-webinars", "e1d2c3b4a5968778695a4b3c2d1e0f9a", "", "10.12.1.5:8080", 0, 1605002400),
-    ],
-    "production": [
-        (
-            "prd4k2Jw9",
-            "acme-production",
-            DEMO_ACCOUNTS["production"]["app_id"],
-            "3d7f0a2b5c8e4d1f9a6b2c5e8f1d4a7b",
-            None,
-            1,
-            1696150800,
-        ),
-    ],
-    "staging": [
-        ("stg7Hq3Vn", "acme-staging", DEMO_ACCOUNTS["staging"]["app_id"], "", None, 1, 1696154400),
-    ],
-}
+_SEEDED: dict[str, Any] = _DATA["recording"]
+SEEDED_RESOURCE_ID: str = _SEEDED["resource_id"]
+SEEDED_SID: str = _SEEDED["sid"]
+SEEDED_CNAME: str = _SEEDED["cname"]
+SEEDED_UID: str = _SEEDED["uid"]
+SEEDED_STARTED_MS: int = _SEEDED["started_ms"]  # 2024-06-11T09:30:05.123Z
+SEEDED_CLIENT_REQUEST: dict[str, Any] = _SEEDED["client_request"]
 
 NO_ROUTE = "no Route matched with those values"
 RESOURCE_TTL_SECONDS = 300
@@ -219,10 +150,6 @@ class Recording:
         return {"cname": self.cname, "uid": self.uid, "resourceId": self.resource_id, "sid": self.sid}
 
 
-def _credential(account: dict[str, str]) -> str:
-    return f"{account['customer_id']}:{account['customer_secret']}"
-
-
 def _is_json(request: httpx.Request) -> bool:
     media_type: str = request.headers.get("content-type", "").split(";")[0].strip().lower()
     return media_type == "application/json"
@@ -240,50 +167,45 @@ class AgoraSimulator(Simulator):
     """Agora's Console and Cloud Recording REST APIs, in memory."""
 
     service = "agora"
-
-    def __init__(self, credentials: Collection[str] | None = None, clock: Clock | None = None) -> None:
-        if credentials is None:
-            credentials = [_credential(account) for account in DEMO_ACCOUNTS.values()]
-        super().__init__(credentials, clock)
+    demo_accounts = DEMO_ACCOUNTS
+    credential_fields = ("customer_id", "customer_secret")
 
     # -- state -------------------------------------------------------------------
 
     def seed(self) -> None:
+        """Projects per demo customer and the running recording, from ``simulator_data.yaml``."""
+        data = self.seed_data()
         self._projects: dict[str, dict[str, Project]] = {}
         self._resources: dict[str, Resource] = {}
         self._recordings: dict[str, Recording] = {}
-        for account, projects in SEEDED_PROJECTS.items():
+        for account, projects in data["projects"].items():
             customer = DEMO_ACCOUNTS[account]["customer_id"]
-            self._projects[customer] = {fields[0]: Project(*fields) for fields in projects}
-        self._seed_recording(DEMO_ACCOUNTS["default"]["app_id"])
-
-    def _seed_recording(self, appid: str) -> None:
+            self._projects[customer] = {fields["id"]: Project(**fields) for fields in projects}
+        seeded = data["recording"]
+        appid = DEMO_ACCOUNTS[seeded["account"]]["app_id"]
         resource = Resource(
-            SEEDED_RESOURCE_ID, appid, SEEDED_CNAME, SEEDED_UID, 0, SEEDED_STARTED_MS / 1000, sid=SEEDED_SID
+            seeded["resource_id"], appid, seeded["cname"], seeded["uid"], 0, seeded["started_ms"] / 1000, sid=seeded["sid"]
         )
         self._resources[resource.resource_id] = resource
-        self._recordings[SEEDED_SID] = Recording(
-            sid=SEEDED_SID,
-            resource_id=SEEDED_RESOURCE_ID,
+        self._recordings[seeded["sid"]] = Recording(
+            sid=seeded["sid"],
+            resource_id=seeded["resource_id"],
             appid=appid,
-            cname=SEEDED_CNAME,
-            uid=SEEDED_UID,
-            mode="mix",
-            client_request=copy.deepcopy(SEEDED_CLIENT_REQUEST),
-            started_ms=SEEDED_STARTED_MS,
+            cname=seeded["cname"],
+            uid=seeded["uid"],
+            mode=seeded["mode"],
+            client_request=seeded["client_request"],
+            started_ms=seeded["started_ms"],
         )
 
     # -- auth and errors ---------------------------------------------------------
 
     def authenticate(self, request: httpx.Request) -> httpx.Response | None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "basic" or not token.strip():
+        """HTTP Basic ``customer_id:customer_secret``; no credentials at all is the gateway's bare ``Unauthorized``."""
+        credential = self.basic_credential(request)
+        if credential is None:
             return self.error(401, "Unauthorized")
-        try:
-            credential = base64.b64decode(token.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return self.error(401, "Invalid authentication credentials")
-        if credential not in self.credentials:
+        if not self.accepts(credential):
             return self.error(401, "Invalid authentication credentials")
         return None
 
@@ -305,8 +227,7 @@ class AgoraSimulator(Simulator):
 
     def _customer(self, request: httpx.Request) -> dict[str, Project]:
         """The projects of the authenticated customer."""
-        token = request.headers["authorization"].partition(" ")[2].strip()
-        customer = base64.b64decode(token).decode().partition(":")[0]
+        customer = (self.basic_credential(request) or "").partition(":")[0]
         return self._projects.setdefault(customer, {})
 
     # -- Console API ---------------------------------------------------------------

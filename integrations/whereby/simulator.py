@@ -21,9 +21,9 @@ organization:<id>", "data": {"msLeft": <int>}}`` with ``Retry-After``,
 ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset``.
 Lists are ``{"results": [...], "cursor": "<opaque>" | null}``.
 
-Seeded data (ids are stable; dates are relative to midnight UTC of the
-simulator's day when it starts, per its clock ``Simulator.now``, except the
-January 2025 ones, which are absolute):
+Seeded data, in ``simulator_data.yaml`` beside this module (ids are stable; dates
+are relative to midnight UTC of the simulator's day when it starts, per its clock
+``Simulator.now``, except the January 2025 ones, which are absolute):
 
 * 18 meetings, oldest first: four in January 2025 (``71234501``,
   ``71234588`` on 2025-01-15 10:00-11:00 UTC, ``71239012``, ``71240377``),
@@ -64,22 +64,21 @@ import math
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Collection, Iterable
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
-from kosmo_runtime.integration import Clock, Simulator, route
+from kosmo_runtime.integration import Simulator, route
 
 __all__ = ["DEMO_ACCOUNTS", "WherebySimulator"]
 
-DEMO_ACCOUNTS: dict[str, dict[str, str]] = {
-    "default": {"api_key": "demo-whereby-key-default"},
-    "work": {"api_key": "demo-whereby-key-work"},
-}
+_DATA = Simulator.read_data(__package__)  # simulator_data.yaml beside this module
+
+DEMO_ACCOUNTS: dict[str, dict[str, str]] = _DATA["demo_accounts"]
 
 SUBDOMAIN = "kosmo-demo"
 ORGANIZATION_ID = "318724"
@@ -119,69 +118,12 @@ SESSION_SORT_FIELDS = (
 )
 PARTICIPANT_SORT_FIELDS = ("joinedAt", "leftAt")
 
-# -- seed tables ---------------------------------------------------------------
-
 _NS = uuid.UUID("6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f")
 
 
 def _uid(name: str) -> str:
-    """A stable, realistic-looking UUID for seeded ids."""
+    """A stable, realistic-looking UUID for the ids derived from seed data (sessions, participants)."""
     return str(uuid.uuid5(_NS, name))
-
-
-ROOM_MY_MEETING = "/my-meeting-room"
-ROOM_ABC123 = f"/product-review-{_uid('room:product-review')}"
-ROOM_CLIENT_KICKOFF = f"/client-kickoff-{_uid('room:client-kickoff')}"
-
-_JAN_2025 = datetime(2025, 1, 1, tzinfo=timezone.utc)
-_D = timedelta
-
-# meetingId, roomName, startDate, endDate: a datetime, or a timedelta from today's midnight UTC.
-_MEETINGS: tuple[tuple[str, str, datetime | timedelta, datetime | timedelta], ...] = (
-    ("71234501", f"/onboarding-{_uid('room:onboarding')}", _JAN_2025 + _D(days=5, hours=9), _JAN_2025 + _D(days=5, hours=10)),
-    ("71234588", ROOM_CLIENT_KICKOFF, _JAN_2025 + _D(days=14, hours=10), _JAN_2025 + _D(days=14, hours=11)),
-    ("71239012", f"/design-review-{_uid('room:design-review')}", _JAN_2025 + _D(days=21, hours=15, minutes=30), _JAN_2025 + _D(days=21, hours=16, minutes=30)),
-    ("71240377", f"/sprint-retro-{_uid('room:sprint-retro')}", _JAN_2025 + _D(days=28, hours=13), _JAN_2025 + _D(days=28, hours=14)),
-    ("84417203", ROOM_MY_MEETING, _D(days=-60, hours=8), _D(days=30, hours=18)),
-    ("85120964", f"/all-hands-{_uid('room:all-hands')}", _D(days=-35, hours=9), _D(days=-34, hours=17)),
-    ("abc123", ROOM_ABC123, _D(days=-8, hours=11, minutes=20), _D(days=-7, hours=15, minutes=30)),
-    ("86958459", "/support-hx7k2m", _D(days=-6, hours=13, minutes=5), _D(days=-6, hours=14)),
-    ("87301155", f"/interview-{_uid('room:interview')}", _D(days=-5, hours=8, minutes=40), _D(days=-5, hours=10)),
-    ("87645520", f"/board-prep-{_uid('room:board-prep')}", _D(days=-3, hours=16), _D(days=-2, hours=12)),
-    ("88012376", f"/customer-demo-{_uid('room:customer-demo')}", _D(days=-2, hours=9, minutes=15), _D(days=-1, hours=11)),
-    ("88390447", f"/team-sync-{_uid('room:team-sync')}", _D(days=-1, hours=7), _D(hours=9)),
-    ("88741902", "/office-hours-wq4p9t", _D(days=-1, hours=10), _D(days=1, hours=17)),
-    ("89056618", f"/vendor-call-{_uid('room:vendor-call')}", _D(days=-1, hours=14, minutes=30), _D(days=2, hours=15)),
-    ("89233071", f"/workshop-{_uid('room:workshop')}", _D(days=-1, hours=16), _D(days=7, hours=12)),
-    ("89500813", f"/quarterly-planning-{_uid('room:quarterly-planning')}", _D(days=-1, hours=18, minutes=45), _D(days=14, hours=16)),
-    ("89777254", f"/webinar-rehearsal-{_uid('room:webinar-rehearsal')}", _D(days=-1, hours=21), _D(days=21, hours=15)),
-    ("89911630", "/pairing-gr8m3v", _D(days=-1, hours=23, minutes=10), _D(days=1, hours=2)),
-)
-
-_PEOPLE: tuple[tuple[str, str], ...] = (
-    ("Maya Lindqvist", "emp-1001"), ("Jonas Berg", "emp-1002"), ("Priya Raman", "emp-1003"),
-    ("Carlos Mendes", "emp-1004"), ("Aiko Tanaka", "emp-1005"), ("Sofia Rossi", "emp-1006"),
-    ("Liam O'Connor", "emp-1007"), ("Fatima Zahra", "emp-1008"), ("Noah Fischer", "emp-1009"),
-    ("Emma Dubois", "emp-1010"), ("Kwame Mensah", "emp-1011"), ("Hannah Kim", "emp-1012"),
-    ("Dana Whitfield", "client-2201"), ("Marco Bianchi", "client-2202"),
-)
-
-# key, roomName, start (as in _MEETINGS), length in minutes, recorder minutes, streamer minutes,
-# participants: (index in _PEOPLE, joined after minutes, left after minutes, rating or None).
-_SESSIONS: tuple[tuple[str, str, datetime | timedelta, int, int, int, tuple[tuple[int, int, int, float | None], ...]], ...] = (
-    ("kickoff-1", ROOM_CLIENT_KICKOFF, _JAN_2025 + _D(days=14, hours=10, minutes=2), 56, 0, 0,
-     ((0, 0, 56, None), (12, 1, 55, None), (13, 3, 56, None))),
-    ("my-room-1", ROOM_MY_MEETING, _D(days=-45, hours=9), 42, 0, 0,
-     ((1, 0, 42, None), (2, 1, 42, None), (3, 4, 40, None))),
-    ("my-room-2", ROOM_MY_MEETING, _D(days=-20, hours=16), 65, 65, 0,
-     tuple((i, i, 65 - i % 3, None) for i in range(12))),
-    ("my-room-3", ROOM_MY_MEETING, _D(days=-3, hours=10), 25, 0, 0,
-     ((0, 0, 25, 5.0), (4, 2, 25, 4.0))),
-    ("product-review-1", ROOM_ABC123, _D(days=-7, hours=14), 47, 0, 0,
-     ((0, 0, 47, 5.0), (5, 1, 47, 4.0), (6, 2, 31, None), (12, 5, 47, 3.0))),
-    ("product-review-2", ROOM_ABC123, _D(days=-7, hours=14, minutes=52), 18, 0, 0,
-     ((0, 0, 18, None), (12, 1, 18, None))),
-)
 
 
 # -- helpers -------------------------------------------------------------------
@@ -206,19 +148,15 @@ def _answers_invalid_input(handler: Callable[..., httpx.Response]) -> Callable[.
 
 def _iso(moment: datetime) -> str:
     """UTC ISO-8601 with milliseconds, as Whereby (and JavaScript's ``toISOString``) writes it."""
-    moment = moment.astimezone(timezone.utc)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+    return Simulator.format_iso(moment, milliseconds=True)
 
 
 def _parse_date_time(value: Any, name: str) -> datetime:
     """Parse an ISO-8601 date-time; no offset means UTC."""
-    if not isinstance(value, str) or not _ISO_DATE_TIME.match(value):
+    moment = Simulator.parse_iso(value) if isinstance(value, str) and _ISO_DATE_TIME.match(value) else None
+    if moment is None:
         raise _InvalidInput(f"{name} must be a valid ISO 8601 date-time")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise _InvalidInput(f"{name} must be a valid ISO 8601 date-time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment
 
 
 def _b64url(raw: bytes) -> str:
@@ -323,62 +261,60 @@ class WherebySimulator(Simulator):
 
     service = "whereby"
 
-    def __init__(self, credentials: Collection[str] | None = None, clock: Clock | None = None) -> None:
-        if credentials is None:
-            credentials = [account["api_key"] for account in DEMO_ACCOUNTS.values()]
-        super().__init__(credentials, clock)
+    demo_accounts = DEMO_ACCOUNTS
+    credential_fields = ("api_key",)
 
     # -- state -------------------------------------------------------------------
 
     def seed(self) -> None:
-        """Seed 18 meetings, insights for three rooms, and two previously issued cursors."""
-        midnight = self.now().replace(hour=0, minute=0, second=0, microsecond=0)
-
-        def at(when: datetime | timedelta) -> datetime:
-            return when if isinstance(when, datetime) else midnight + when
-
+        """Meetings, insights for the rooms that had sessions and previously issued cursors, from the data file."""
+        data = self.seed_data()
         self._meetings: dict[str, dict[str, str]] = {}
         self._rooms: dict[str, dict[str, datetime]] = {}
-        for meeting_id, room_name, start, end in _MEETINGS:
-            self._meetings[meeting_id] = _meeting(meeting_id, room_name, at(start), at(end))
-            self._rooms[room_name] = {"createdAt": at(start), "endAt": at(end) + timedelta(hours=1)}
+        for seeded in data["meetings"]:
+            meeting_id, room_name = seeded["meetingId"], seeded["roomName"]
+            start, end = self.at(seeded["startDate"]), self.at(seeded["endDate"])
+            self._meetings[meeting_id] = _meeting(meeting_id, room_name, start, end)
+            self._rooms[room_name] = {"createdAt": start, "endAt": end + timedelta(hours=1)}
 
+        people = data["people"]
+        position_of = {person["externalId"]: position for position, person in enumerate(people)}
         self._sessions: list[dict[str, Any]] = []
         self._participants: list[dict[str, Any]] = []
-        for key, room_name, start, length, recorded, streamed, people in _SESSIONS:
-            started = at(start)
+        for seeded in data["sessions"]:
+            key, started = seeded["key"], self.at(seeded["start"])
             session_id = _uid(f"session:{key}")
             self._sessions.append({
-                "roomSessionId": session_id, "roomName": room_name, "startedAt": started,
-                "endedAt": started + timedelta(minutes=length), "recorderMinutes": recorded, "streamerMinutes": streamed,
+                "roomSessionId": session_id, "roomName": self._meetings[seeded["meeting"]]["roomName"],
+                "startedAt": started, "endedAt": started + timedelta(minutes=seeded["minutes"]),
+                "recorderMinutes": seeded["recorder_minutes"], "streamerMinutes": seeded["streamer_minutes"],
             })
-            for position, (person, joined, left, rating) in enumerate(people):
-                name, external_id = _PEOPLE[person]
+            for order, joined in enumerate(seeded["participants"]):
+                external_id = joined["person"]
+                person = position_of[external_id]
                 self._participants.append({
                     "roomSessionId": session_id,
                     "participantId": f"/{_uid(f'participant:{key}:{person}')}",
                     "deviceId": _uid(f"device:{external_id}"),
                     "userId": _uid(f"user:{external_id}"),
-                    "roleName": "host" if position == 0 else "visitor",
-                    "displayName": name,
-                    "joinedAt": started + timedelta(minutes=joined, seconds=7 * person % 50),
-                    "leftAt": started + timedelta(minutes=left, seconds=-(3 * person % 40)),
+                    "roleName": "host" if order == 0 else "visitor",
+                    "displayName": people[person]["displayName"],
+                    "joinedAt": started + timedelta(minutes=joined["joined"], seconds=7 * person % 50),
+                    "leftAt": started + timedelta(minutes=joined["left"], seconds=-(3 * person % 40)),
                     "externalId": external_id,
-                    "rating": rating,
+                    "rating": joined["rating"],
                 })
 
         self._cursors: dict[str, tuple[str, int]] = {
-            "next_page_cursor": ("/v1/meetings", 10),
-            "example_cursor": ("/v1/meetings", 1),
+            cursor: (issued["path"], issued["offset"]) for cursor, issued in data["cursors"].items()
         }
-        self._next_meeting_id = 90127400
+        self._next_meeting_id: int = data["next_meeting_id"]
 
     # -- what the base class asks for ----------------------------------------------
 
     def authenticate(self, request: httpx.Request) -> httpx.Response | None:
         """Accept ``Authorization: Bearer <key>`` for a known key."""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token.strip() in self.credentials:
+        if self.accepts(self.bearer_token(request)):
             return None
         return self.error(401, MESSAGES[401])
 
@@ -429,12 +365,12 @@ class WherebySimulator(Simulator):
             if issued is None or issued[0] != scope:
                 raise _InvalidInput("Invalid cursor")
             offset = issued[1]
-        end = offset + limit
+        page = self.page(items, offset, limit)
         cursor = None
-        if end < len(items):
-            cursor = hashlib.blake2b(f"{scope}#{end}".encode(), digest_size=16).hexdigest()
-            self._cursors[cursor] = (scope, end)
-        return self.json(200, {"results": items[offset:end], "cursor": cursor})
+        if page.has_next:
+            cursor = hashlib.blake2b(f"{scope}#{page.end}".encode(), digest_size=16).hexdigest()
+            self._cursors[cursor] = (scope, page.end)
+        return self.json(200, {"results": page.items, "cursor": cursor})
 
     # -- meetings --------------------------------------------------------------------
 
