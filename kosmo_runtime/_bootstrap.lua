@@ -669,6 +669,18 @@ local function refused_library(name, reason, members)
   return library
 end
 
+-- The refused names, made once per state (before the run starts: pooled states are built ahead).
+local REFUSED = {
+  dofile = refused_function("dofile", NO_FILES .. "; load(text) runs code from a string"),
+  loadfile = refused_function("loadfile", NO_FILES .. "; load(text) compiles code from a string"),
+  warn = refused_function("warn", "use print"),
+  io = refused_library("io", NO_FILES),
+  debug = refused_library("debug", "it reaches past the sandbox; debug.traceback is available", {traceback = safe_traceback}),
+  package = refused_library("package", "scripts cannot load modules; require gives the standard libraries"),
+}
+local safe_os_full = copy(safe_os)
+for name, reason in pairs(REFUSED_OS) do safe_os_full[name] = refused_function("os." .. name, reason) end
+
 local function make_env()
   local env = {}
   for _, name in ipairs(BASE) do env[name] = _G[name] end
@@ -682,9 +694,7 @@ local function make_env()
   env.print = print_
   env.load = safe_load_for(env)
   env.collectgarbage = safe_collectgarbage
-  env.dofile = refused_function("dofile", NO_FILES .. "; load(text) runs code from a string")
-  env.loadfile = refused_function("loadfile", NO_FILES .. "; load(text) compiles code from a string")
-  env.warn = refused_function("warn", "use print")
+  for name, value in pairs(REFUSED) do env[name] = value end
   -- Each run has its own Lua state, so most libraries need no per-run copies; the
   -- bootstrap keeps its own references to every function it relies on.
   env.string = copy(safe_string)  -- the run's own: what a script adds to it reaches methods
@@ -693,12 +703,7 @@ local function make_env()
   env.math = math
   env.utf8 = utf8
   env.coroutine = safe_coroutine
-  env.os = copy(safe_os)
-  for name, reason in pairs(REFUSED_OS) do env.os[name] = refused_function("os." .. name, reason) end
-  env.io = refused_library("io", NO_FILES)
-  env.debug = refused_library("debug", "it reaches past the sandbox; debug.traceback is available",
-                              {traceback = safe_traceback})
-  env.package = refused_library("package", "scripts cannot load modules; require gives the standard libraries")
+  env.os = copy(safe_os_full)
   env.require = require_for({string = env.string, table = env.table, math = env.math, utf8 = env.utf8,
                              coroutine = env.coroutine, os = env.os, io = env.io, debug = env.debug,
                              package = env.package, _G = env})
