@@ -1,8 +1,9 @@
 """The sandbox itself, against bare lupa measured side by side in the same run.
 
-Times are process CPU time on both sides (the measured work is single-threaded; on the shared
-2-core machine wall time mostly measures waiting for a core); pooled runs are timed while the
-pool's thread is idle.
+Times are the measuring thread's CPU time on both sides (``time.thread_time``: on the shared
+2-core machine wall time mostly measures waiting for a core, and the pool's thread, which frees
+and builds states while the next figure is taken, is not the run's cost); pooled runs start with
+the pool full and its thread idle.
 
 * ``sandbox``: a fresh isolated sandbox (state built for the run, no pool) running ``return 1``,
   and a run whose script touches ``app.integrations.whereby``, against a bare
@@ -59,13 +60,13 @@ def bench_pool() -> list[Figure]:
         floors: list[float] = []
         for _ in range(400):
             assert runtime._sandboxes.wait_full(timeout=10)  # the pool's thread is idle while we measure
-            started = time.process_time()
+            started = time.thread_time()
             runtime.run(source)
-            ours.append(time.process_time() - started)
+            ours.append(time.thread_time() - started)
             assert runtime._sandboxes.wait_full(timeout=10)
-            started = time.process_time()
+            started = time.thread_time()
             _floor()
-            floors.append(time.process_time() - started)
+            floors.append(time.thread_time() - started)
         value, floor = statistics.median(ours), statistics.median(floors)
         target = 1 if source == "return 1" else 2.5
         figures.append(Figure(f"run on a pooled sandbox, {label}", "µs", value * 1e6,
@@ -100,28 +101,27 @@ def bench_bridge() -> Figure:
     per_call, floor = statistics.median(ours), statistics.median(floors)
     return Figure("integration call, no-op handler", "µs", per_call * 1e6, "raw lupa Lua→Python call", floor * 1e6,
                   "≤ 5 µs and ≤ 8× floor", per_call <= 5e-6 and per_call <= 8 * floor,
-                  "process CPU time, both sides (the work is single-threaded; wall time on the shared machine "
-                  "mostly measures waiting for a core)")
+                  "thread CPU time, both sides (wall time on the shared machine mostly measures waiting for a core)")
 
 
 def _paired_cpu(first: Callable[[], object], second: Callable[[], object], rounds: int) -> tuple[float, float]:
-    """Median process CPU seconds of ``first`` and of ``second``, interleaved round by round."""
+    """Median thread CPU seconds of ``first`` and of ``second``, interleaved round by round."""
     samples: tuple[list[float], list[float]] = ([], [])
     for _ in range(rounds):
         for action, into in ((first, samples[0]), (second, samples[1])):
-            started = time.process_time()
+            started = time.thread_time()
             action()
-            into.append(time.process_time() - started)
+            into.append(time.thread_time() - started)
     return statistics.median(samples[0]), statistics.median(samples[1])
 
 
 def _cpu(action: Callable[[], object], rounds: int = 3) -> float:
-    """Median process CPU seconds of ``action`` over ``rounds``."""
+    """Median thread CPU seconds of ``action`` over ``rounds``."""
     samples = []
     for _ in range(rounds):
-        started = time.process_time()
+        started = time.thread_time()
         action()
-        samples.append(time.process_time() - started)
+        samples.append(time.thread_time() - started)
     return statistics.median(samples)
 
 

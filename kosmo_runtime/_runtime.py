@@ -359,8 +359,8 @@ class Runtime:
         except KosmoError as exc:
             return RunResult(ok=False, error=exc, duration=time.monotonic() - started)
         tape: Tape | None = options.get("tape")  # a taped run reads the tape's clock: never a pooled sandbox
-        ready = self._sandboxes.take() if limits == self.limits and tape is None else None
-        if ready is not None and ready.sandbox.limits != limits:  # built before the Runtime's limits changed
+        ready = self._sandboxes.take() if (limits is self.limits or limits == self.limits) and tape is None else None
+        if ready is not None and ready.sandbox.limits is not limits and ready.sandbox.limits != limits:  # built before the Runtime's limits changed
             ready.close()
             ready = None
         if ready is None:
