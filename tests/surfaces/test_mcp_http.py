@@ -416,3 +416,22 @@ def test_a_websocket_never_reaches_the_app_unchecked() -> None:
     scope = {"type": "websocket", "path": "/mcp", "headers": [(b"host", b"127.0.0.1:8765")]}
     anyio.run(guard, scope, None, send)
     assert reached == [] and sent == [{"type": "websocket.close", "code": 1008}]
+
+
+def test_a_place_in_line_lasts_at_most_the_longest_run() -> None:
+    gate = RunGate(running=1, waiting=1, longest=0.2)
+    release = threading.Event()
+    ran: list[str] = []
+
+    async def scenario() -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(lambda: _record(gate, release, "first", ran))
+            while gate.admitted < 1:
+                await anyio.lowlevel.checkpoint()
+            late = await gate.run(lambda: ran.append("second"))  # waits 0.2 s for the slot, then gives up
+            assert isinstance(late, ServerBusy) and "within 0.2 s" in late.message
+            release.set()
+        assert await gate.run(lambda: "third") == "third"
+
+    anyio.run(scenario)
+    assert ran == ["first"]  # the one that gave up never ran
