@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ._errors import KosmoError
@@ -38,7 +38,7 @@ class CallRecord:
     span_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if v is not None}
+        data = {k: v for k in _CALL_FIELDS if (v := getattr(self, k)) is not None}  # asdict() deep-copies: 20 µs
         data["duration"] = round(self.duration, 6)  # microseconds: the clock says no more
         data["requests"] = [{**r, "duration": round(r["duration"], 6)} if isinstance(r.get("duration"), float) else r
                             for r in self.requests]
@@ -48,6 +48,9 @@ class CallRecord:
     def from_dict(cls, data: dict[str, Any]) -> CallRecord:
         """The record ``to_dict()`` described."""
         return cls(**data)
+
+
+_CALL_FIELDS = tuple(f.name for f in fields(CallRecord))
 
 
 @dataclass

@@ -419,7 +419,7 @@ class _Channel:
         self._answers: dict[int, list[Any]] = {}  # question -> [Event, answer]
         self._questions = itertools.count(1)
         self._output: list[str] = []
-        self._calls: list[dict[str, Any]] = []
+        self._calls: list[CallRecord] = []
         self.running = threading.Event()
 
     def send(self, message: tuple[Any, ...]) -> None:
@@ -473,7 +473,7 @@ class _Channel:
                 self._output.clear()
                 self.conn.send(("output", text))
             if self._calls:
-                self.conn.send(("calls", self._calls))
+                self.conn.send(("calls", [call.to_dict() for call in self._calls]))
                 self._calls = []
 
     def finish(self, result: RunResult) -> None:
@@ -491,7 +491,7 @@ class _Channel:
 
     def record(self, call: CallRecord, arguments: dict[str, Any]) -> None:
         with self._lock:
-            self._calls.append(call.to_dict())
+            self._calls.append(call)  # made a dict only when streamed (most runs end before that)
 
 
 def _exit_with_parent() -> None:
