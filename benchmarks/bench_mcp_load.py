@@ -1,7 +1,7 @@
 """Load on ``kosmo mcp --http`` (loopback only, bounded): 200 concurrent clients, 20 scripts each, hostile ones mixed in.
 
 The server is the one ``kosmo mcp --demo --http`` builds (the tools, the run gate, the token and Host
-checks), in a child process, with the demo's client-side rate limits off (the test is of the server,
+checks, a worker process per core), in a child process, with the demo's client-side rate limits off (the test is of the server,
 not of the services' quotas) and tighter run limits (10 M instructions, 16 MiB) so the hostile scripts end in ~0.1 s and RSS stays
 small on a shared machine. Each client
 speaks the 2026-07-28 protocol (plain JSON-RPC POSTs, as the SDK's client sends them) over one shared
@@ -44,8 +44,10 @@ from kosmo_runtime._mcp_http import HttpOptions, serve_http
 from kosmo_runtime._mcp_token import Token
 
 port, token, sessions = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+workers = int(sys.argv[4]) or None  # kosmo mcp --http's default: one worker process per core
 limits = Limits(instructions=10_000_000, memory=16 * 2**20, wall_time=5, calls=100)
-with Demo(rate_limits=False) as demo, demo.runtime(limits=limits) as runtime:
+with Demo(rate_limits=False) as demo, demo.runtime(limits=limits, workers=workers) as runtime:
+    runtime.worker_pool  # started before the first request, as kosmo mcp does
     server = build_server(runtime, gate=RunGate(longest=limits.wall_time))  # the defaults: 8 running, 32 waiting
     serve_http(server, HttpOptions(port=port, token=Token(token, "bench"), max_sessions=sessions))
 """
@@ -84,12 +86,26 @@ def _free_port() -> int:
 
 
 def _rss(pid: int) -> dict[str, float]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024  # MiB
+    """VmRSS and VmHWM (peak) in MiB of ``pid`` and its worker processes, summed."""
+    fields = {"VmRSS": 0.0, "VmHWM": 0.0}
+    for process in _tree(pid):
+        try:
+            lines = Path(f"/proc/{process}/status").read_text().splitlines()
+        except OSError:  # gone meanwhile
+            continue
+        for line in lines:
+            key, _, value = line.partition(":")
+            if key in fields:
+                fields[key] += int(value.split()[0]) / 1024
     return fields
+
+
+def _tree(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(descendant for child in children for descendant in _tree(int(child)))]
 
 
 class _Load:
@@ -156,11 +172,12 @@ def _percentile(values: list[float], share: float) -> float:
 class _Server:
     """The bench server in a child process, on a free loopback port."""
 
-    def __init__(self, home: str, sessions: int = DEFAULT_SESSIONS) -> None:
+    def __init__(self, home: str, sessions: int = DEFAULT_SESSIONS, workers: int | None = None) -> None:
         self.port, self.token = _free_port(), secrets.token_urlsafe(32)
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         env = {**os.environ, "XDG_CONFIG_HOME": home, "XDG_DATA_HOME": home, "XDG_STATE_HOME": home}
-        self.process = subprocess.Popen([sys.executable, "-c", _SERVER, str(self.port), self.token, str(sessions)],
+        count = str(os.cpu_count() or 1 if workers is None else workers)
+        self.process = subprocess.Popen([sys.executable, "-c", _SERVER, str(self.port), self.token, str(sessions), count],
                                         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
@@ -209,7 +226,8 @@ def bench_mcp_load() -> list[Figure]:
                "one client, idle server", statistics.median(idle.latencies) * 1e3, "reported", None),
         Figure("MCP HTTP load: p99 latency per answer", "ms", _percentile(load.latencies, 0.99) * 1e3,
                "one client, idle server", _percentile(idle.latencies, 0.99) * 1e3, "reported", None),
-        Figure("MCP HTTP load: server peak RSS (VmHWM)", "MiB", memory["VmHWM"], "RSS before the load", start_rss,
+        Figure("MCP HTTP load: server and workers, peak RSS (VmHWM)", "MiB", memory["VmHWM"], "RSS before the load",
+               start_rss,
                "reported", None, f"RSS after the load {memory['VmRSS']:.1f} MiB"),
     ]
 
@@ -234,7 +252,7 @@ def bench_mcp_sessions() -> list[Figure]:
     refused: dict[int, int] = {}
     with tempfile.TemporaryDirectory() as home:
         for cap in (UNCAPPED_SESSIONS, DEFAULT_SESSIONS):
-            server = _Server(home, cap)
+            server = _Server(home, cap, workers=0)  # sessions live in the server process, not in workers
             try:
                 asyncio.run(_open_sessions(server.url, server.token, 20))  # warm: imports, first sessions
                 before = _rss(server.process.pid)["VmRSS"]
