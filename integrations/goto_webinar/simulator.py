@@ -23,8 +23,9 @@ missing or unknown token answers **403** (not 401) with
 than the token's own answers 403. Service errors are
 ``{"errorCode": ..., "description": ..., "incident": <int64>}``.
 
-Seeded data (times are computed from the simulator's clock at construction, on round hours
-UTC; one account ``5126718393029384756`` holds three organizers):
+Seeded data, in ``simulator_data.yaml`` beside this module (times are computed from the
+simulator's clock at construction, on round hours UTC; one account ``5126718393029384756``
+holds three organizers):
 
 * ``default`` organizer ``200000000000123456`` (Avery Morgan):
   ``1234567890`` ended 14 days ago, past session ``9876543210`` (6 attendees, one
@@ -66,25 +67,22 @@ from __future__ import annotations
 
 import calendar
 import random
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
-from kosmo_runtime.integration import Clock, Simulator, route
+from kosmo_runtime.integration import Simulator, route
 
 __all__ = ["DEMO_ACCOUNTS", "GoToWebinarSimulator"]
 
-DEMO_ACCOUNTS: dict[str, dict[str, str]] = {
-    "default": {"access_token": "demo-goto-webinar-token-default"},
-    "marketing": {"access_token": "demo-goto-webinar-token-marketing"},
-    "sales": {"access_token": "demo-goto-webinar-token-sales"},
-}
+_DATA = Simulator.read_data(__package__)  # simulator_data.yaml beside this module
 
-ACCOUNT_KEY = "5126718393029384756"
+DEMO_ACCOUNTS: dict[str, dict[str, str]] = _DATA["demo_accounts"]
+ACCOUNT_KEY: str = _DATA["account_key"]
 _G2W = "/G2W/rest/v2/organizers/{organizerKey}"
 _LOCALES = ("en_US", "de_DE", "es_ES", "fr_FR", "it_IT", "zh_CN")
 _TYPES = ("single_session", "series", "sequence")
@@ -118,7 +116,7 @@ class _ApiError(Exception):
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Simulator.format_iso(moment)
 
 
 def _keyed_webinar(webinar: Any, times: Any) -> dict[str, Any]:
@@ -143,13 +141,12 @@ def _parse_instant(value: Any, name: str) -> datetime:
     """An ISO-8601 date-time with an offset (``Z`` or ``+hh:mm``), as UTC."""
     if not isinstance(value, str):
         raise _ApiError(400, f"{name} must be an ISO-8601 date-time")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise _ApiError(400, f"{name} '{value}' is not a valid ISO-8601 date-time") from None
+    moment = Simulator.parse_iso(value, assume_utc=False)
+    if moment is None:
+        raise _ApiError(400, f"{name} '{value}' is not a valid ISO-8601 date-time")
     if moment.tzinfo is None:
         raise _ApiError(400, f"{name} '{value}' must carry a UTC offset, e.g. 2020-03-13T10:00:00Z")
-    return moment.astimezone(timezone.utc)
+    return moment
 
 
 def _parse_int(value: str, name: str) -> int:
@@ -259,13 +256,6 @@ class _Webinar:
         raise _ApiError(404, f"Session {session_key} of webinar {self.key} does not exist")
 
 
-def _attendee(key: int, first: str, last: str, start: datetime, *windows: tuple[int, int]) -> _Attendee:
-    """An attendee whose join/leave times are second offsets from the session start."""
-    email = f"{first}.{last}@example.com".lower().replace("'", "")
-    spans = [(start + timedelta(seconds=join), start + timedelta(seconds=leave)) for join, leave in windows]
-    return _Attendee(key, first, last, email, spans)
-
-
 def _sequence_times(start: datetime, end: datetime, pattern: str, last_day: date) -> list[tuple[datetime, datetime]]:
     """The meeting times of a ``sequence`` webinar, up to and including ``last_day``."""
     times: list[tuple[datetime, datetime]] = []
@@ -296,10 +286,10 @@ def _page(
     size = _parse_int(params.get("size", "20"), "size")
     if not 1 <= size <= _MAX_PAGE_SIZE:
         raise _ApiError(400, f"size must be between 1 and {_MAX_PAGE_SIZE}, got {size}")
-    chunk = items[number * size : (number + 1) * size]
+    page = Simulator.page(items, number * size, size)
     return {
-        "_embedded": {key: [render(item) for item in chunk]},
-        "page": {"size": size, "totalElements": len(items), "totalPages": -(-len(items) // size), "number": number},
+        "_embedded": {key: [render(item) for item in page.items]},
+        "page": {"size": size, "totalElements": page.total, "totalPages": page.total_pages, "number": number},
     }
 
 
@@ -308,10 +298,8 @@ class GoToWebinarSimulator(Simulator):
 
     service = "goto-webinar"
 
-    def __init__(self, credentials: Collection[str] | None = None, clock: Clock | None = None) -> None:
-        if credentials is None:
-            credentials = [account["access_token"] for account in DEMO_ACCOUNTS.values()]
-        super().__init__(credentials, clock)
+    demo_accounts = DEMO_ACCOUNTS
+    credential_fields = ("access_token",)
 
     # -- the Simulator contract -------------------------------------------------
 
@@ -323,7 +311,7 @@ class GoToWebinarSimulator(Simulator):
 
     def authenticate(self, request: httpx.Request) -> httpx.Response | None:
         """GoTo's gateway answers 403 ``InvalidToken`` for a missing or unknown bearer token."""
-        if self._token(request) in self.credentials:
+        if self.accepts(self.bearer_token(request)):
             return None
         return self.json(
             403,
@@ -338,146 +326,50 @@ class GoToWebinarSimulator(Simulator):
         return self.json(status, body)
 
     def seed(self) -> None:
+        """Organizers and their webinars, sessions, attendees and panelists, from ``simulator_data.yaml``."""
         self._rng = random.Random(20_160_323)
-        now = self.now().replace(microsecond=0)
-        midnight = now.replace(hour=0, minute=0, second=0)
-        hour = now.replace(minute=0, second=0)
-
-        def at(days: int, hours: int, minutes: int = 60) -> tuple[datetime, datetime]:
-            start = midnight + timedelta(days=days, hours=hours)
-            return start, start + timedelta(minutes=minutes)
-
-        avery = _Organizer("200000000000123456", "Avery", "Morgan", "avery.morgan@example.com", "America/New_York")
-        jordan = _Organizer("200000000000234567", "Jordan", "Lee", "jordan.lee@example.com", "America/Chicago")
-        sofia = _Organizer("200000000000345678", "Sofia", "Alvarez", "sofia.alvarez@example.com", "Europe/London")
-        self._organizers = {o.key: o for o in (avery, jordan, sofia)}
+        data = self.seed_data()
+        by_account: dict[str, _Organizer] = {}
+        for fields in data["organizers"]:
+            account = fields.pop("account")
+            by_account[account] = _Organizer(**fields)
+        self._organizers = {o.key: o for o in by_account.values()}
         self._organizer_of_token = {
-            DEMO_ACCOUNTS["default"]["access_token"]: avery,
-            DEMO_ACCOUNTS["marketing"]["access_token"]: jordan,
-            DEMO_ACCOUNTS["sales"]["access_token"]: sofia,
+            DEMO_ACCOUNTS[account]["access_token"]: organizer for account, organizer in by_account.items()
         }
-        webinars = [
-            self._seed_product_update(avery, at(-14, 15)),
-            self._seed_office_hours(avery, [at(-14, 17), at(-7, 17), at(7, 17)]),
-            _Webinar(
-                "7302948571620394857", "584920173", avery, "Live Demo: Automating Your Reporting Workflow",
-                "Watch a report go from raw export to a scheduled dashboard in under an hour.",
-                [(hour, hour + timedelta(minutes=90))], "America/New_York", registrants=112,
-                panelists=[_Panelist(910284760, "Priya Raman", "priya.raman@example.com")],
-            ),
-            _Webinar(
-                "6192837465019283746", "371846205", avery, "Customer Success Masterclass",
-                "How top teams run onboarding, QBRs and renewals - with templates to take away.",
-                [at(10, 16, 90)], "America/New_York", registrants=37,
-                panelists=[
-                    _Panelist(910284761, "Marcus Chen", "marcus.chen@example.com"),
-                    _Panelist(910284762, "Elena Petrova", "elena.petrova@example.com"),
-                ],
-            ),
-            _Webinar(
-                "8019283746501928374", "926401538", avery, "Security & Compliance Briefing",
-                "SOC 2, data residency and access reviews: what changes this year.",
-                [at(30, 14)], "America/New_York", password_protected=True, registrants=12,
-            ),
-            _Webinar(
-                "4928374650192837465", "650283914", avery, "Year-End Planning Workshop",
-                "Cancelled: replaced by the Customer Success Masterclass.",
-                [at(21, 15)], "America/New_York", registrants=8, cancelled=True,
-            ),
-            self._seed_dashboards(avery, at(-60, 15)),
-            _Webinar(
-                "2938475610293847561", "418572930", jordan, "Campaign Launch Preview",
-                "A first look at next quarter's campaign creative and channel plan.",
-                [at(5, 15)], "America/Chicago", registrants=64,
-            ),
-            _Webinar(
-                "1938475620394857610", "739104826", sofia, "Pricing & Packaging Walkthrough",
-                "The new plans explained for partners, with time for questions.",
-                [at(3, 13)], "Europe/London", registrants=29,
-            ),
-        ]
+        webinars = [self._seed_webinar(fields, by_account) for fields in data["webinars"]]
         self._webinars = {w.key: w for w in webinars}
 
-    @staticmethod
-    def _seed_product_update(organizer: _Organizer, slot: tuple[datetime, datetime]) -> _Webinar:
-        """``1234567890``: ended, with session ``9876543210`` and two panelists."""
-        start = slot[0] + timedelta(seconds=97)
-        attendees = [
-            _attendee(4829301746529384710, "Hannah", "Schmidt", start, (0, 3755)),
-            _attendee(4829301746529384711, "Luis", "Ortega", start, (62, 3755)),
-            _attendee(4829301746529384712, "Grace", "Okafor", start, (240, 1980), (2105, 3755)),
-            _attendee(4829301746529384713, "Tom", "Becker", start, (15, 2710)),
-            _attendee(4829301746529384714, "Mei", "Tanaka", start, (480, 3755)),
-            _attendee(4829301746529384715, "Noah", "Williams", start, (0, 1320)),
-        ]
-        session = _Session(
-            "9876543210", start, start + timedelta(seconds=3755), 48, attendees,
-            polls=3, surveys=1, questions=9, polls_completed=83.3, surveys_completed=50.0,
-            interest_rating=72.5, attentiveness=88.4, invitations_opened=112, link_clicks=64,
-        )
-        return _Webinar(
-            "1234567890", "812345670", organizer, "Quarterly Product Update",
-            "A walkthrough of everything shipped this quarter, followed by live Q&A with the product team.",
-            [slot], "America/New_York", registrants=48, sessions=[session],
-            panelists=[
-                _Panelist(910284756, "Priya Raman", "priya.raman@example.com"),
-                _Panelist(910284757, "Marcus Chen", "marcus.chen@example.com"),
-            ],
-        )
+    def _seed_time(self, time: dict[str, Any]) -> tuple[datetime, datetime]:
+        start = self.at(time["start"])
+        return start, start + timedelta(minutes=time["minutes"])
 
-    @staticmethod
-    def _seed_office_hours(organizer: _Organizer, times: list[tuple[datetime, datetime]]) -> _Webinar:
-        """A weekly sequence: two past sessions, one time still ahead."""
-        first, second = times[0][0] + timedelta(seconds=45), times[1][0] + timedelta(seconds=20)
-        sessions = [
-            _Session("41203958", first, first + timedelta(seconds=3480), 23, [
-                _attendee(5930184726354810291, "Ava", "Nguyen", first, (0, 3480)),
-                _attendee(5930184726354810292, "Ben", "Carter", first, (300, 2400)),
-                _attendee(5930184726354810293, "Chloe", "Dubois", first, (0, 1860)),
-            ], questions=6, interest_rating=64.0, attentiveness=79.5, invitations_opened=40, link_clicks=18),
-            _Session("41219876", second, second + timedelta(seconds=3660), 23, [
-                _attendee(5930184726354810291, "Ava", "Nguyen", second, (0, 3660)),
-                _attendee(5930184726354810294, "Daniel", "Kim", second, (120, 3300)),
-            ], questions=4, interest_rating=70.0, attentiveness=85.0, invitations_opened=40, link_clicks=18),
-        ]
-        return _Webinar(
-            "5849302716458302917", "237590184", organizer, "Onboarding Office Hours",
-            "Weekly drop-in session: bring your setup questions, we share our screen and solve them live.",
-            times, "America/New_York", kind="sequence", registrants=23, sessions=sessions,
-            panelists=[_Panelist(910284758, "Dana Whitfield", "dana.whitfield@example.com")],
-        )
-
-    @staticmethod
-    def _seed_dashboards(organizer: _Organizer, slot: tuple[datetime, datetime]) -> _Webinar:
-        start = slot[0] + timedelta(seconds=30)
-        attendees = [
-            _attendee(6041928374650192831, "Fatima", "Haddad", start, (0, 3420)),
-            _attendee(6041928374650192832, "George", "Miller", start, (0, 2640)),
-            _attendee(6041928374650192833, "Isabel", "Rossi", start, (540, 3420)),
-            _attendee(6041928374650192834, "Jack", "O'Brien", start, (0, 1200)),
-        ]
-        session = _Session(
-            "40877123", start, start + timedelta(seconds=3420), 19, attendees,
-            polls=2, polls_completed=75.0, questions=5, interest_rating=68.0, attentiveness=81.2,
-            invitations_opened=45, link_clicks=27,
-        )
-        return _Webinar(
-            "3847561920384756192", "105938472", organizer, "Getting Started with Dashboards",
-            "Build your first dashboard from scratch and share it with your team.",
-            [slot], "America/New_York", registrants=19, sessions=[session],
-        )
+    def _seed_webinar(self, fields: dict[str, Any], organizers: dict[str, _Organizer]) -> _Webinar:
+        """One webinar of the data file: times from the clock, sessions a few seconds after their time."""
+        times = [self._seed_time(time) for time in fields.pop("times")]
+        sessions = []
+        for session in fields.pop("sessions", []):
+            start = times[session.pop("time")][0] + timedelta(seconds=session.pop("late_seconds"))
+            attendees = [
+                _Attendee(
+                    a["registrant_key"], a["first_name"], a["last_name"],
+                    f"{a['first_name']}.{a['last_name']}@example.com".lower().replace("'", ""),
+                    [(start + timedelta(seconds=join), start + timedelta(seconds=leave)) for join, leave in a["attendance"]],
+                )
+                for a in session.pop("attendees")
+            ]
+            end = start + timedelta(seconds=session.pop("seconds"))
+            sessions.append(_Session(start=start, end=end, attendees=attendees, **session))
+        panelists = [_Panelist(**p) for p in fields.pop("panelists", [])]
+        organizer = organizers[fields.pop("organizer")]
+        return _Webinar(organizer=organizer, times=times, sessions=sessions, panelists=panelists, **fields)
 
     # -- helpers -------------------------------------------------------------------
-
-    @staticmethod
-    def _token(request: httpx.Request) -> str:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        return token.strip() if scheme.lower() == "bearer" else ""
 
     def _caller(self, request: httpx.Request) -> _Organizer:
         """The organizer the token belongs to (other accepted tokens act as ``default``)."""
         default = self._organizer_of_token[DEMO_ACCOUNTS["default"]["access_token"]]
-        return self._organizer_of_token.get(self._token(request), default)
+        return self._organizer_of_token.get(self.bearer_token(request) or "", default)
 
     def _organizer(self, request: httpx.Request, organizer_key: str) -> _Organizer:
         """The path's organizer, which must be the token's own."""
