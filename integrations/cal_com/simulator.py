@@ -26,8 +26,8 @@ then is ``"Bad Request Exception"``). A 500 is Nest's bare ``{"statusCode": 500,
 "Internal server error"}``; a 429 is a ``ThrottlerException`` with
 ``X-RateLimit-{Limit,Remaining,Reset}-Default`` (and ``Retry-After`` when the fault sets it).
 
-Seeded data (times are relative to midnight UTC of the simulator's day when it
-starts, per its clock, ``Simulator.now``):
+Seeded data, in ``simulator_data.yaml`` beside this module (times are relative to midnight
+UTC of the simulator's day when it starts, per its clock, ``Simulator.now``):
 
 * users 1047 ``alex-morgan`` (the ``default`` account's key; any other accepted key is Alex
   too), 1048 ``jordan-lee`` (``work``), 1063 ``sam-rivera`` (``personal``);
@@ -78,7 +78,7 @@ import uuid
 from calendar import monthrange
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -88,11 +88,9 @@ from kosmo_runtime.integration import Clock, Simulator, route
 
 __all__ = ["BOOKINGS_VERSIONS", "DEMO_ACCOUNTS", "EVENT_TYPES_VERSIONS", "CalComSimulator"]
 
-DEMO_ACCOUNTS: dict[str, dict[str, str]] = {
-    "default": {"api_key": "cal_live_demo_default_0000000000000000"},
-    "work": {"api_key": "cal_live_demo_work_000000000000000000000"},
-    "personal": {"api_key": "cal_live_demo_personal_000000000000000"},
-}
+_DATA = Simulator.read_data(__package__)  # simulator_data.yaml beside this module
+
+DEMO_ACCOUNTS: dict[str, dict[str, str]] = _DATA["demo_accounts"]
 
 EVENT_TYPES_VERSIONS = frozenset({"2024-06-14"})
 """``cal-api-version`` values the event types endpoints are served for."""
@@ -305,7 +303,7 @@ def _endpoint(
 
 def _iso(moment: datetime) -> str:
     """A JavaScript ``Date.toISOString()``: UTC with milliseconds."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return Simulator.format_iso(moment, milliseconds=True)
 
 
 def _new_uid() -> str:
@@ -328,11 +326,7 @@ def _parse_iso(value: Any) -> datetime | None:
     """An ISO 8601 date or date-time as an aware UTC datetime (naive means UTC), or ``None``."""
     if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}.*)?$", value):
         return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return Simulator.parse_iso(value)
 
 
 def _parse_int(value: str) -> int | None:
@@ -633,54 +627,7 @@ def _attendee_output(attendee: _Attendee) -> dict[str, Any]:
     }
 
 
-# -- seed data and request handling pieces ----------------------------------------------------------
-
-
-def _seed_event_types() -> list[_EventType]:
-    company = {
-        "isDefault": False, "type": "text", "slug": "company", "label": "Company", "required": True,
-        "placeholder": "Acme Inc.", "disableOnPrefill": False, "hidden": False,
-    }
-    return [
-        _EventType(
-            7, "Strategy Consultation", "strategy-consultation", 45,
-            "A deep-dive session to review your goals and map out a rollout plan.", owner_id=1047,
-            integration="google-meet", length_options=[30, 45, 60], requires_confirmation=True,
-            custom_fields=[company],
-        ),
-        _EventType(
-            14, "Design Critique", "design-critique", 45, "Bring a work in progress for feedback.",
-            team_id=1, scheduling_type="collective", hosts=[1047],
-        ),
-        _EventType(
-            42, "Product Demo", "product-demo", 30,
-            "A 30-minute walkthrough of the platform tailored to your team's workflow.", owner_id=1047,
-        ),
-        _EventType(
-            43, "Internal Sync", "internal-sync", 15, "Quick sync for the partnerships team.",
-            owner_id=1047, hidden=True,
-        ),
-        _EventType(55, "Intro Call", "intro-call", 20, "Say hello and see if we are a good fit.", owner_id=1048),
-        _EventType(61, "Coffee Chat", "coffee-chat", 25, "An informal virtual coffee.", owner_id=1063),
-        _EventType(
-            62, "Weekly Mentoring", "weekly-mentoring", 30, "A mentoring session every week for a month.",
-            owner_id=1063, recurrence={"interval": 1, "occurrences": 4, "frequency": "weekly"},
-        ),
-        _EventType(
-            90, "Experiment Review", "experiment-review", 30, "Review a growth experiment's results.",
-            team_id=9, scheduling_type="collective", hosts=[1048],
-        ),
-        _EventType(
-            311, "Sales Discovery Call", "discovery-call", 30,
-            "Tell us about your needs and we will find the right plan.", team_id=5,
-            scheduling_type="roundRobin", hosts=[1047, 1048],
-        ),
-        _EventType(
-            312, "Enterprise Onboarding", "enterprise-onboarding", 60,
-            "Kick-off session for new enterprise customers.", team_id=5, scheduling_type="collective",
-            hosts=[1047, 1048], integration="zoom",
-        ),
-    ]
+# -- request handling pieces ----------------------------------------------------------
 
 
 def _event_type_fields(event_type: _EventType) -> dict[str, Any]:
@@ -845,11 +792,11 @@ class CalComSimulator(Simulator):
     """Cal.com API v2: me, teams, event types and bookings, with demo users, teams and bookings."""
 
     service = "cal-com"
+    demo_accounts = DEMO_ACCOUNTS
+    credential_fields = ("api_key",)
 
     def __init__(self, credentials: Collection[str] | None = None, clock: Clock | None = None) -> None:
         self._local = threading.local()  # the URL being answered, for error bodies
-        if credentials is None:
-            credentials = [account["api_key"] for account in DEMO_ACCOUNTS.values()]
         super().__init__(credentials, clock)
 
     # -- the Simulator contract -------------------------------------------------------------------
@@ -904,89 +851,42 @@ class CalComSimulator(Simulator):
         return self.json(status, {"status": "error", "timestamp": _iso(self.now()), "path": url, "error": problem}, headers)
 
     def seed(self) -> None:
-        self._users = {
-            1047: _User(
-                1047, "alex-morgan", "alex.morgan@example.com", "Alex Morgan", "Europe/London",
-                default_schedule_id=2291, bio="Head of Partnerships at Northwind Labs.",
-                avatar_url=f"{WEBSITE}/api/avatar/2b735a4c-7c4b-4b43-9f49-4b2c2f6a9d1e.png",
-            ),
-            1048: _User(
-                1048, "jordan-lee", "jordan.lee@example.com", "Jordan Lee", "America/New_York",
-                week_start="Sunday", time_format=12, default_schedule_id=2304,
-            ),
-            1063: _User(1063, "sam-rivera", "sam.rivera@example.org", "Sam Rivera", "Europe/Madrid"),
-        }
-        owners = {
-            DEMO_ACCOUNTS["default"]["api_key"]: 1047,
-            DEMO_ACCOUNTS["work"]["api_key"]: 1048,
-            DEMO_ACCOUNTS["personal"]["api_key"]: 1063,
-        }
-        self._key_owner = {key: owners.get(key, 1047) for key in self.credentials}
-        self._teams = {
-            1: _Team(1, "Design Guild", "design-guild", "Weekly critiques and office hours.", {1047: "ADMIN"}),
-            5: _Team(
-                5, "Acme Sales", "acme-sales", "Talk to the Acme sales team.", {1047: "OWNER", 1048: "MEMBER"},
-                logo_url=f"{APP}/api/avatar/a886cee3-909e-40d1-b1d1-53a005570074.png",
-            ),
-            9: _Team(9, "Growth Lab", "growth-lab", None, {1048: "OWNER"}, time_zone="America/New_York"),
-        }
-        self._event_types = {et.id: et for et in _seed_event_types()}
-        self._bookings = {b.id: b for b in self._seed_bookings()}
+        """Users, teams, event types and bookings, from ``simulator_data.yaml``."""
+        data = self.seed_data()
+        owners: dict[str, int] = {}
+        self._users: dict[int, _User] = {}
+        for fields in data["users"]:
+            account = fields.pop("account")
+            owners[DEMO_ACCOUNTS[account]["api_key"]] = fields["id"]
+            self._users[fields["id"]] = _User(**fields)
+        default_user = owners[DEMO_ACCOUNTS["default"]["api_key"]]
+        self._key_owner = {key: owners.get(key, default_user) for key in self.credentials}
+        self._teams = {fields["id"]: _Team(**fields) for fields in data["teams"]}
+        self._event_types = {fields["id"]: _EventType(**fields) for fields in data["event_types"]}
+        self._bookings = {b["id"]: self._seed_booking(b) for b in data["bookings"]}
         self._next_booking_id = max(self._bookings) + 1
 
-    def _seed_bookings(self) -> list[_Booking]:
-        midnight = self.now().replace(hour=0, minute=0, second=0, microsecond=0)
-
-        def booking(
-            booking_id: int, uid: str, event_type_id: int, days: int, hour: int, status: str, attendee: _Attendee,
-            *, guests: tuple[_Attendee, ...] = (), notes: str = "", answers: dict[str, str] | None = None,
-            cancelled: tuple[str, str] | None = None,
-        ) -> _Booking:
-            """A booking made on the booking page: its responses carry name, email, location, notes, guests."""
-            event_type = self._event_types[event_type_id]
-            host = self._users[event_type.owner_id or event_type.hosts[0]]
-            start = midnight + timedelta(days=days, hours=hour)
-            created = start - timedelta(days=12, hours=5)
-            location, location_response = _conference(event_type.integration, uid)
-            responses = {
-                "name": attendee.name, "email": attendee.email, "location": location_response,
-                **({"notes": notes} if notes else {}), "guests": [g.email for g in guests], **(answers or {}),
-            }
-            reason, cancelled_by = cancelled or (None, None)
-            return _Booking(
-                booking_id, uid, event_type_id, host.id, f"{event_type.title} between {host.name} and {attendee.name}",
-                notes, status, start, start + timedelta(minutes=event_type.length), [attendee, *guests], location,
-                responses, created, created if status in ("accepted", "pending") else created + timedelta(days=3),
-                cancellation_reason=reason, cancelled_by=cancelled_by,
-            )
-
-        return [
-            booking(118, "8fNq2LrTa4WxYcVb3KmP7d", 42, -9, 10, "accepted",
-                    _Attendee("Priya Shah", "priya.shah@northwind.example", "Asia/Kolkata")),
-            booking(121, "Qm7RtZx2NvCk9LpWd4HsYb", 7, -3, 14, "accepted",
-                    _Attendee("Marcus Webb", "marcus@webbpartners.example", "Europe/Berlin", "de"),
-                    answers={"company": "Webb & Partners"}),
-            booking(122, "Zp4Kd8RwYt2NcQm6LxVb9F", 42, -1, 16, "cancelled",
-                    _Attendee("Emma Novak", "emma.novak@example.net", "Europe/Prague"),
-                    cancelled=("Double-booked on my side", "emma.novak@example.net")),
-            booking(123, "bk3Xq9TzR7mNwP2vLc8HdA", 42, 2, 9, "accepted",
-                    _Attendee("Jane Smith", "jane.smith@acme-corp.example", "America/Chicago"),
-                    guests=(_Attendee("", "tom.becker@acme-corp.example", "America/Chicago"),),
-                    notes="Looking forward to the call!"),
-            booking(124, "Hc6Vn3QsWz8RkYt2MpLx4D", 7, 4, 14, "pending",
-                    _Attendee("Luis Ortega", "luis.ortega@example.com", "America/Mexico_City", "es"),
-                    answers={"company": "Ortega Logistics"}),
-            booking(125, "Tw9Lb2XkMq5RzNc7VdYp3H", 42, 6, 11, "cancelled",
-                    _Attendee("Hannah Fischer", "hannah.fischer@example.de", "Europe/Berlin", "de"),
-                    cancelled=("Rescheduling after the quarterly review", "hannah.fischer@example.de")),
-            booking(126, "Rx2Pm8WqLz5KtYc3NbVh7G", 7, 8, 15, "rejected",
-                    _Attendee("Omar Haddad", "omar.haddad@example.com", "Asia/Dubai"),
-                    answers={"company": "Haddad Trading"}),
-            booking(127, "Nd5Yt8KcQw2LxRz9MpVb4J", 311, 3, 13, "accepted",
-                    _Attendee("Sofia Rossi", "sofia.rossi@example.it", "Europe/Rome", "it")),
-            booking(130, "Lk8Vz3PqWt6NcYx2RmHb5C", 55, 5, 15, "accepted",
-                    _Attendee("Ben Carter", "ben.carter@example.com", "America/Los_Angeles")),
-        ]
+    def _seed_booking(self, seeded: dict[str, Any]) -> _Booking:
+        """A booking made on the booking page: its responses carry name, email, location, notes, guests."""
+        uid, status, notes = seeded["uid"], seeded["status"], seeded.get("notes", "")
+        attendee = _Attendee(**seeded["attendee"])
+        guests = [_Attendee(**guest) for guest in seeded.get("guests", [])]
+        event_type = self._event_types[seeded["event_type_id"]]
+        host = self._users[event_type.owner_id or event_type.hosts[0]]
+        start = self.at(seeded["start"])
+        created = start - timedelta(days=12, hours=5)
+        location, location_response = _conference(event_type.integration, uid)
+        responses = {
+            "name": attendee.name, "email": attendee.email, "location": location_response,
+            **({"notes": notes} if notes else {}), "guests": [g.email for g in guests], **seeded.get("answers", {}),
+        }
+        cancelled = seeded.get("cancelled") or {}
+        return _Booking(
+            seeded["id"], uid, event_type.id, host.id, f"{event_type.title} between {host.name} and {attendee.name}",
+            notes, status, start, start + timedelta(minutes=event_type.length), [attendee, *guests], location,
+            responses, created, created if status in ("accepted", "pending") else created + timedelta(days=3),
+            cancellation_reason=cancelled.get("reason"), cancelled_by=cancelled.get("by"),
+        )
 
     # -- routes -----------------------------------------------------------------------------------
 

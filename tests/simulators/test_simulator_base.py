@@ -87,7 +87,7 @@ def test_offset_pages() -> None:
     assert Simulator.page([], 0, 10).total_pages == 0
 
 
-@pytest.mark.parametrize("name", ["agora", "whereby", "goto_webinar"])
+@pytest.mark.parametrize("name", ["agora", "whereby", "goto_webinar", "cal_com"])
 def test_seed_data_is_a_packaged_file_beside_the_simulator(name: str) -> None:
     assert (ROOT / "integrations" / name / "simulator_data.yaml").is_file()
     data = Simulator.read_data(f"kosmo_integrations.{name}")
