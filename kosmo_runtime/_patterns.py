@@ -14,27 +14,31 @@ from functools import cache
 
 from lupa import lua54
 
-#: the calibration call: ("a"):rep(N):find(".-b"), about N*N/2 matcher steps in C
-CALIBRATION_LENGTH = 2000
+#: the calibration calls: ("a"):rep(N):match(".-b") (lazy backtracking, ~N*N/2 tries) and
+#: ("a"):rep(M):match(("a"):rep(K) .. "b") (literal comparisons, ~M*K)
+CALIBRATION = (2000, 20000, 200)
 
 
 @cache
-def pattern_clock() -> tuple[int, float]:
-    """``(N, seconds)`` for the calibration call: the median wall time of five, after a warm-up.
+def pattern_clock() -> tuple[int, float, int, int, float]:
+    """``(N, seconds, M, K, seconds)`` for the calibration calls: median wall times of five, after a warm-up.
 
-    Measured once per process (~50 ms), the first time a script's pattern call is big enough
+    Measured once per process (~100 ms), the first time a script's pattern call is big enough
     to need it. Wall time, not CPU time: the run's limit is on the wall clock.
     """
+    n, m, k = CALIBRATION
     lua = lua54.LuaRuntime(register_eval=False, register_builtins=False)
-    run = lua.eval("function(s) s:find('.-b') end")
-    subject = "a" * CALIBRATION_LENGTH
-    run(subject)
-    samples = []
-    for _ in range(5):
-        started = time.perf_counter()
-        run(subject)
-        samples.append(time.perf_counter() - started)
-    return CALIBRATION_LENGTH, statistics.median(samples)
+    run = lua.eval("function(s, p) s:match(p) end")
+    timings = []
+    for subject, pattern in (("a" * n, ".-b"), ("a" * m, "a" * k + "b")):
+        run(subject, pattern)
+        samples = []
+        for _ in range(5):
+            started = time.perf_counter()
+            run(subject, pattern)
+            samples.append(time.perf_counter() - started)
+        timings.append(statistics.median(samples))
+    return n, timings[0], m, k, timings[1]
 
 
 class PatternGuard:
@@ -44,7 +48,7 @@ class PatternGuard:
     sees ``seconds_left`` of a run whose wall-clock limit is ``wall_time``.
     """
 
-    def __init__(self, calibration: tuple[int, float] | None = None, *, seconds_left: float = 30.0,
+    def __init__(self, calibration: tuple[int, float, int, int, float] | None = None, *, seconds_left: float = 30.0,
                  wall_time: float = 30.0) -> None:
         self.calibration = calibration or pattern_clock()
         self.seconds_left = seconds_left

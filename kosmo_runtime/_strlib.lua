@@ -130,27 +130,27 @@ local ALPHABET do
   ALPHABET = concat(bytes)
 end
 
-local members_of = {}   -- class token -> the characters it matches (a string)
-local function members(tok)
-  local m = members_of[tok]
-  if not m then
-    local ok, found = pcall(function()
-      local chars = {}
-      for ch in str_gmatch(ALPHABET, tok) do chars[#chars + 1] = ch end
-      return concat(chars)
-    end)
-    m = ok and found or ALPHABET   -- a malformed class: assume it matches everything
-    members_of[tok] = m
+-- The characters a class token does not match (a string), made in C: gsub removes its members.
+local outside_of = {}
+local function outside(tok)
+  local o = outside_of[tok]
+  if not o then
+    local ok, rest = pcall(str_gsub, ALPHABET, tok, "")
+    o = ok and rest or ""   -- a malformed class: assume it matches everything
+    outside_of[tok] = o
   end
-  return m
+  return o
 end
 
+local function size(tok) return 256 - #outside(tok) end
+
+-- Some character matches both classes: fewer than 256 are outside one of them.
 local function overlap(c, d)
-  local ok, at = pcall(str_find, members(c), d)
-  return not ok or at ~= nil
+  local ok, neither = pcall(str_gsub, outside(c), d, "")
+  return not ok or #outside(c) + #outside(d) - #neither < 256
 end
 
-local function full(tok) return #members(tok) == 256 end
+local function full(tok) return #outside(tok) == 0 end
 
 local CLASS_LETTERS = {a = true, c = true, d = true, g = true, l = true, p = true, s = true, u = true,
                        w = true, x = true}
@@ -175,7 +175,7 @@ local function complement(tok)
     else
       c = "[^" .. tok .. "]"
     end
-    if c and (#members(tok) + #members(c) ~= 256 or overlap(tok, c)) then c = false end
+    if c and (size(tok) + size(c) ~= 256 or overlap(tok, c)) then c = false end
     complement_of[tok] = c
   end
   return c or nil
@@ -183,10 +183,8 @@ end
 
 -- Every character is in `c` or in `d`.
 local function covers(c, d)
-  local ok, rest = pcall(str_gsub, ALPHABET, c, "")
-  if not ok then return false end
-  local ok2, left = pcall(str_gsub, rest, d, "")
-  return ok2 and left == ""
+  local ok, neither = pcall(str_gsub, outside(c), d, "")
+  return ok and neither == ""
 end
 
 -- Where the class starting at p[i] ends (lstrlib's classEnd); malformed classes end the pattern.
@@ -311,9 +309,9 @@ local function stops_at(items, h, nofail)
     tokens = {head.class}
   elseif head.kind == BACKREF and head.from and head.from.only then
     local inner = head.from.only
-    if #members(inner.class) <= 4 then
+    if size(inner.class) <= 4 then
       tokens = {}
-      for ch in str_gmatch(members(inner.class), ".") do tokens[#tokens + 1] = canonical(ch) end
+      for ch in str_gmatch(ALPHABET, inner.class) do tokens[#tokens + 1] = canonical(ch) end
     end
   end
   if not tokens then return nil end
@@ -504,10 +502,14 @@ local function refuse(fname, p, n, estimate, budget, per_second)
     .. "with ^, use a plain find (string.find(s, text, 1, true)), split the text first, or json.decode for JSON")
 end
 
+-- Steps per second: the slower of the two calibration calls the host timed (lazy and literal
+-- matching cost different times per step), halved.
 local function steps_per_second()
   if not rate then
-    local n, seconds = calibrate()
-    rate = steps(analyse(".-b", false), n, {run = {}}) / math_max(seconds, 1e-6) / SAFETY
+    local n, lazy, m, k, literal = calibrate()
+    local per_lazy = steps(analyse(".-b", false), n, {run = {}}) / math_max(lazy, 1e-6)
+    local per_literal = steps(analyse(str_rep("a", k) .. "b", false), m, {run = {}}) / math_max(literal, 1e-6)
+    rate = math_min(per_lazy, per_literal) / SAFETY
   end
   return rate
 end
