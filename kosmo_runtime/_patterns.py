@@ -21,9 +21,9 @@ CALIBRATION = (2000, 20000, 200)
 
 @cache
 def pattern_clock() -> tuple[int, float, int, int, float]:
-    """``(N, seconds, M, K, seconds)`` for the calibration calls: median wall times of five, after a warm-up.
+    """``(N, seconds, M, K, seconds)`` for the calibration calls: median wall times of three, after a warm-up.
 
-    Measured once per process (~100 ms), the first time a script's pattern call is big enough
+    Measured once per process (~70 ms), the first time a script's pattern call is big enough
     to need it. Wall time, not CPU time: the run's limit is on the wall clock.
     """
     n, m, k = CALIBRATION
@@ -33,7 +33,7 @@ def pattern_clock() -> tuple[int, float, int, int, float]:
     for subject, pattern in (("a" * n, ".-b"), ("a" * m, "a" * k + "b")):
         run(subject, pattern)
         samples = []
-        for _ in range(5):
+        for _ in range(3):
             started = time.perf_counter()
             run(subject, pattern)
             samples.append(time.perf_counter() - started)

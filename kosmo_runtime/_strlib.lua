@@ -34,6 +34,7 @@ local math_type, math_min, math_max, tointeger = math.type, math.min, math.max, 
 local CAP_SECONDS = 1.0     -- no single C call runs longer than this, whatever the limit
 local MARGIN = 0.05         -- of the documented overrun (0.2 × limit + 0.1 s), kept for the rest of the run
 local SAFETY = 2            -- the calibrated rate is halved: a loaded machine runs slower
+local MAX_RATE = 1e10       -- steps per second no machine reaches (refusals above it skip calibration)
 local SMALL = 1e5           -- steps below which a call does not read the clock ...
 local CLOCK_EVERY = 2e6     -- ... until this many such steps have accumulated
 local BIG = 1 << 16         -- bytes or elements above which a library call reads the clock
@@ -543,6 +544,10 @@ local function check_pattern(fname, s, p, init, plain)
       check_clock()
     end
     return estimate
+  end
+  local refinable = a and (next(a.classes) ~= nil or a.lead_kind == "last_run" or a.lead_kind == "mandatory")
+  if estimate > CAP_SECONDS * MAX_RATE and not refinable then   -- over any machine's budget: no need to calibrate
+    return refuse(fname, p, n, estimate, CAP_SECONDS * MAX_RATE, MAX_RATE)
   end
   local per_second = steps_per_second()
   local budget = allowed_seconds() * per_second
