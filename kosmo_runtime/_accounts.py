@@ -311,11 +311,11 @@ def _yaml_error(exc: yaml.YAMLError, source: str, text: str) -> AccountsFileErro
     mark = getattr(exc, "problem_mark", None)
     if isinstance(exc, yaml.reader.ReaderError):
         problem = f"character {exc.character!r} is not allowed in YAML"
-        line = text[: exc.position].count("\n") + 1
-        return _file_error(source, line, f"invalid YAML: {problem}", "remove the control character")
+        return _file_error(source, text[: exc.position].count("\n") + 1, f"invalid YAML: {problem}",
+                           "remove the control character")
     context_mark = getattr(exc, "context_mark", None)
     last_line = max(1, len(text.splitlines()))
-    line = mark.line + 1 if mark else None
+    line: int | None = mark.line + 1 if mark else None
     if context_mark is not None and (line is None or line > last_line or "quoted" in (context or "")):
         line = context_mark.line + 1
     detail = (f"{context}: {problem}" if context else problem).replace("\n", " ")

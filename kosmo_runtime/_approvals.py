@@ -28,15 +28,20 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
-from pydantic import BaseModel, Field
-
 from mcp.server.elicitation import AcceptedElicitation, render_elicitation_schema
 from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
-    CallToolResult, ClientCapabilities, ElicitationCapability, ElicitRequest, ElicitRequestFormParams, ElicitResult,
-    InputRequiredResult, TextContent,
+    CallToolResult,
+    ClientCapabilities,
+    ElicitationCapability,
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitResult,
+    InputRequiredResult,
+    TextContent,
 )
+from pydantic import BaseModel, Field
 
 from ._errors import PermissionDenied, ServerBusy
 from ._http import redact
@@ -134,7 +139,7 @@ class _Rounds:
         def execute() -> None:
             try:
                 result = work(approve)
-            except Exception as exc:  # noqa: BLE001 - never leave the waiting tool call hanging
+            except Exception as exc:
                 result = CallToolResult(content=[TextContent(
                     type="text", text=f"error: the run failed inside kosmo ({type(exc).__name__})")], is_error=True)
             paused.finished_at = time.monotonic()

@@ -194,7 +194,7 @@ class _Binding:
 class _Target:
     """One function of one integration: its spec, its label and (resolved on first use) its code."""
 
-    __slots__ = ("loaded", "spec", "label", "_code")
+    __slots__ = ("_code", "label", "loaded", "spec")
 
     def __init__(self, loaded: LoadedIntegration, spec: FunctionSpec, label: str) -> None:
         self.loaded, self.spec, self.label = loaded, spec, label

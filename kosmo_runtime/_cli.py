@@ -374,7 +374,7 @@ def _limits(args: argparse.Namespace) -> Limits:
 def _terminal_approver() -> Approver | None:
     """Ask on the controlling terminal; ``None`` when there is none (then ``ask`` means deny)."""
     try:
-        tty = open("/dev/tty", "r+", encoding="utf-8")  # noqa: SIM115 - kept open for the process
+        tty = open("/dev/tty", "r+", encoding="utf-8")
     except OSError:
         return None
 
@@ -486,7 +486,7 @@ def _cmd_mcp(runtime: Runtime, args: argparse.Namespace) -> int:
     from ._mcp import serve
     from ._mcp_gate import RunGate
 
-    runtime.accounts  # a broken accounts file stops the server here (exit 2), not at every tool call
+    _ = runtime.accounts  # a broken accounts file stops the server here (exit 2), not at every tool call
     _ = runtime.worker_pool  # worker processes (--workers) start with the server, not with its first run
     gate = RunGate(args.max_runs, args.max_queued, longest=runtime.limits.wall_time)
     serve(runtime, http=_http_options(args), gate=gate, expose_functions=args.expose_functions,
@@ -509,7 +509,7 @@ def _http_options(args: argparse.Namespace) -> Any:
 def _cmd_repl(runtime: Runtime, args: argparse.Namespace) -> int:
     from ._repl import Repl
 
-    runtime.accounts  # a broken accounts file stops here (exit 2), not at every line
+    _ = runtime.accounts  # a broken accounts file stops here (exit 2), not at every line
     return Repl(runtime, dry_run=args.dry_run, read_only=args.read_only, history=not args.no_history).loop()
 
 
@@ -689,7 +689,7 @@ def _cmd_accounts(runtime: Runtime, args: argparse.Namespace) -> int:
     if args.live:
         for integration in accounts.integrations():
             manifest = runtime.catalog.find(integration).manifest  # type: ignore[union-attr]
-            broken = {(p.integration, p.account) for p in problems}  # type: ignore[attr-defined]
+            broken = {(p.integration, p.account) for p in problems}
             for name in accounts.account_names(integration):
                 if (integration, name) in broken:
                     continue

@@ -88,7 +88,7 @@ class Demo:
             ident: {"default": "default", "accounts": accounts} for ident, accounts in self.accounts_data.items()
         }}
         return AccountsConfig.parse(yaml.safe_dump(document), "(demo accounts)",
-                                    lambda name: (l.manifest if (l := self.catalog.find(name)) else None),
+                                    lambda name: (found.manifest if (found := self.catalog.find(name)) else None),
                                     self.catalog.names)
 
     def now(self) -> datetime:

@@ -24,7 +24,7 @@ from ._errors import ManifestError
 if TYPE_CHECKING:  # the manifest model (pydantic, yaml) loads with the first integration used
     from ._manifest import LoadedIntegration
 
-__all__ = ["Catalog", "ENTRY_POINT_GROUP"]
+__all__ = ["ENTRY_POINT_GROUP", "Catalog"]
 
 ENTRY_POINT_GROUP = "kosmo_runtime.integrations"
 _VALID_ID = re.compile(r"^[a-z][a-z0-9-]{0,63}$")

@@ -32,6 +32,7 @@ from ._stubs import lua_type, namespace_name
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
+
     from ._manifest import FunctionSpec, Manifest, ParamSpec
 
 __all__ = ["MAX_QUERY_BYTES", "Docs", "parameter_table", "quick_reference", "signature", "sync_parameter_tables"]
@@ -121,6 +122,10 @@ def parameter_table(spec: FunctionSpec) -> str:
     return "\n".join(rows)
 
 
+_Units = list[_Unit]  # aliases: inside Docs, ``list`` names its method
+_Rows = list[dict[str, Any]]
+
+
 class Docs:
     """Doc pages for scripts and the CLI."""
 
@@ -201,15 +206,15 @@ class Docs:
         """Every page (not function sections): path, title and a one-line summary."""
         return [{"path": u.path, "title": u.title, "summary": u.summary} for u in self._units if u.path.count(".") < 2]
 
-    def search(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
+    def search(self, query: str, limit: int = 10) -> _Rows:
         """Pages and function sections ranked by relevance to ``query`` (best first)."""
         terms = list(dict.fromkeys(_WORD.findall(query.lower())))  # a repeated word counts once
         if not terms:
             return []
         units = self._units
         counts = [(Counter(_WORD.findall(u.text.lower())), set(_WORD.findall(u.boost.lower()))) for u in units]
-        scored = []
-        for unit, (words, boost) in zip(units, counts):
+        scored: list[tuple[float, _Unit]] = []
+        for unit, (words, boost) in zip(units, counts, strict=True):
             score = 0.0
             for term in terms:
                 frequency = sum(c for w, c in words.items() if w.startswith(term)) if len(term) > 3 else words.get(term, 0)
@@ -225,7 +230,7 @@ class Docs:
                 for s, u in scored[:max(1, limit)]]
 
     @cached_property
-    def _units(self) -> list[_Unit]:
+    def _units(self) -> _Units:
         units = [_page_unit("runtime", (self.root / "runtime.md").read_text(encoding="utf-8"))]
         units.append(_page_unit("integrations", self.index()))
         for ident in self.catalog.names():

@@ -25,20 +25,19 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import anyio.to_thread
-from pydantic import ConfigDict, Field
-
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from pydantic import ConfigDict, Field
 
 from . import __version__
 from ._approvals import Approvals
 from ._docs import MAX_QUERY_BYTES
 from ._errors import InvalidArgument, KosmoError, ServerBusy
+from ._manifest import Manifest, ParamSpec
 from ._mcp_gate import RunGate
 from ._mcp_http import HttpOptions, serve_http
-from ._manifest import Manifest, ParamSpec
 from ._result import RunResult, envelope_schema
 from ._runtime import Runtime
 

@@ -73,7 +73,8 @@ def load_spec(path: str | Path) -> dict[str, Any]:
                           hint="convert Swagger 2.0 specs to OpenAPI 3 first (for example with swagger2openapi)")
     if not isinstance(data.get("paths"), dict):
         raise ConfigError(f"{where}: the spec has no 'paths'", file=str(where))
-    return data
+    document: dict[str, Any] = data
+    return document
 
 
 def snake(name: str) -> str:
@@ -152,7 +153,7 @@ def _type_of(schema: Mapping[str, Any], spec: _Spec) -> str:
                 if len(variants) == 1:
                     return variants.pop()
                 raise _Refused(f"a value that is {key} of several types ({', '.join(sorted(variants))})")
-        if "enum" in schema and schema["enum"]:
+        if schema.get("enum"):
             first = schema["enum"][0]
             kind = "boolean" if isinstance(first, bool) else "integer" if isinstance(first, int) else \
                 "number" if isinstance(first, float) else "string"
@@ -421,7 +422,7 @@ def _auth(spec: Mapping[str, Any], choice: str | None) -> tuple[dict[str, Any], 
         else:
             raise ConfigError(f"--auth {choice!r} is not understood",
                               hint="use bearer, basic, header:NAME or query:NAME")
-    kind = scheme.get("type")
+    kind = str(scheme.get("type"))
     described = _text(scheme.get("description"), fallback="")
     if kind == "http" and str(scheme.get("scheme", "")).lower() == "basic":
         return ({"kind": "basic", "username": "username", "password": "password"},

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ._calls import Invoker
     from ._values import Converter
 
-__all__ = ["CallPool", "ParallelCalls", "PER_ACCOUNT"]
+__all__ = ["PER_ACCOUNT", "CallPool", "ParallelCalls"]
 
 CLOSE_GRACE = 2.0  # seconds past the deadline a run's end waits for its calls under way (they time out by then)
 PER_ACCOUNT = 16  # calls in flight per integration account, whatever the scripts ask (rate limits still apply)

@@ -92,7 +92,7 @@ class SandboxPool(Generic[_Item]):
         """Stop building and close the items never handed out."""
         with self._lock:
             self._closed = True
-            ready = [*self._ready, *self._used]
+            ready: list[_Closable] = [*self._ready, *self._used]
             self._ready.clear()
             self._used.clear()
             self._filled.notify_all()
@@ -142,7 +142,11 @@ def _forked(self: SandboxPool[_Item]) -> None:
 
 _POOLS: weakref.WeakSet[SandboxPool[Any]] = weakref.WeakSet()
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=lambda: [_forked(pool) for pool in list(_POOLS)])
+    def _after_fork() -> None:
+        for pool in list(_POOLS):
+            _forked(pool)
+
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def _build(ref: weakref.ref[SandboxPool[_Item]], wake: threading.Event) -> None:

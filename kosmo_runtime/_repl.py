@@ -79,7 +79,7 @@ class Repl:
     def __init__(self, runtime: Runtime, *, dry_run: bool = False, read_only: bool = False, history: bool = True,
                  stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
         self.runtime = runtime
-        self.options = {"dry_run": dry_run, "read_only": read_only}
+        self.dry_run, self.read_only = dry_run, read_only
         self.stdin = stdin or sys.stdin
         self.out = stdout or sys.stdout
         self.err = stderr or sys.stderr
@@ -87,7 +87,7 @@ class Repl:
         self.history = history and readline is not None and self.interactive
         # Compiles (never runs) input to tell a complete chunk from an unfinished one.
         self._checker = lua54.LuaRuntime(register_eval=False, register_builtins=False)
-        self.session = runtime.session(**self.options)
+        self.session = runtime.session(dry_run=dry_run, read_only=read_only)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -223,7 +223,8 @@ class Repl:
                     self.err.flush()
         if "error" in outcome:
             raise outcome["error"]
-        return outcome["result"]
+        result: RunResult = outcome["result"]
+        return result
 
     def _print_error(self, error: KosmoError) -> None:
         self.out.flush()
@@ -242,7 +243,7 @@ class Repl:
             self.out.write(HELP)
         elif name == ".reset":
             self.session.close()
-            self.session = self.runtime.session(**self.options)
+            self.session = self.runtime.session(dry_run=self.dry_run, read_only=self.read_only)
             self.out.write("fresh Lua state: all globals forgotten\n")
         elif name == ".doc":
             if not rest:

@@ -108,4 +108,5 @@ def envelope_schema() -> dict[str, Any]:
     import json
     from importlib import resources
 
-    return json.loads(resources.files(__package__).joinpath("envelope.schema.json").read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(resources.files(__package__).joinpath("envelope.schema.json").read_text(encoding="utf-8"))
+    return schema

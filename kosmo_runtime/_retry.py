@@ -26,5 +26,5 @@ class RetryPolicy:
             return retry_after
         import random
 
-        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        backoff: float = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return backoff * (0.5 + random.random() / 2)

@@ -354,8 +354,8 @@ class Runtime:
         error (the accounts file is checked for every run)."""
         started = time.monotonic()
         try:
-            self.accounts
-            self.audit_log  # an audit log that cannot be written stops the run here, naming path and reason
+            _ = self.accounts
+            _ = self.audit_log  # an audit log that cannot be written stops the run here, naming path and reason
         except KosmoError as exc:
             return RunResult(ok=False, error=exc, duration=time.monotonic() - started)
         tape: Tape | None = options.get("tape")  # a taped run reads the tape's clock: never a pooled sandbox

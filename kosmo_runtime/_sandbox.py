@@ -191,9 +191,9 @@ class Sandbox:
                     return False, self.convert.to_lua(error.to_dict())
                 except Exception:  # a bug on the host side: logged, never shown to the script as Python
                     log.exception("host function %s failed", getattr(fn, "__name__", fn))
-                    error = IntegrationBug("the runtime failed internally while handling this call",
-                                           hint="this is a bug in kosmo-runtime, not in your script; report it")
-                    return False, self.convert.to_lua(error.to_dict())
+                    bug = IntegrationBug("the runtime failed internally while handling this call",
+                                         hint="this is a bug in kosmo-runtime, not in your script; report it")
+                    return False, self.convert.to_lua(bug.to_dict())
             except LimitExceeded as exc:
                 self.limit(exc)
                 return "limit", exc.limit
@@ -401,7 +401,7 @@ class Sandbox:
         if self._interrupted:
             return LimitExceeded("run stopped: interrupted", limit="interrupted",
                                  hint="the run was interrupted on request (Ctrl-C); nothing after that point ran")
-        existing = getattr(self, "_limit_error", None)
+        existing: LimitExceeded | None = getattr(self, "_limit_error", None)
         if existing is not None and existing.limit == self.limit_hit:
             return existing
         return self.limit_error(self.limit_hit or "instructions")

@@ -105,7 +105,7 @@ class Converter:
                 kind = type(item)
                 if kind is str:  # the common leaves inline: no call per field
                     self._spend(len(item))
-                elif not (kind is bool or kind is float or kind is int and -(2**63) <= item < 2**63):
+                elif not (kind is bool or kind is float or (kind is int and -(2**63) <= item < 2**63)):
                     item = self.to_lua(item, level + 1)
                 fields[key if type(key) is str else str(key)] = item
             return self._table_from(fields)
@@ -135,7 +135,8 @@ class Converter:
         arguments = self.to_python(args, what=f"arguments of {label}")
         if isinstance(arguments, list):
             raise InvalidArgument(f"{label} takes named arguments, got a list", hint=f"write {label}{{name = value}}")
-        return arguments
+        named: dict[str, Any] = arguments
+        return named
 
     def to_display(self, value: Any) -> Any:
         """Like :meth:`to_python`, but naming functions and cycles instead of failing;
