@@ -35,6 +35,9 @@ class _Closable(Protocol):
 _Item = TypeVar("_Item", bound=_Closable)
 
 
+_JOIN_SECONDS = 10.0  # building one state takes well under a second; a wedged thread is not waited for longer
+
+
 class SandboxPool(Generic[_Item]):
     """Up to ``size`` items made by ``make`` ahead of use; each handed out once, never returned."""
 
@@ -89,16 +92,20 @@ class SandboxPool(Generic[_Item]):
                                          timeout)
 
     def close(self) -> None:
-        """Stop building and close the items never handed out."""
+        """Stop building, close the items never handed out, and wait for the thread to finish the one
+        it may be building or freeing (so that nothing of the pool outlives its close)."""
         with self._lock:
             self._closed = True
             ready: list[_Closable] = [*self._ready, *self._used]
             self._ready.clear()
             self._used.clear()
             self._filled.notify_all()
+            thread = self._thread
         self._wake.set()
         for item in ready:
             item.close()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=_JOIN_SECONDS)
 
     def _build_one(self) -> bool:
         """Free a finished item, else make one if the pool wants one; False when there is nothing to do."""

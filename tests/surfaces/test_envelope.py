@@ -127,3 +127,13 @@ def test_trace_ids_and_the_replay_error_are_in_the_schema(runtime: Runtime) -> N
         check_envelope(data)
     codes = envelope_schema()["$defs"]["error"]["properties"]["code"]["enum"]
     assert "replay_mismatch" in codes
+
+
+def test_every_error_code_the_runtime_can_raise_is_in_the_schema() -> None:
+    from kosmo_runtime import _errors
+
+    raised = {kind.code for kind in vars(_errors).values()
+              if isinstance(kind, type) and issubclass(kind, _errors.KosmoError)}
+    allowed = set(envelope_schema()["$defs"]["error"]["properties"]["code"]["enum"])
+    assert raised - allowed == set(), "error codes missing from envelope.schema.json"
+    assert allowed - raised == set(), "codes in envelope.schema.json that nothing raises"
