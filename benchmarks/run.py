@@ -45,10 +45,11 @@ def readme_table(results: list[dict[str, Any]]) -> str:
     """The README's Markdown table of every recorded figure: value, comparison, ratio, target and met."""
     rows = ["| benchmark | figure | comparison, same run | ratio | target | measured |", "|---|---|---|---|---|---|"]
     for r in results:
-        verdict = "reported" if r["met"] is None else "met" if r["met"] else "**missed**"
+        target = r["target"] if r["met"] is None else f"{r['target']}: {'met' if r['met'] else '**missed**'}"
         note = f" ({r['note']})" if r.get("note") else ""
-        rows.append(f"| {r['name']}{note} | {r['value']:,.2f} {r['unit']} | {r['floor_name']} {r['floor']:,.2f} {r['unit']} "
-                    f"| {r['ratio']:.2f}× | {r['target']}: {verdict} | {r.get('date', '')} |")
+        cells = [f"{r['name']}{note}", f"{r['value']:,.2f} {r['unit']}", f"{r['floor_name']} {r['floor']:,.2f} {r['unit']}",
+                 f"{r['ratio']:.2f}×", target, r.get("date", "")]
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows) + "\n"
 
 
