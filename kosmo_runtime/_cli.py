@@ -16,10 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__, _cli_integrations
-from ._accounts import default_accounts_path
 from ._errors import ConfigError, KosmoError
-from ._examples import copy_examples, example_names, example_summary, read_example
-from ._script_source import SourceError, decode_source, read_source
 
 if TYPE_CHECKING:  # the runtime loads once a command runs (``kosmo --help`` stays cheap)
     from ._limits import Limits
@@ -387,12 +384,16 @@ def _terminal_approver() -> Approver | None:
 
 
 def _source(args: argparse.Namespace) -> tuple[str, str]:
+    from ._script_source import decode_source, read_source  # (its Limits: not for `kosmo --help`)
+
     if sum(given is not None for given in (args.path, args.code, args.example)) > 1:
         raise UsageFailure("give one script: a path, - (standard input), -e CODE or --example NAME")
     if args.code is not None:  # the command line comes decoded with surrogateescape: check it is UTF-8
         return _checked(lambda: decode_source(os.fsencode(args.code), "-e CODE")), args.name or "(command line)"
     if args.example is not None:
         try:
+            from ._examples import read_example
+
             text, filename = read_example(args.example)
         except KosmoError as exc:
             raise UsageFailure(f"{exc.message}; {exc.hint}") from None
@@ -414,6 +415,8 @@ def _source(args: argparse.Namespace) -> tuple[str, str]:
 
 def _checked(read: Callable[[], str]) -> str:
     """The source ``read`` gives, or a usage error saying why it cannot run."""
+    from ._script_source import SourceError
+
     try:
         return read()
     except SourceError as exc:
@@ -421,6 +424,8 @@ def _checked(read: Callable[[], str]) -> str:
 
 
 def _cmd_examples(args: argparse.Namespace) -> int:
+    from ._examples import copy_examples, example_names, example_summary  # importlib.resources: only here
+
     if args.copy is None:
         if args.names:
             raise UsageFailure("name examples only to copy them: kosmo examples --copy DIR NAME...")
@@ -642,10 +647,14 @@ def _cmd_stubs(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 def _accounts_path(args: argparse.Namespace) -> Path:
+    from ._accounts import default_accounts_path  # dataclasses and friends: not for `kosmo --help`
+
     return Path(getattr(args, "accounts", None) or os.environ.get("KOSMO_ACCOUNTS") or default_accounts_path()).expanduser()
 
 
 def _no_accounts_file() -> str:
+    from ._accounts import default_accounts_path
+
     return (f"no accounts file: none given with --accounts, KOSMO_ACCOUNTS is not set, and {default_accounts_path()} "
             "does not exist; write an annotated starter file with: kosmo accounts init")
 
@@ -656,6 +665,8 @@ def _init_accounts(args: argparse.Namespace) -> int:
         raise UsageFailure(f"{path} already exists; not overwriting it (check it with: kosmo accounts check)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        from ._examples import read_example
+
         path.write_text(read_example("accounts.yaml")[0], encoding="utf-8")
     except OSError as exc:
         raise UsageFailure(f"cannot write {path}: {exc.strerror}") from None

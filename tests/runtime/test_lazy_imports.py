@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-HEAVY = ("httpx", "pydantic", "yaml", "mcp", "kosmo_runtime._manifest", "kosmo_runtime._simulate", "kosmo_runtime._demo")
+HEAVY = ("httpx", "pydantic", "yaml", "mcp", "kosmo_runtime._manifest", "kosmo_runtime._simulate", "kosmo_runtime._demo",
+         "kosmo_runtime._examples", "statistics", "kosmo_runtime._workers", "kosmo_runtime._cassette", "opentelemetry")
 
 
 def _imported_after(code: str) -> set[str]:
