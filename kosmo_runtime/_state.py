@@ -198,13 +198,12 @@ class SqliteState:
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None or self._pid != os.getpid():
-            import sqlite3
+            from ._store import connect
 
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=self._timeout, check_same_thread=False, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")  # a bucket need not survive a power cut; WAL stays consistent
-            connection.executescript(_SQLITE_SCHEMA)
+            # a bucket need not survive a power cut: synchronous=NORMAL, and WAL stays consistent
+            connection = connect(self.path, self._timeout, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                                 _SQLITE_SCHEMA)
             self._connection, self._pid = connection, os.getpid()
         return self._connection
 

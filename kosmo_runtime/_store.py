@@ -17,7 +17,27 @@ from typing import Any, Protocol
 
 import platformdirs
 
-__all__ = ["ScopedStore", "Store", "default_store_path"]
+__all__ = ["ScopedStore", "Store", "connect", "default_store_path"]
+
+
+def connect(path: str | Path, timeout: float, *setup: str) -> sqlite3.Connection:
+    """An autocommit connection with the ``setup`` scripts run. Set-up that finds the file locked
+    (another process opening it at the same moment: changing the journal mode or creating tables
+    does not always wait on SQLite's busy timeout) is tried again until ``timeout`` has passed."""
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        connection = sqlite3.connect(path, timeout=timeout, check_same_thread=False, isolation_level=None)
+        try:
+            for script in setup:
+                connection.executescript(script)
+            return connection
+        except sqlite3.OperationalError as exc:
+            connection.close()
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)  # a lock held by another process: back off and open again
+            pause = min(pause * 2, 0.2)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -73,9 +93,7 @@ class Store:
         if self._connection is None:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._connection = sqlite3.connect(self.path, timeout=self._timeout, check_same_thread=False,
-                                               isolation_level=None)
-            self._connection.execute(_SCHEMA)
+            self._connection = connect(self.path, self._timeout, _SCHEMA)
             self._pid = os.getpid()
         return self._connection
 
