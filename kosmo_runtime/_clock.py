@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["Clock", "read", "running_from", "utc_now"]
+__all__ = ["Clock", "format_time", "parse_time", "read", "running_from", "utc_now"]
 
 Clock = Callable[[], datetime]
 
@@ -43,3 +43,18 @@ class _Running:
 def running_from(start: datetime) -> Clock:
     """A clock that reads ``start`` now and then advances in real time (``time.monotonic``)."""
     return _Running(start if start.tzinfo else start.replace(tzinfo=timezone.utc), time.monotonic())
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO 8601 date-time (``Z``, ``z`` or an offset; none means UTC) as an aware datetime, ``None``
+    for ``None``. A ``format: date-time`` argument always parses (the framework checked it); other
+    text may raise ValueError."""
+    if text is None:
+        return None
+    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def format_time(moment: datetime) -> str:
+    """``moment`` in UTC to the second, e.g. ``2025-01-15T11:00:00Z``."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

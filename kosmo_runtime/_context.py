@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
-from ._clock import Clock, read, utc_now
+from ._clock import Clock, format_time, parse_time, read, utc_now
 
 if TYPE_CHECKING:
     from ._accounts import Account
@@ -41,6 +41,23 @@ class CallContext:
     def now(self) -> datetime:
         """The current time (aware, UTC) by the Runtime's clock: real time, or the demo's simulated date."""
         return read(self.clock)
+
+    @overload
+    @staticmethod
+    def parse_time(text: str) -> datetime: ...
+    @overload
+    @staticmethod
+    def parse_time(text: str | None) -> datetime | None: ...
+    @staticmethod
+    def parse_time(text: str | None) -> datetime | None:
+        """An ISO 8601 date-time (a ``format: date-time`` argument, or a time the service answered)
+        as an aware datetime, no offset meaning UTC; ``None`` stays ``None``."""
+        return parse_time(text)
+
+    @staticmethod
+    def format_time(moment: datetime) -> str:
+        """``moment`` in UTC to the second, e.g. ``2025-01-15T11:00:00Z``."""
+        return format_time(moment)
 
     def collect(self, path: str, pagination: Pagination, params: Mapping[str, Any] | None = None,
                 headers: Mapping[str, str] | None = None) -> Iterator[Any]:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ._endpoint_headers import PathHeaders, headers_for, path_headers
 from ._errors import (
     AuthFailed,
     BadResponse,
@@ -143,12 +144,14 @@ class Endpoint:
     """Where one account's requests go: absolute base URL, default headers (auth included), the
     account's timeouts and the transport that sends them. ``repr`` never shows the headers."""
 
-    __slots__ = ("base_url", "headers", "query_key", "timeout", "transport")
+    __slots__ = ("base_url", "headers", "path_headers", "query_key", "timeout", "transport")
 
     def __init__(self, base_url: str, headers: dict[str, str], timeout: dict[str, float | None],
-                 transport: httpx.BaseTransport, query_key: tuple[str, str] | None = None) -> None:
+                 transport: httpx.BaseTransport, query_key: tuple[str, str] | None = None,
+                 path_headers: PathHeaders = ()) -> None:
         self.base_url = base_url            # no trailing slash
         self.headers = headers              # lower-case names
+        self.path_headers = path_headers    # the manifest's endpoint_headers for this account (_endpoint_headers)
         self.timeout = timeout              # httpx's timeout extension: connect, read, write, pool
         self.transport = transport
         self.query_key = query_key          # (parameter, API key) added only to what is handed to the transport
@@ -323,7 +326,8 @@ class ClientPool:
         if self._wrap is not None:  # record/replay: the run's own transport around it (owned: not the Runtime's)
             transport = self._wrap(transport, manifest, account,
                                    transport is not self._transport and transport not in self._mounts.values())
-        return Endpoint(base_url, headers, timeout, transport, query_key)
+        return Endpoint(base_url, headers, timeout, transport, query_key,
+                        path_headers(manifest.endpoint_headers, account.settings))
 
     def _transport_for(self, base_url: str) -> httpx.BaseTransport:
         transport = self._transport
@@ -381,6 +385,8 @@ class Http:
         endpoint = self._endpoint
         query = {k: _query_value(v) for k, v in params.items() if v is not None} if params else None
         sent_headers = endpoint.headers
+        if endpoint.path_headers and (family := headers_for(endpoint.path_headers, path)):
+            sent_headers = {**sent_headers, **family}
         if headers:
             sent_headers = {**sent_headers, **{k.lower(): v for k, v in headers.items()}}
         # a path goes under the base URL as httpx merges one with ``base_url``; the base URL's host was

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ._endpoint_headers import template_names
 from ._errors import ManifestError
 
 __all__ = [
@@ -194,6 +195,7 @@ class Manifest(_Strict):
     settings: dict[str, FieldSpec] = Field(default_factory=dict)
     allowed_hosts: list[str]
     headers: dict[str, str] = Field(default_factory=dict)
+    endpoint_headers: dict[str, dict[str, str]] = Field(default_factory=dict)  # path prefix -> headers (_endpoint_headers)
     errors: ErrorSpec = ErrorSpec()
     rate_limit: RateLimitSpec | None = None
     check: str
@@ -223,6 +225,12 @@ class Manifest(_Strict):
         clash = set(self.credentials) & set(self.settings)
         if clash:
             raise ValueError(f"{sorted(clash)} declared as both credential and setting")
+        for prefix, headers in self.endpoint_headers.items():
+            if not prefix.startswith("/"):
+                raise ValueError(f"endpoint_headers: {prefix!r} must be a path starting with '/'")
+            unknown = sorted({n for t in headers.values() for n in template_names(t)} - set(self.settings))
+            if unknown:
+                raise ValueError(f"endpoint_headers {prefix}: {unknown} name no setting of this manifest")
         if any(spec.handler or spec.response.transform for spec in self.functions.values()) and not self.hooks:
             raise ValueError("a function names a handler or a transform, so 'hooks' must name the hooks module")
         return self

@@ -5,13 +5,12 @@ product's result key (``event_types``, ``booking``...), keeps every field Cal.co
 returned, and adds the v1-era names the product documents next to the v2 ones:
 ``length`` (= ``lengthInMinutes``) on event types, ``startTime``/``endTime`` (=
 ``start``/``end``) on bookings. Versioned endpoints get their ``cal-api-version``
-header from the account's settings.
+header from the manifest's ``endpoint_headers`` (the account's settings), on every request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from typing import Any
 
 from kosmo_runtime.integration import BadResponse, CallContext, InvalidArgument, Pagination, UpstreamNotFound
@@ -35,7 +34,7 @@ def list_event_types(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """The user's (or a team's) event types, sliced to ``limit``/``page`` here (upstream has no paging)."""
     team_id = args.get("teamId")
     if team_id is None:
-        body = ctx.http.get("/v2/event-types", headers=_version(ctx, "event_types_api_version"))
+        body = ctx.http.get("/v2/event-types")
     else:
         body = ctx.http.get(f"/v2/teams/{team_id}/event-types")
     event_types = [_event_type(item) for item in body["data"]]
@@ -44,7 +43,7 @@ def list_event_types(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
 
 def create_booking(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """Translate the v1-style ``start``/``end``/``responses`` into ``CreateBookingInput_2024_08_13`` and book."""
-    start, end = _instant(args["start"]), _instant(args["end"])
+    start, end = ctx.parse_time(args["start"]), ctx.parse_time(args["end"])
     minutes = (end - start).total_seconds() / 60
     if minutes <= 0 or not minutes.is_integer():
         raise InvalidArgument(f"{ctx.label}: end must be a whole number of minutes after start, got {minutes:g} minutes",
@@ -56,14 +55,14 @@ def create_booking(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
                                   param="responses", hint='responses = {name = "John Doe", email = "john@example.com"}')
     attendee = {target: fields.pop(source) for source, target in _ATTENDEE_FIELDS.items() if source in fields}
     attendee.setdefault("timeZone", ctx.setting("attendee_time_zone"))
-    body: dict[str, Any] = {"start": _utc_text(start), "eventTypeId": args["eventTypeId"], "attendee": attendee}
+    body: dict[str, Any] = {"start": ctx.format_time(start), "eventTypeId": args["eventTypeId"], "attendee": attendee}
     body |= {key: fields.pop(key) for key in _BOOKING_LEVEL_FIELDS if key in fields}
     if fields:
         body["bookingFieldsResponses"] = fields
     length = _booking_length(ctx, _fetch_event_type(ctx, args["eventTypeId"]), int(minutes))
     if length is not None:
         body["lengthInMinutes"] = length
-    created = ctx.http.post("/v2/bookings", json=body, headers=_version(ctx, "bookings_api_version"))["data"]
+    created = ctx.http.post("/v2/bookings", json=body)["data"]
     _remember_uids(ctx, created if isinstance(created, list) else [created])
     return _booking_result(ctx, created)
 
@@ -74,8 +73,7 @@ def list_bookings(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     upstream_status, keep = _STATUS_FILTERS[args["status"]] if "status" in args else (None, None)
     query = {"status": upstream_status, "eventTypeId": args.get("eventTypeId")}
     if keep is None:
-        body = ctx.http.get("/v2/bookings", params={**query, "take": limit, "skip": (page - 1) * limit},
-                            headers=_version(ctx, "bookings_api_version"))
+        body = ctx.http.get("/v2/bookings", params={**query, "take": limit, "skip": (page - 1) * limit})
         bookings, pagination = body["data"], body.get("pagination")
     else:
         matching = [item for item in _scan_bookings(ctx, query) if item.get("status") == keep]
@@ -88,7 +86,7 @@ def list_bookings(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
 def get_booking(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """One booking: its uid is looked up by id in the user's bookings, then the booking is read by uid."""
     uid = _uid_of(ctx, args["id"])
-    body = ctx.http.get(f"/v2/bookings/{uid}", headers=_version(ctx, "bookings_api_version"))
+    body = ctx.http.get(f"/v2/bookings/{uid}")
     return _booking_result(ctx, body["data"], args["id"])
 
 
@@ -98,11 +96,6 @@ def page_slice(ctx: CallContext, args: dict[str, Any], items: list[Any]) -> list
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def _version(ctx: CallContext, setting: str) -> dict[str, str]:
-    """The ``cal-api-version`` header of a versioned endpoint family."""
-    return {"cal-api-version": str(ctx.setting(setting))}
 
 
 def _event_type(item: dict[str, Any]) -> dict[str, Any]:
@@ -149,20 +142,9 @@ def _pagination(total: int, returned: int, limit: int, page: int) -> dict[str, A
 
 
 def _fetch_event_type(ctx: CallContext, event_type_id: int) -> dict[str, Any]:
-    body = ctx.http.get(f"/v2/event-types/{event_type_id}", headers=_version(ctx, "event_types_api_version"))
+    body = ctx.http.get(f"/v2/event-types/{event_type_id}")
     event_type: dict[str, Any] = body["data"]
     return event_type
-
-
-def _instant(text: str) -> datetime:
-    """A ``format: date-time`` argument as an aware datetime (no offset means UTC, as Cal.com reads ``start``)."""
-    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _utc_text(moment: datetime) -> str:
-    """``start`` as Cal.com requires it: ISO 8601 in UTC."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _booking_length(ctx: CallContext, event_type: dict[str, Any], minutes: int) -> int | None:
@@ -182,7 +164,7 @@ def _booking_length(ctx: CallContext, event_type: dict[str, Any], minutes: int) 
 
 def _scan_bookings(ctx: CallContext, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every booking matching ``query``, fetched lazily in pages of 250."""
-    return ctx.collect("/v2/bookings", _SCAN, query, headers=_version(ctx, "bookings_api_version"))
+    return ctx.collect("/v2/bookings", _SCAN, query)
 
 
 def _remember_uids(ctx: CallContext, bookings: list[dict[str, Any]]) -> None:

@@ -12,7 +12,7 @@ slash, and ``roomPath`` (Whereby's ``roomName``, with it).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -46,44 +46,27 @@ def _listing(page: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any
 # -- dates ------------------------------------------------------------------------------
 
 
-def _parse_time(value: str) -> datetime:
-    """An ISO 8601 date-time (``Z`` or an offset; none means UTC, as Whereby reads it)."""
-    moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _time_arg(args: dict[str, Any], name: str) -> datetime | None:
-    """Argument ``name`` (``format: date-time``, checked by the framework) as a datetime, ``None`` when absent."""
-    value = args.get(name)
-    return None if value is None else _parse_time(value)
-
-
-def _iso(moment: datetime) -> str:
-    """``moment`` in UTC to the second, e.g. ``2025-01-15T11:00:00Z``."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _end_date(now: datetime, start: datetime | None, end: datetime | None,
+def _end_date(ctx: CallContext, now: datetime, start: datetime | None, end: datetime | None,
               requested: str | None) -> tuple[str, str | None]:
     """The ``endDate`` to send, and a note when the requested end had passed (at ``now``) and was moved."""
     now = now.replace(microsecond=0)
     if end is None:
-        return _iso(max(now, start or now) + DEFAULT_LENGTH), None
+        return ctx.format_time(max(now, start or now) + DEFAULT_LENGTH), None
     if end > now:
         return str(requested), None
     length = end - start if start else DEFAULT_LENGTH
-    end_date = _iso(now + length)
+    end_date = ctx.format_time(now + length)
     return end_date, (f"end_date {requested} has passed and Whereby only accepts a future end date, so the room "
                       f"ends at {end_date} instead ({length.total_seconds() / 60:g} minutes from now)")
 
 
-def _session_seconds(session: dict[str, Any]) -> int:
+def _session_seconds(ctx: CallContext, session: dict[str, Any]) -> int:
     """How long a room session lasted, in seconds (0 while it has no end)."""
-    started = session.get("startedAt") or session.get("createdAt")
-    ended = session.get("endedAt") or session.get("endAt")
+    started: str | None = session.get("startedAt") or session.get("createdAt")
+    ended: str | None = session.get("endedAt") or session.get("endAt")
     if not started or not ended:
         return 0
-    return round((_parse_time(ended) - _parse_time(started)).total_seconds())
+    return round((ctx.parse_time(ended) - ctx.parse_time(started)).total_seconds())
 
 
 # -- upstream access --------------------------------------------------------------------
@@ -133,11 +116,11 @@ def create_room(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     creation). A requested end that has passed keeps the requested length (or an hour) from now,
     and the result carries ``requestedEndDate`` and a ``note`` saying so.
     """
-    start, end = _time_arg(args, "start_date"), _time_arg(args, "end_date")
+    start, end = ctx.parse_time(args.get("start_date")), ctx.parse_time(args.get("end_date"))
     if start and end and end <= start:
         raise InvalidArgument(f"{ctx.label}: end_date must be after start_date", param="end_date",
                               hint="give an end_date later than start_date")
-    end_date, note = _end_date(ctx.now(), start, end, args.get("end_date"))
+    end_date, note = _end_date(ctx, ctx.now(), start, end, args.get("end_date"))
     body: dict[str, Any] = {"endDate": end_date}
     if args.get("room_mode"):
         body["roomMode"] = args["room_mode"]
@@ -158,14 +141,14 @@ def delete_room(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
 
 def list_meetings(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """One page of meetings, filtered here by date window and room (Whereby has no such filters)."""
-    since, until = _time_arg(args, "from_date"), _time_arg(args, "to_date")
+    since, until = ctx.parse_time(args.get("from_date")), ctx.parse_time(args.get("to_date"))
     room = _room_path(args["room_name"]) if args.get("room_name") else None
     page = _meetings_page(ctx, args)
 
     def keep(meeting: dict[str, Any]) -> bool:
         started = meeting.get("startDate")
-        return ((since is None or _parse_time(meeting["endDate"]) >= since)
-                and (until is None or started is None or _parse_time(started) <= until)
+        return ((since is None or ctx.parse_time(meeting["endDate"]) >= since)
+                and (until is None or started is None or ctx.parse_time(started) <= until)
                 and (room is None or meeting["roomPath"] == room))
 
     return _listing(page, [m for m in map(_room, page["results"]) if keep(m)])
@@ -181,7 +164,7 @@ def get_meeting(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
         for person in _all(ctx, "/v1/insights/participants",
                            {"roomSessionId": session["roomSessionId"], "sortBy": "joinedAt:asc"})
     ]
-    return {**meeting, "duration": sum(map(_session_seconds, sessions)), "sessions": sessions,
+    return {**meeting, "duration": sum(_session_seconds(ctx, s) for s in sessions), "sessions": sessions,
             "participants": participants}
 
 
