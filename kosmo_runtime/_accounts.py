@@ -119,9 +119,9 @@ class _IntegrationEntry:
 
 def default_accounts_path() -> Path:
     """The per-user accounts file (the platform's config directory)."""
-    import platformdirs
+    from ._dirs import user_dir
 
-    return Path(platformdirs.user_config_dir("kosmo")) / "accounts.yaml"
+    return user_dir("config") / "accounts.yaml"
 
 
 class AccountsConfig:

@@ -73,15 +73,15 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     for name, summary in _COMMANDS.items():
         if name == chosen:
             _SUBCOMMANDS[name](commands, summary)
-        else:
+        elif chosen not in _COMMANDS:  # (each is a whole parser: not made when another command was named)
             commands.add_parser(name, help=summary)
     return parser
 
 
-def _execution_options() -> argparse.ArgumentParser:
+def _execution_options(execution: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of the commands that run scripts or calls, added to ``execution``."""
     from ._limits import Limits
 
-    execution = argparse.ArgumentParser(add_help=False)
     execution.add_argument("--dry-run", action="store_true", help="run reads; describe writes instead of sending them")
     execution.add_argument("--read-only", action="store_true", help="deny every write")
     execution.add_argument("--audit-log", metavar="PATH", help="append one JSON line per integration call (default: $KOSMO_AUDIT_LOG)")
@@ -99,22 +99,14 @@ def _execution_options() -> argparse.ArgumentParser:
     return execution
 
 
-def _common() -> argparse.ArgumentParser:
-    return _common_options(argparse.ArgumentParser(add_help=False))
-
-
 def _after() -> argparse.ArgumentParser:
     """The same options on the actions of `docs` and `accounts`, so they may come before or after the action."""
     return _common_options(argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS))
 
 
-def _serving() -> argparse.ArgumentParser:
-    return _common_options(argparse.ArgumentParser(add_help=False), json=False)
-
-
 def _add_run(commands: Any, summary: str) -> None:
-    run = commands.add_parser("run", parents=[_common(), _execution_options()], help=summary,
-                              description="Run a Lua script: prints its output, then its return value.")
+    run = _execution_options(_common_options(commands.add_parser(
+        "run", help=summary, description="Run a Lua script: prints its output, then its return value.")))
     run.add_argument("path", nargs="?", help="script file, or - for standard input")
     run.add_argument("-e", dest="code", metavar="CODE", help="run CODE instead of a file")
     run.add_argument("--example", metavar="NAME", help="run a bundled example script (see kosmo examples), e.g. demo")
@@ -127,8 +119,9 @@ def _add_run(commands: Any, summary: str) -> None:
 
 
 def _add_call(commands: Any, summary: str) -> None:
-    call = commands.add_parser("call", parents=[_common(), _execution_options()], help=summary,
-                               description="Call one function without writing Lua, e.g. kosmo call whereby.list_rooms --arg limit=5")
+    call = _execution_options(_common_options(commands.add_parser(
+        "call", help=summary,
+        description="Call one function without writing Lua, e.g. kosmo call whereby.list_rooms --arg limit=5")))
     call.add_argument("function", help="integration.function or integration.account.function")
     call.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
                       help="an argument; VALUE is text for string parameters and JSON otherwise (repeatable)")
@@ -137,7 +130,7 @@ def _add_call(commands: Any, summary: str) -> None:
 
 
 def _add_docs(commands: Any, summary: str) -> None:
-    docs = commands.add_parser("docs", parents=[_common()], help=summary)
+    docs = _common_options(commands.add_parser("docs", help=summary))
     docs_commands = docs.add_subparsers(dest="docs_command", metavar="ACTION", required=True)
     after = _after()
     docs_commands.add_parser("list", parents=[after], help="list doc pages")
@@ -151,17 +144,17 @@ def _add_docs(commands: Any, summary: str) -> None:
 
 
 def _add_stubs(commands: Any, summary: str) -> None:
-    stubs = commands.add_parser("stubs", parents=[_serving()], help=summary)
+    stubs = _common_options(commands.add_parser("stubs", help=summary), json=False)
     stubs.add_argument("--out", default="kosmo-stubs", metavar="DIR", help="where to write them (default ./kosmo-stubs)")
 
 
 def _add_mcp(commands: Any, summary: str) -> None:
-    mcp = commands.add_parser(
-        "mcp", parents=[_serving(), _execution_options()], help=summary,
+    mcp = _execution_options(_common_options(commands.add_parser(
+        "mcp", help=summary,
         description="Serve the runtime as an MCP server: tools lua_list_docs, lua_search_docs, lua_read_doc, "
                     "execute_lua and call_integration, with the same accounts, policies, limits and audit log as "
                     "'kosmo run'. Writes that need approval ('ask') ask the client's user (MCP elicitation); "
-                    "they are denied when the client cannot ask or does not answer in time.")
+                    "they are denied when the client cannot ask or does not answer in time."), json=False))
     mcp.add_argument("--http", type=_port, metavar="PORT",
                      help="serve streamable HTTP on PORT (path /mcp, 127.0.0.1 unless --host) instead of standard "
                           "input/output; clients send a bearer token")
@@ -222,9 +215,10 @@ def _workers(args: argparse.Namespace) -> int | None:
 
 
 def _add_repl(commands: Any, summary: str) -> None:
-    repl = commands.add_parser("repl", parents=[_serving(), _execution_options()], help=summary,
-                               description="An interactive Lua prompt with the integrations loaded; globals are kept "
-                                           "between lines. '=expr' or a bare expression prints its value; .help for more.")
+    repl = _execution_options(_common_options(commands.add_parser(
+        "repl", help=summary, description="An interactive Lua prompt with the integrations loaded; globals are kept "
+                                          "between lines. '=expr' or a bare expression prints its value; .help for more."),
+        json=False))
     repl.add_argument("--no-history", action="store_true", help="neither read nor write the history file")
 
 
@@ -238,7 +232,7 @@ def _add_examples(commands: Any, summary: str) -> None:
 
 
 def _add_accounts(commands: Any, summary: str) -> None:
-    accounts = commands.add_parser("accounts", parents=[_common()], help=summary)
+    accounts = _common_options(commands.add_parser("accounts", help=summary))
     accounts_commands = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
     after = _after()
     accounts_commands.add_parser("list", parents=[after], help="integration, account, default, write policy (never a secret)")

@@ -9,20 +9,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # datetime loads on the first reading of a clock (a run that reads none never imports it)
+    from datetime import datetime
 
 __all__ = ["Clock", "format_time", "parse_time", "read", "running_from", "utc_now"]
 
-Clock = Callable[[], datetime]
+Clock = Callable[[], "datetime"]
 
 
 def utc_now() -> datetime:
     """The real current time, aware, in UTC."""
+    from datetime import datetime, timezone
+
     return datetime.now(timezone.utc)
 
 
 def read(clock: Clock) -> datetime:
     """``clock()`` as an aware UTC datetime (a naive answer is taken as UTC)."""
+    from datetime import timezone
+
     moment = clock()
     return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
@@ -37,11 +44,15 @@ class _Running:
         self.origin, self.t0 = origin, t0
 
     def __call__(self) -> datetime:
+        from datetime import timedelta
+
         return self.origin + timedelta(seconds=time.monotonic() - self.t0)
 
 
 def running_from(start: datetime) -> Clock:
     """A clock that reads ``start`` now and then advances in real time (``time.monotonic``)."""
+    from datetime import timezone
+
     return _Running(start if start.tzinfo else start.replace(tzinfo=timezone.utc), time.monotonic())
 
 

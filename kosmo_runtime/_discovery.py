@@ -49,9 +49,9 @@ def _builtin_root() -> _Root:
 def user_integrations_dir() -> Path:
     """Where ``kosmo integrations new`` writes by default: the per-user data folder's ``integrations``
     (``$XDG_DATA_HOME/kosmo/integrations`` on Linux), always searched after the other roots."""
-    import platformdirs
+    from ._dirs import user_dir
 
-    return Path(platformdirs.user_data_dir("kosmo")) / "integrations"
+    return user_dir("data") / "integrations"
 
 
 def entry_points(group: str) -> Any:

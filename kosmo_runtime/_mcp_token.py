@@ -38,9 +38,9 @@ class Token:
 
 def default_token_path() -> Path:
     """``mcp-token`` in the platform's per-user config directory."""
-    import platformdirs
+    from ._dirs import user_dir
 
-    return Path(platformdirs.user_config_dir("kosmo")) / "mcp-token"
+    return user_dir("config") / "mcp-token"
 
 
 def load_token(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Token:

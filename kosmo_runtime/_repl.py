@@ -60,9 +60,9 @@ statement continues on the next line (Ctrl-C cancels it).
 
 def history_path() -> Path:
     """Where the prompt's history is kept (``repl_history`` in the user's state directory)."""
-    import platformdirs
+    from ._dirs import user_dir
 
-    return Path(platformdirs.user_state_dir("kosmo")) / "repl_history"
+    return user_dir("state") / "repl_history"
 
 
 class _Exit(Exception):

@@ -16,7 +16,6 @@ from ._clock import Clock, utc_now
 from ._discovery import Catalog
 from ._errors import InvalidArgument, KosmoError, LimitExceeded, NotFound
 from ._limits import Limits
-from ._policy import Approver
 from ._pool import SandboxPool
 from ._result import RunResult
 from ._retry import RetryPolicy
@@ -32,6 +31,7 @@ if TYPE_CHECKING:  # httpx, sqlite, the docs and the call layer load when first 
     from ._docs import Docs
     from ._http import ClientPool
     from ._parallel import CallPool
+    from ._policy import Approver
     from ._state import State
     from ._store import Store
     from ._tracing import RunSpan

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-import platformdirs
+from ._dirs import user_dir
 
 __all__ = ["ScopedStore", "Store", "connect", "default_store_path"]
 
@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS records (
 
 def default_store_path() -> Path:
     """The per-user store (the platform's data directory)."""
-    return Path(platformdirs.user_data_dir("kosmo")) / "store.sqlite3"
+    return user_dir("data") / "store.sqlite3"
 
 
 class ScopedStore(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -27,6 +28,13 @@ def _imported_after(code: str) -> set[str]:
 ])
 def test_nothing_heavy_is_imported_before_it_is_needed(code: str) -> None:
     assert _imported_after(code).isdisjoint(HEAVY)
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and os.environ.get("HOME", "").startswith("/")),
+                    reason="the per-user folders are found without platformdirs on Linux with an absolute HOME")
+def test_a_one_line_run_finds_its_folders_and_clock_without_their_libraries() -> None:
+    imported = _imported_after("from kosmo_runtime._cli import main\nmain(['run', '-e', 'return 1'])")
+    assert imported.isdisjoint({"platformdirs", "datetime", "kosmo_runtime._policy"})
 
 
 def test_public_names_still_import_on_first_use() -> None:
