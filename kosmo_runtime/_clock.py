@@ -62,10 +62,14 @@ def parse_time(text: str | None) -> datetime | None:
     text may raise ValueError."""
     if text is None:
         return None
+    from datetime import datetime, timezone
+
     moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def format_time(moment: datetime) -> str:
     """``moment`` in UTC to the second, e.g. ``2025-01-15T11:00:00Z``."""
+    from datetime import timezone
+
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
