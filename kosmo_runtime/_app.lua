@@ -25,7 +25,7 @@ local looked_up_at = {}
 
 local function note_lookup()
   local info = getinfo(3, "Sl")  -- 1 this function, 2 the namespace's __index, 3 the indexing code
-  if info and info.source ~= "=[kosmo]" then looked_up_at.script, looked_up_at.line = info.short_src, info.currentline end
+  if info and info.source ~= "=[kosmo]" and info.source ~= "=?" then looked_up_at.script, looked_up_at.line = info.short_src, info.currentline end
 end
 
 local function located(ok, ...)

@@ -155,7 +155,7 @@ local function safe_error(...)
   while l > 0 do
     local info = debug_getinfo(l, "S")
     if not info then break end
-    if info.source ~= "=[kosmo]" then
+    if info.source ~= "=[kosmo]" and info.source ~= "=?" then   -- "=?": the runtime's stripped code
       k = k + 1
       if k == level then break end
     end
@@ -313,6 +313,7 @@ local safe_string, safe_table = host.strlib({
   remaining = function() return deadline - now() end,
   tripped = function() return tripped end,
   calibrate = function() return call(host.calibrate) end,
+  model = host.model,
   wall_time = host.wall_time, memory = host.memory,
 })
 

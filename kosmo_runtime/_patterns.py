@@ -1,21 +1,24 @@
 """How fast this machine runs Lua's pattern matcher: the unit of the sandbox's pattern guard.
 
 The guard (``_strlib.lua``) bounds each find/match/gmatch/gsub call in matcher steps before
-it runs; ``pattern_clock`` times one known call once per process, so the guard can turn
-steps into seconds of the run's wall clock.
+it runs; ``pattern_clock`` times two known calls once per process and ``pattern_rate`` turns
+them into matcher steps per second, so the guard can turn steps into seconds of the run's
+wall clock. Every state reads the one rate of its process.
 """
 
 from __future__ import annotations
 
-import pkgutil
 import time
 from functools import cache
 
 from lupa import lua54
 
+from ._luacode import bytecode
+
 #: the calibration calls: ("a"):rep(N):match(".-b") (lazy backtracking, ~N*N/2 tries) and
 #: ("a"):rep(M):match(("a"):rep(K) .. "b") (literal comparisons, ~M*K)
 CALIBRATION = (2000, 20000, 200)
+SAFETY = 2  #: the measured rate is halved: a loaded machine runs slower
 
 
 @cache
@@ -40,6 +43,13 @@ def pattern_clock() -> tuple[int, float, int, int, float]:
     return n, timings[0], m, k, timings[1]
 
 
+@cache
+def pattern_rate() -> float:
+    """Matcher steps per second on this machine (``pattern_clock`` through the guard's cost
+    model, halved): measured once per process, read by every state's guard."""
+    return PatternGuard(pattern_clock()).rate
+
+
 class PatternGuard:
     """The sandbox's pattern guard outside a sandbox (for tests and benchmarks): verdicts, no matching.
 
@@ -51,20 +61,23 @@ class PatternGuard:
                  wall_time: float = 30.0) -> None:
         self.calibration = calibration or pattern_clock()
         self.seconds_left = seconds_left
+        self.rate = 0.0  # set below, from the calibration through the cost model
         self.lua = lua54.LuaRuntime(register_eval=False, register_builtins=False, unpack_returned_tuples=True)
-        source = pkgutil.get_data(__package__, "_strlib.lua")
-        assert source is not None
         kit = self.lua.table_from({
             "usage": self.lua.eval("function(message) error({refused = message}, 0) end"),
             "trip": self.lua.eval("function(kind) error({limit = kind}, 0) end"),
             "now": lambda: 0.0,
             "remaining": lambda: self.seconds_left,
             "tripped": lambda: None,
-            "calibrate": lambda: self.calibration,
+            "calibrate": lambda: self.rate,
             "wall_time": wall_time,
+            "model": bytecode("_patmodel.lua"),
         })
-        loaded = self.lua.execute("return load(...)", source.decode(), "=[kosmo]")
-        self._check = loaded(kit)[2]
+        strlib = self.lua.compile(bytecode("_strlib.lua"), name="=[kosmo]", mode="b")
+        _, _, self._check, cost = strlib(kit)
+        n, lazy, m, k, literal = self.calibration
+        #: matcher steps per second: the slower of the two calibration calls, halved
+        self.rate = min(cost(".-b", n) / max(lazy, 1e-6), cost("a" * k + "b", m) / max(literal, 1e-6)) / SAFETY
         self._verdict = self.lua.eval("""function(check, ...)
           local ok, r = pcall(check, ...)
           if ok then return true, r end

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import json
 import math
-import pkgutil
 import re
 import time
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from lupa import lua54
@@ -38,7 +36,8 @@ from ._errors import (
 )
 from ._limits import ERROR_TEXT_BYTES, MAX_SOURCE_BYTES, Limits, limit_exceeded
 from ._log import log
-from ._patterns import pattern_clock
+from ._luacode import bytecode
+from ._patterns import pattern_rate
 from ._result import CallRecord, RunResult
 from ._values import Converter, Opaque, render
 
@@ -53,16 +52,6 @@ _KEYWORDS = ("and", "break", "do", "else", "elseif", "end", "false", "for", "fun
 
 def _deny(obj: Any, name: Any, *rest: Any) -> Any:
     raise AttributeError("Python objects are not accessible from the sandbox")
-
-
-@cache
-def _bytecode(filename: str) -> bytes:
-    """A Lua file of this package, compiled once per process (loading bytecode skips the parser)."""
-    source = pkgutil.get_data(__package__, filename)  # not importlib.resources: that costs ~4 ms of start-up
-    assert source is not None, filename
-    compiler = lua54.LuaRuntime(encoding=None)
-    dump = compiler.eval(b"function(src) return string.dump(assert(load(src, '=[kosmo]', 't'))) end")
-    return bytes(dump(source))
 
 
 class Sandbox:
@@ -110,12 +99,13 @@ class Sandbox:
             "json_encode": self._host(self._json_encode),
             "json_decode": self._host(self._json_decode),
             "load_layers": self._host(self._load_layers),
-            "strlib": self.lua.compile(_bytecode("_strlib.lua"), name="=[kosmo]", mode="b"),
-            "calibrate": self._host(pattern_clock),
+            "strlib": self.lua.compile(bytecode("_strlib.lua"), name="=[kosmo]", mode="b"),
+            "model": bytecode("_patmodel.lua"),  # loaded by the state itself, on its first pattern analysis
+            "calibrate": self._host(pattern_rate),
             "wall_time": limits.wall_time,
             "memory": limits.memory,
         })
-        boot = self.lua.compile(_bytecode("_bootstrap.lua"), name="=[kosmo]", mode="b")
+        boot = self.lua.compile(bytecode("_bootstrap.lua"), name="=[kosmo]", mode="b")
         self.kit = boot(host)
         self.convert = Converter(self.lua, self.kit, limits.depth, checkpoint=self._checkpoint,
                                  budgets={"memory": limits.memory, "result": limits.result, "output": limits.output})
@@ -153,7 +143,7 @@ class Sandbox:
 
     def install(self, filename: str, functions: dict[str, Callable[..., Any]]) -> None:
         """Run a Lua layer of this package (e.g. ``_app.lua``) with the given host functions."""
-        layer = self.lua.compile(_bytecode(filename), name="=[kosmo]", mode="b")
+        layer = self.lua.compile(bytecode(filename), name="=[kosmo]", mode="b")
         layer(self.kit, self.lua.table_from({name: self._host(fn) for name, fn in functions.items()}))
 
     # -- host functions --------------------------------------------------------

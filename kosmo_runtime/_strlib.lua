@@ -17,8 +17,8 @@ local kit = ...
 local usage, trip, now, remaining, is_tripped = kit.usage, kit.trip, kit.now, kit.remaining, kit.tripped
 local calibrate, WALL = kit.calibrate, kit.wall_time or 0
 
-local error, type, tostring, tonumber, select, xpcall, pcall, pairs, ipairs, rawlen =
-  error, type, tostring, tonumber, select, xpcall, pcall, pairs, ipairs, rawlen
+local error, type, tostring, tonumber, select, xpcall, pcall, pairs, ipairs, rawlen, load =
+  error, type, tostring, tonumber, select, xpcall, pcall, pairs, ipairs, rawlen, load
 local collectgarbage = collectgarbage
 local debug_getinfo = debug.getinfo
 local str_find, str_match, str_gmatch, str_gsub, str_rep, str_sub, str_byte, str_format, str_upper, str_lower =
@@ -33,7 +33,6 @@ local math_type, math_min, math_max, tointeger = math.type, math.min, math.max, 
 
 local CAP_SECONDS = 1.0     -- no single C call runs longer than this, whatever the limit
 local MARGIN = 0.05         -- of the documented overrun (0.2 × limit + 0.1 s), kept for the rest of the run
-local SAFETY = 2            -- the calibrated rate is halved: a loaded machine runs slower
 local MAX_RATE = 1e10       -- steps per second no machine reaches (refusals above it skip calibration)
 local SMALL = 1e5           -- steps below which a call does not read the clock ...
 local CLOCK_EVERY = 2e6     -- ... until this many such steps have accumulated
@@ -110,284 +109,40 @@ local function wrapped(cfn, qualified, check)
   return function(...) return relay(xpcall(cfn, handler, ...)) end
 end
 
+
 ---------------------------------------------------------------------------
 -- The pattern cost model
 ---------------------------------------------------------------------------
--- Lua's matcher (lstrlib.c) is a backtracking search over the pattern's items. Only the
--- quantified single-character items choose: `*`/`+`/`-` try every length of the run of
--- their class, `?` tries two. An item's choices multiply the work of what follows it,
--- unless what follows cannot fail (the first choice wins) or begins with a mandatory
--- class that no character of the run can match (every choice but the run's end fails at
--- once). Unanchored calls (and gmatch/gsub, which go on after each match) start at every
--- position. The bound below is the matcher's work in "steps" (one item tried at one
--- position), an upper bound for every subject of length n, refined with the subject's
--- longest runs of each repeated class when the shape alone is too pessimistic.
+-- Lua's matcher (lstrlib.c) is a backtracking search over the pattern's items; the
+-- analysis of a pattern's shape (_patmodel.lua) says which items choose and how their
+-- choices multiply. It is loaded into the state on first need, and each analysis is kept
+-- per state. Below: the bound on a call's steps, from the analysis and the subject.
 
-local SINGLE, OPEN, CLOSE, POSCAP, ENDANCHOR, BALANCE, FRONTIER, BACKREF = 1, 2, 3, 4, 5, 6, 7, 8
+local SINGLE, ENDANCHOR, BALANCE, BACKREF = 1, 5, 6, 8   -- item kinds, as _patmodel.lua numbers them
 
-local ALPHABET do
-  local bytes = {}
-  for c = 0, 255 do bytes[#bytes + 1] = string.char(c) end
-  ALPHABET = concat(bytes)
+local model_code = kit.model   -- _patmodel.lua's bytecode
+local model_analyse, model_complement
+local function load_model()
+  local chunk, err = load(model_code, "=[kosmo]", "b")
+  if not chunk then error(err, 0) end   -- only ever "not enough memory": the memory limit
+  model_analyse, model_complement = chunk()
 end
 
--- The characters a class token does not match (a string), made in C: gsub removes its members.
-local outside_of = {}
-local function outside(tok)
-  local o = outside_of[tok]
-  if not o then
-    local ok, rest = pcall(str_gsub, ALPHABET, tok, "")
-    o = ok and rest or ""   -- a malformed class: assume it matches everything
-    outside_of[tok] = o
-  end
-  return o
-end
-
-local function size(tok) return 256 - #outside(tok) end
-
--- Some character matches both classes: fewer than 256 are outside one of them.
-local function overlap(c, d)
-  local ok, neither = pcall(str_gsub, outside(c), d, "")
-  return not ok or #outside(c) + #outside(d) - #neither < 256
-end
-
-local function full(tok) return #outside(tok) == 0 end
-
-local CLASS_LETTERS = {a = true, c = true, d = true, g = true, l = true, p = true, s = true, u = true,
-                       w = true, x = true}
-
--- A class token matching exactly the characters `tok` does not, or nil.
-local complement_of = {}
-local function complement(tok)
-  local c = complement_of[tok]
-  if c == nil then
-    local first, second = str_sub(tok, 1, 1), str_sub(tok, 2, 2)
-    if tok == "." then
-      c = false
-    elseif first == "%" and CLASS_LETTERS[str_lower(second)] then
-      c = "%" .. (second == str_lower(second) and str_upper(second) or str_lower(second))
-    elseif first == "%" then
-      c = "[^" .. tok .. "]"
-    elseif first == "[" and second == "^" then
-      local inner = str_sub(tok, 3, -2)
-      c = "[" .. (str_sub(inner, 1, 1) == "^" and "%" or "") .. inner .. "]"
-    elseif first == "[" then
-      c = "[^" .. str_sub(tok, 2)
-    else
-      c = "[^" .. tok .. "]"
-    end
-    if c and (size(tok) + size(c) ~= 256 or overlap(tok, c)) then c = false end
-    complement_of[tok] = c
-  end
-  return c or nil
-end
-
--- Every character is in `c` or in `d`.
-local function covers(c, d)
-  local ok, neither = pcall(str_gsub, outside(c), d, "")
-  return ok and neither == ""
-end
-
--- Where the class starting at p[i] ends (lstrlib's classEnd); malformed classes end the pattern.
-local function class_end(p, i, m)
-  local c = str_byte(p, i)
-  if c == 37 then return math_min(i + 2, m + 1) end      -- %x
-  if c ~= 91 then return i + 1 end                       -- a character
-  local j = i + 1
-  if str_byte(p, j) == 94 then j = j + 1 end
-  repeat
-    if j > m then return m + 1, true end
-    local d = str_byte(p, j)
-    j = j + 1
-    if d == 37 and j <= m then j = j + 1 end
-  until str_byte(p, j) == 93
-  return j + 1
-end
-
--- A class token as a pattern of its own: single punctuation characters escaped.
-local function canonical(tok)
-  if #tok == 1 and tok ~= "." and not str_find(tok, "^%w") then return "%" .. tok end
-  return tok
-end
-
-local function parse(p, from)
-  local items, m, i = {}, #p, from
-  local opened = {}   -- capture number -> index of its item
-  while i <= m do
-    local c = str_byte(p, i)
-    local it
-    if c == 40 then                                                  -- (
-      if str_byte(p, i + 1) == 41 then it = {kind = POSCAP}; i = i + 2
-      else it = {kind = OPEN}; i = i + 1 end
-      opened[#opened + 1] = it
-      it.capture = #opened
-    elseif c == 41 then it = {kind = CLOSE}; i = i + 1              -- )
-    elseif c == 36 and i == m then it = {kind = ENDANCHOR}; i = i + 1
-    elseif c == 37 and str_byte(p, i + 1) == 98 then                 -- %bxy
-      it = {kind = BALANCE, first = canonical(str_sub(p, i + 2, i + 2))}; i = i + 4
-    elseif c == 37 and str_byte(p, i + 1) == 102 then                -- %f[set]
-      it = {kind = FRONTIER}; i = class_end(p, i + 2, m)
-    elseif c == 37 and str_find(p, "^%d", i + 1) then               -- %1
-      it = {kind = BACKREF, index = str_byte(p, i + 1) - 48}; i = i + 2
-    else
-      local j, malformed = class_end(p, i, m)
-      local tok = malformed and "." or canonical(str_sub(p, i, j - 1))
-      local q = str_sub(p, j, j)
-      if q == "*" or q == "+" or q == "-" or q == "?" then j = j + 1 else q = nil end
-      it = {kind = SINGLE, class = tok, quant = q, full = full(tok)}
-      i = j
-    end
-    items[#items + 1] = it
-  end
-  -- The items of each capture (for the length of a back reference).
-  local open = {}
-  for k, it in ipairs(items) do
-    if it.kind == OPEN then open[#open + 1] = k
-    elseif it.kind == CLOSE and #open > 0 then
-      local o = items[open[#open]]
-      o.at, o.close = open[#open], k
-      local inner = items[open[#open] + 1]
-      if k == open[#open] + 2 and inner.kind == SINGLE and inner.quant == nil then o.only = inner end
-      open[#open] = nil
-    end
-  end
-  for _, it in ipairs(items) do
-    if it.kind == BACKREF then
-      local cap = opened[it.index]
-      it.from = cap and cap.kind == OPEN and cap.close and cap or nil
-    end
-  end
-  return items
-end
-
--- What each tail of the pattern can do, from the right: `nofail[k]` (items k.. match at
--- any position), `endok[k]` (they match the empty string at the subject's end),
--- `first[k]` (the classes the tail's first character can be in; `unknown` if not known).
-local function tails(items)
-  local m = #items
-  local nofail, endok, first = {[m + 1] = true}, {[m + 1] = true}, {[m + 1] = {}}
-  for k = m, 1, -1 do
-    local it, nf, eo, fs = items[k], false, false, nil
-    if it.kind == OPEN or it.kind == CLOSE or it.kind == POSCAP then
-      nf, eo, fs = nofail[k + 1], endok[k + 1], first[k + 1]
-    elseif it.kind == SINGLE and it.quant and it.quant ~= "+" then
-      nf = nofail[k + 1] or (it.full and it.quant ~= "?" and endok[k + 1])
-      eo = endok[k + 1]
-      fs = {it.class, unknown = first[k + 1].unknown, dollar = first[k + 1].dollar}
-      for _, d in ipairs(first[k + 1]) do fs[#fs + 1] = d end
-    elseif it.kind == SINGLE then
-      fs = {it.class}
-    elseif it.kind == ENDANCHOR then
-      eo, fs = true, {dollar = true}
-    elseif it.kind == BALANCE then
-      fs = {it.first}
-    else
-      fs = {unknown = true}
-    end
-    nofail[k], endok[k], first[k] = nf, eo, fs
-  end
-  return nofail, endok, first
-end
-
-local function disjoint(c, fs)
-  if fs.unknown then return false end
-  for _, d in ipairs(fs) do
-    if overlap(c, d) then return false end
-  end
-  return true
-end
-
--- A lazy item followed by one mandatory character (a class, or a back reference to a
--- one-character capture) and then by what cannot fail stops at the first such character:
--- it tries at most the longest gap between two of them. The gaps, as classes whose runs
--- bound it (the complement of each character the head can be), or nil.
-local function stops_at(items, h, nofail)
-  while items[h] and (items[h].kind == CLOSE or items[h].kind == OPEN or items[h].kind == POSCAP) do h = h + 1 end
-  local head = items[h]
-  if not head or not nofail[h + 1] then return nil end
-  local tokens
-  if head.kind == SINGLE and head.quant == nil then
-    tokens = {head.class}
-  elseif head.kind == BACKREF and head.from and head.from.only then
-    local inner = head.from.only
-    if size(inner.class) <= 4 then
-      tokens = {}
-      for ch in str_gmatch(ALPHABET, inner.class) do tokens[#tokens + 1] = canonical(ch) end
-    end
-  end
-  if not tokens then return nil end
-  local gaps = {captured = head.kind == BACKREF}
-  for _, tok in ipairs(tokens) do
-    local gap = complement(tok)
-    if not gap then return nil end
-    gaps[#gaps + 1] = gap
-  end
-  return gaps
-end
-
--- The analysis of one pattern (cached per state): its items, each quantified item's
--- mode ("free": what follows cannot fail; "commit": it cannot match inside the run;
--- "multiply"), and how an unanchored search starts (`lead`).
 local analyses, cached = {}, 0
 local function analyse(p, anchored)
   local key = (anchored and "^" or " ") .. p
   local a = analyses[key]
   if a then return a end
-  local items = parse(p, anchored and 2 or 1)
-  local nofail, _, first = tails(items)
-  for k, it in ipairs(items) do
-    if it.kind == SINGLE and it.quant then
-      if nofail[k + 1] then it.mode = "free"
-      elseif disjoint(it.class, first[k + 1]) then it.mode = "commit"
-      else it.mode = "multiply" end
-      if it.mode == "multiply" and it.quant == "-" then it.stops = stops_at(items, k + 1, nofail) end
-    end
-  end
-  a = {items = items, anchored = anchored}
-  if not anchored then
-    local k = 1
-    while items[k] and (items[k].kind == OPEN or items[k].kind == CLOSE or items[k].kind == POSCAP) do k = k + 1 end
-    local lead = items[k]
-    if lead and lead.kind == BALANCE then   -- it only scans where its opening character is
-      a.lead, a.lead_kind, a.lead_class = k, "mandatory", lead.first
-    elseif lead and lead.kind == SINGLE then
-      a.lead, a.lead_class = k, lead.class
-      if lead.quant == nil then
-        a.lead_kind = "mandatory"
-      elseif lead.quant ~= "?" and lead.mode == "free" then
-        a.lead_kind = "free"
-      elseif lead.quant ~= "?" and lead.mode == "commit" then
-        -- the run can only end where the head matches: only the subject's last run can fail
-        local h = k + 1
-        while items[h] and (items[h].kind == CLOSE or items[h].kind == OPEN or items[h].kind == POSCAP) do h = h + 1 end
-        local head = items[h]
-        if head and head.kind == SINGLE and (head.quant == nil or head.quant == "+") and nofail[h + 1]
-           and covers(lead.class, head.class) and complement(lead.class) then
-          a.lead_kind = "last_run"
-        end
-      end
-    end
-  end
-  -- The classes whose longest runs the bound uses (the lead's own, when its formula does not).
-  local classes = {}
-  for k, it in ipairs(items) do
-    if it.kind == SINGLE and it.quant and it.quant ~= "?" and not it.full
-       and not (k == a.lead and (a.lead_kind == "free" or a.lead_kind == "last_run")) then
-      classes[it.class] = true
-    end
-    for _, gap in ipairs(it.stops or {}) do classes[gap] = true end
-    if it.kind == BACKREF and it.from then
-      for i = it.from.close - 1, 1, -1 do
-        local inner = items[i]
-        if inner == it.from then break end
-        if inner.kind == SINGLE and inner.quant and not inner.full then classes[inner.class] = true end
-      end
-    end
-  end
-  a.classes = classes
+  if not model_analyse then load_model() end
+  a = model_analyse(p, anchored)
   if cached >= 256 then analyses, cached = {}, 0 end
   analyses[key], cached = a, cached + 1
   return a
+end
+
+local function complement(tok)
+  if not model_complement then load_model() end
+  return model_complement(tok)
 end
 
 -- Upper bound on the matcher's steps for subject length n. `q.run[class]` bounds the
@@ -503,15 +258,10 @@ local function refuse(fname, p, n, estimate, budget, per_second)
     .. "with ^, use a plain find (string.find(s, text, 1, true)), split the text first, or json.decode for JSON")
 end
 
--- Steps per second: the slower of the two calibration calls the host timed (lazy and literal
--- matching cost different times per step), halved.
+-- Steps per second this machine's matcher runs, as the host measured it once per process
+-- (_patterns.py: the slower of lazy and literal matching, halved for a loaded machine).
 local function steps_per_second()
-  if not rate then
-    local n, lazy, m, k, literal = calibrate()
-    local per_lazy = steps(analyse(".-b", false), n, {run = {}}) / math_max(lazy, 1e-6)
-    local per_literal = steps(analyse(str_rep("a", k) .. "b", false), m, {run = {}}) / math_max(literal, 1e-6)
-    rate = math_min(per_lazy, per_literal) / SAFETY
-  end
+  if not rate then rate = calibrate() end
   return rate
 end
 
@@ -684,4 +434,8 @@ safe_table.move = wrapped(table.move, "table.move", function(a1, f, e, t)
   end
 end)
 
-return safe_string, safe_table, check_pattern
+-- `cost(p, n)`: the bound on an unanchored find of `p` over n characters with no runs
+-- measured (the host turns its calibration calls' timings into a rate with it).
+local function cost(p, n) return steps(analyse(p, false), n, {run = {}}) end
+
+return safe_string, safe_table, check_pattern, cost
