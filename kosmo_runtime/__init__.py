@@ -26,6 +26,7 @@ _EXPORTS = {
                  "UpstreamNotFound", "UsageError"),
     "._retry": ("RetryPolicy",),
     "._limits": ("Limits",),
+    "._options": ("RunOptions",),
     "._policy": ("WriteRequest",),
     "._result": ("ENVELOPE_VERSION", "CallRecord", "RunResult", "envelope_schema"),
     "._runtime": ("Runtime", "Session"),
@@ -70,6 +71,7 @@ __all__ = [
     "RedisState",
     "ReplayMismatch",
     "RetryPolicy",
+    "RunOptions",
     "RunResult",
     "Runtime",
     "ScriptError",
@@ -142,6 +144,7 @@ if TYPE_CHECKING:
         UsageError,
     )
     from ._limits import Limits
+    from ._options import RunOptions
     from ._policy import WriteRequest
     from ._result import ENVELOPE_VERSION, CallRecord, RunResult, envelope_schema
     from ._retry import RetryPolicy

@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._options import RunOptions
+
 if TYPE_CHECKING:
     from ._calls import Invoker
+    from ._cassette import Tape
     from ._limits import Limits
     from ._parallel import ParallelCalls
     from ._runtime import Runtime
     from ._sandbox import Sandbox
+    from ._tracing import RunSpan
 
 __all__ = ["AppHost"]
 
@@ -28,14 +32,16 @@ class AppHost:
         self._runtime = runtime
         self._sandbox = sandbox
         self._limits: Limits = sandbox.limits
-        self._options: dict[str, Any] = {}
+        self._run = RunOptions()
+        self._tape: Tape | None = None
+        self._span: RunSpan | None = None
         self._invoker: Invoker | None = None
         self._parallel: ParallelCalls | None = None
 
-    def bind(self, limits: Limits, **options: Any) -> None:
-        """The run's limits and options (``dry_run``, ``read_only``, ``writes``, ``approve``)."""
-        self._limits = limits
-        self._options = options
+    def bind(self, run: RunOptions, *, tape: Tape | None = None, span: RunSpan | None = None) -> None:
+        """The run's options (merged over the Runtime's: ``Runtime.run_options``), cassette and span."""
+        self._limits = run.limits or self._sandbox.limits
+        self._run, self._tape, self._span = run, tape, span
 
     def functions(self) -> dict[str, Callable[..., Any]]:
         """The host functions ``_app.lua`` expects, by name."""
@@ -49,7 +55,7 @@ class AppHost:
     def invoker(self) -> Invoker:
         """The run's Invoker, made on first use."""
         if self._invoker is None:
-            self._invoker = self._runtime._invoker(self._sandbox, self._limits, **self._options)
+            self._invoker = self._runtime._invoker(self._run, sandbox=self._sandbox, tape=self._tape, span=self._span)
         return self._invoker
 
     @property

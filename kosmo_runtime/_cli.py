@@ -20,6 +20,7 @@ from ._errors import ConfigError, KosmoError
 
 if TYPE_CHECKING:  # the runtime loads once a command runs (``kosmo --help`` stays cheap)
     from ._limits import Limits
+    from ._options import RunOptions
     from ._policy import Approver, WriteRequest
     from ._result import RunResult
     from ._runtime import Runtime
@@ -296,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "mcp":
             _check_mcp_options(args)
         # An MCP server asks through its client (elicitation), never at a terminal (stdio is the protocol).
-        with _tracing(args), _runtime(args, interactive=args.command != "mcp") as runtime:
+        args.run_options = _run_options(args, interactive=args.command != "mcp")
+        with _tracing(args), _runtime(args, args.run_options) as runtime:
             if args.command in ("run", "call", "mcp", "repl"):
                 _ = runtime.audit_log  # at start-up: an unwritable audit log is a configuration error (exit 2)
             handler = {"run": _cmd_run, "call": _cmd_call, "docs": _cmd_docs, "accounts": _cmd_accounts,
@@ -331,9 +333,9 @@ def _tracing(args: argparse.Namespace) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _runtime(args: argparse.Namespace, *, interactive: bool = True) -> Iterator[Runtime]:
-    approve = _terminal_approver() if interactive else None
-    limits = _limits(args)
+def _runtime(args: argparse.Namespace, run: RunOptions) -> Iterator[Runtime]:
+    """The command's Runtime: ``run``'s limits and approver are its defaults (its pooled sandboxes have those limits)."""
+    limits, approve = run.limits, run.approve
     if getattr(args, "demo", False):
         from ._demo import Demo
 
@@ -350,6 +352,16 @@ def _runtime(args: argparse.Namespace, *, interactive: bool = True) -> Iterator[
     with Runtime(accounts=args.accounts, limits=limits, approve=approve, audit_log=getattr(args, "audit_log", None),
                  workers=_workers(args)) as runtime:
         yield runtime
+
+
+def _run_options(args: argparse.Namespace, *, interactive: bool = True) -> RunOptions:
+    """The ``RunOptions`` of the command's flags: limits, ``--dry-run``, ``--read-only``, and the terminal's
+    approver (``interactive``), built once; every run, call, REPL chunk or MCP tool call of the command gets them."""
+    from ._options import RunOptions
+
+    return RunOptions(limits=_limits(args), dry_run=getattr(args, "dry_run", False),
+                      read_only=getattr(args, "read_only", False),
+                      approve=_terminal_approver() if interactive else None)
 
 
 def _limits(args: argparse.Namespace) -> Limits:
@@ -443,7 +455,7 @@ def _cmd_examples(args: argparse.Namespace) -> int:
 def _cmd_run(runtime: Runtime, args: argparse.Namespace) -> int:
     source, name = _source(args)
     stream = not args.json and sys.stdout.isatty()  # on a terminal, print as it happens; else all at the end
-    result = runtime.run(source, name=name, dry_run=args.dry_run, read_only=args.read_only,
+    result = runtime.run(source, name=name, options=args.run_options,
                          on_output=_write_now if stream else None, record=args.record, replay=args.replay)
     return _report(result, args.json, printed=stream)
 
@@ -489,7 +501,7 @@ def _cmd_mcp(runtime: Runtime, args: argparse.Namespace) -> int:
     _ = runtime.worker_pool  # worker processes (--workers) start with the server, not with its first run
     gate = RunGate(args.max_runs, args.max_queued, longest=runtime.limits.wall_time)
     serve(runtime, http=_http_options(args), gate=gate, expose_functions=args.expose_functions,
-          allow_writes=args.allow_writes, dry_run=args.dry_run, read_only=args.read_only,
+          allow_writes=args.allow_writes, options=args.run_options,
           approval_timeout=args.approval_timeout)
     return 0
 
@@ -509,12 +521,12 @@ def _cmd_repl(runtime: Runtime, args: argparse.Namespace) -> int:
     from ._repl import Repl
 
     _ = runtime.accounts  # a broken accounts file stops here (exit 2), not at every line
-    return Repl(runtime, dry_run=args.dry_run, read_only=args.read_only, history=not args.no_history).loop()
+    return Repl(runtime, options=args.run_options, history=not args.no_history).loop()
 
 
 def _cmd_call(runtime: Runtime, args: argparse.Namespace) -> int:
     arguments = _call_arguments(runtime, args)
-    result = runtime.call(args.function, arguments, account=args.account, dry_run=args.dry_run, read_only=args.read_only)
+    result = runtime.call(args.function, arguments, account=args.account, options=args.run_options)
     return _report(result, args.json)
 
 

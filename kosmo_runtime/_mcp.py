@@ -38,6 +38,7 @@ from ._errors import InvalidArgument, KosmoError, ServerBusy
 from ._manifest import Manifest, ParamSpec
 from ._mcp_gate import RunGate
 from ._mcp_http import HttpOptions, serve_http
+from ._options import RunOptions
 from ._result import RunResult, envelope_schema
 from ._runtime import Runtime
 
@@ -61,7 +62,7 @@ message, hint and the script line. Each script runs in a fresh sandbox with limi
 _DOC_FLOW = "Never guess names: list, then read, then execute."
 
 #: How a tool call runs its work with the server's options and this call's approver, through the run gate.
-_Approved = Callable[[Context[Any, Any], str, Callable[[dict[str, Any]], CallToolResult]],
+_Approved = Callable[[Context[Any, Any], str, Callable[[RunOptions], CallToolResult]],
                      Awaitable["CallToolResult | InputRequiredResult"]]
 
 _CALL_LINES = 20  # integration calls listed in the text rendering; the structured content has all
@@ -189,33 +190,34 @@ def function_tool_schema(manifest: Manifest, function: str, accounts: list[str] 
 # -- the server --------------------------------------------------------------------------------------
 
 
-def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writes: bool = False,
-                 dry_run: bool = False, read_only: bool = False, approval_timeout: float = 60.0,
-                 gate: RunGate | None = None) -> MCPServer:
+def build_server(runtime: Runtime, *, options: RunOptions | None = None, expose_functions: bool = False,
+                 allow_writes: bool = False, approval_timeout: float = 60.0, gate: RunGate | None = None) -> MCPServer:
     """An MCP server answering with ``runtime`` (its accounts, policies, limits and audit log).
 
     ``expose_functions`` adds one tool per integration function; write functions only with
-    ``allow_writes`` (they remain subject to the account's policy). ``dry_run`` and ``read_only``
-    apply to every run and call, as ``kosmo run --dry-run`` / ``--read-only``. An ``ask`` write waits
+    ``allow_writes`` (they remain subject to the account's policy). ``options`` (``RunOptions``, e.g.
+    ``dry_run``/``read_only`` as ``kosmo run --dry-run`` / ``--read-only``) apply to every run and call;
+    the approver of each is the calling client (elicitation). An ``ask`` write waits
     at most ``approval_timeout`` seconds (and never past the run's wall-clock limit) for the client's answer.
     Runs and calls pass ``gate`` (default: 8 at once, 32 waiting); beyond it they answer ``ServerBusy``.
     """
-    options = {"dry_run": dry_run, "read_only": read_only}
-    writes_possible = not read_only and not dry_run
+    options = options or RunOptions()
+    merged = runtime.run_options(options)  # what a run gets, the Runtime's own policy included
+    writes_possible, read_only = merged.may_write, merged.write_policy == "deny"
     gate = gate or RunGate(longest=runtime.limits.wall_time)
     # A 2026-07-28 run waiting for its approval has left the gate: as many may wait as the gate admits.
     approvals = Approvals(runtime, min(approval_timeout, runtime.limits.wall_time),
                           most_waiting=gate.running + gate.waiting)
 
     def approve_through_client(ctx: Context[Any, Any], tool: str,
-                               work: Callable[[dict[str, Any]], CallToolResult]) -> CallToolResult | InputRequiredResult:
+                               work: Callable[[RunOptions], CallToolResult]) -> CallToolResult | InputRequiredResult:
         """``work(options)`` with the server's options, plus an approver asking this call's client."""
         if not writes_possible:
             return work(options)
-        return approvals.run(ctx, tool, lambda approve: work({**options, "approve": approve}))
+        return approvals.run(ctx, tool, lambda approve: work(options.replace(approve=approve)))
 
     async def approved(ctx: Context[Any, Any], tool: str,
-                       work: Callable[[dict[str, Any]], CallToolResult]) -> CallToolResult | InputRequiredResult:
+                       work: Callable[[RunOptions], CallToolResult]) -> CallToolResult | InputRequiredResult:
         """The work in a worker thread once the gate admits it; an approval's answer resumes its run at once."""
         if ctx.request_state is not None:  # the run was admitted and is waiting for this answer
             return await anyio.to_thread.run_sync(approve_through_client, ctx, tool, work)
@@ -263,7 +265,7 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
                 "execute_lua needs 'code', the Lua source to run", param="code",
                 hint='call it as execute_lua {"code": "return app.integrations.whereby.list_rooms{limit = 2}"}')))
         return await approved(ctx, "execute_lua",
-                              lambda run: _envelope_result(runtime.run(code, name="script.lua", **run)))
+                              lambda run: _envelope_result(runtime.run(code, name="script.lua", options=run)))
 
     async def call_integration(
         function: Annotated[str, Field(description="e.g. 'whereby.list_rooms'")],
@@ -273,13 +275,13 @@ def build_server(runtime: Runtime, *, expose_functions: bool = False, allow_writ
         ctx: Context[Any, Any],
     ) -> CallToolResult | InputRequiredResult:
         return await approved(ctx, "call_integration",
-                              lambda run: _envelope_result(runtime.call(function, arguments, account=account, **run)))
+                              lambda run: _envelope_result(runtime.call(function, arguments, account=account, options=run)))
 
     docs_hints = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
     run_hints = ToolAnnotations(read_only_hint=not writes_possible, destructive_hint=writes_possible,
                                 idempotent_hint=False, open_world_hint=True)
     policy = ("every write is denied (read-only server)" if read_only else
-              "writes are described, not sent (dry-run server)" if dry_run else
+              "writes are described, not sent (dry-run server)" if merged.dry_run else
               "writes follow each account's policy ('ask': your user is asked)")
     tools = [
         _tool(lua_list_docs, docs_hints, "List the reference pages (runtime, each integration). Start here. " + _DOC_FLOW),
@@ -370,7 +372,7 @@ def _function_tool(runtime: Runtime, manifest: Manifest, name: str, accounts: li
     async def call(ctx: Context[Any, Any], **arguments: Any) -> CallToolResult | InputRequiredResult:
         account = arguments.pop(account_key, None)
         return await approved(ctx, manifest.full_name(name),
-                              lambda run: _envelope_result(runtime.call(target, arguments, account=account, **run)))
+                              lambda run: _envelope_result(runtime.call(target, arguments, account=account, options=run)))
 
     write = spec.operation == "write"
     description = (f"{manifest.name}: {spec.description} ({spec.operation}; the same as "

@@ -20,6 +20,7 @@ from lupa import lua54
 
 from . import __version__
 from ._errors import KosmoError, LimitExceeded
+from ._options import RunOptions
 from ._result import RunResult
 from ._runtime import Runtime
 from ._values import render
@@ -76,10 +77,10 @@ class _Unfinished(Exception):
 class Repl:
     """The read-eval-print loop over one ``Runtime.session``."""
 
-    def __init__(self, runtime: Runtime, *, dry_run: bool = False, read_only: bool = False, history: bool = True,
+    def __init__(self, runtime: Runtime, *, options: RunOptions | None = None, history: bool = True,
                  stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
         self.runtime = runtime
-        self.dry_run, self.read_only = dry_run, read_only
+        self.options = options  # every chunk's (kosmo repl --dry-run, --read-only, limits)
         self.stdin = stdin or sys.stdin
         self.out = stdout or sys.stdout
         self.err = stderr or sys.stderr
@@ -87,7 +88,7 @@ class Repl:
         self.history = history and readline is not None and self.interactive
         # Compiles (never runs) input to tell a complete chunk from an unfinished one.
         self._checker = lua54.LuaRuntime(register_eval=False, register_builtins=False)
-        self.session = runtime.session(dry_run=dry_run, read_only=read_only)
+        self.session = runtime.session(options=options)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -243,7 +244,7 @@ class Repl:
             self.out.write(HELP)
         elif name == ".reset":
             self.session.close()
-            self.session = self.runtime.session(dry_run=self.dry_run, read_only=self.read_only)
+            self.session = self.runtime.session(options=self.options)
             self.out.write("fresh Lua state: all globals forgotten\n")
         elif name == ".doc":
             if not rest:

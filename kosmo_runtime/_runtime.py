@@ -16,6 +16,7 @@ from ._clock import Clock, utc_now
 from ._discovery import Catalog
 from ._errors import InvalidArgument, KosmoError, LimitExceeded, NotFound
 from ._limits import Limits
+from ._options import RunOptions, RunOverrides
 from ._pool import SandboxPool
 from ._result import RunResult
 from ._retry import RetryPolicy
@@ -24,6 +25,7 @@ from ._sandbox import Sandbox
 if TYPE_CHECKING:  # httpx, sqlite, the docs and the call layer load when first used (a fast `return 1`)
     import httpx
     from opentelemetry.trace import TracerProvider
+    from typing_extensions import Unpack
 
     from ._audit import AuditLog
     from ._calls import Invoker
@@ -260,51 +262,57 @@ class Runtime:
 
     # -- running ---------------------------------------------------------------------
 
+    @property
+    def defaults(self) -> RunOptions:
+        """The Runtime's own run options (its ``limits``, ``writes`` and ``approve``), which each run's are merged over."""
+        return RunOptions(limits=self.limits, writes=self.writes, approve=self.approve)
+
+    def run_options(self, options: RunOptions | None = None, **overrides: Unpack[RunOverrides]) -> RunOptions:
+        """The options a run gets: ``options`` (default none), ``overrides`` applied, merged over ``defaults``."""
+        return (options or RunOptions()).replace(**overrides).over(self.defaults)
+
     def run(
         self,
         source: str,
         *,
         name: str | None = None,
-        limits: Limits | None = None,
-        dry_run: bool = False,
-        read_only: bool = False,
-        writes: WritePolicy | None = None,
-        approve: Approver | None = None,
+        options: RunOptions | None = None,
         on_output: Callable[[str], None] | None = None,
-        idempotency_key: str | None = None,
         record: str | Path | None = None,
         replay: str | Path | None = None,
+        **overrides: Unpack[RunOverrides],
     ) -> RunResult:
         """Run a Lua script in a fresh sandbox and return what happened (never raises for script errors).
 
-        ``name`` is the script name in error messages (default ``script.lua``); ``dry_run`` lets reads
-        run and turns each write into a description of what would be sent; ``read_only`` denies writes.
+        ``name`` is the script name in error messages (default ``script.lua``). ``options`` is the run's
+        ``RunOptions``; its fields may also be given as keywords, which win over ``options``: ``limits``,
+        ``dry_run`` (reads run, each write becomes a description of what would be sent), ``read_only``
+        (writes denied), ``writes``, ``approve``, ``idempotency_key`` (a retry of this run with the same
+        key, on any replica sharing the state, gets each write's recorded result instead of sending it
+        again; see ``_idempotency.py``).
         ``on_output`` is called with each piece of printed text as it is printed (it is also in ``output``).
-        ``idempotency_key``: a retry of this run with the same key (on any replica sharing the state)
-        gets each write's recorded result instead of sending it again (see ``_idempotency.py``).
         ``record`` writes every upstream exchange of the run to that cassette file; ``replay`` answers
         them from one instead of the network (see ``_cassette``).
         """
+        run = self.run_options(options, **overrides)
+        script = name or "script.lua"
         if self.workers is not None and record is None and replay is None:
-            span = self._run_span(name or "script.lua")
-            return _ended(span, self._in_worker(
-                {"kind": "run", "source": source, "name": name or "script.lua"}, limits, dry_run=dry_run,
-                read_only=read_only, writes=writes, approve=approve, on_output=on_output,
-                idempotency_key=idempotency_key))
-        span = self._run_span(name or "script.lua")
+            span = self._run_span(script)
+            return _ended(span, self._in_worker({"kind": "run", "source": source, "name": script}, run,
+                                                on_output=on_output))
+        span = self._run_span(script)
         tape = self._tape(record, replay) if record is not None or replay is not None else None
         if isinstance(tape, RunResult):
             return _ended(span, tape)
-        sandbox = self._sandbox(limits or self.limits, dry_run=dry_run, read_only=read_only, writes=writes,
-                                approve=approve, idempotency_key=idempotency_key, tape=tape, span=span)
+        sandbox = self._sandbox(run, tape=tape, span=span)
         if isinstance(sandbox, RunResult):
             return _ended(span, sandbox)
         sandbox.on_output = on_output
         try:
-            result = sandbox.run(source, name or "script.lua")
+            result = sandbox.run(source, script)
         finally:
             self._sandboxes.discard(sandbox)  # the state is freed now (or by the pool's thread right after)
-        return _ended(span, tape.finish(result, name or "script.lua") if tape is not None else result)
+        return _ended(span, tape.finish(result, script) if tape is not None else result)
 
     def _run_span(self, script: str) -> RunSpan | None:
         """The span of a run when tracing is on (see ``_tracing``); a process that does not trace imports nothing."""
@@ -324,8 +332,8 @@ class Runtime:
         except KosmoError as exc:
             return RunResult(ok=False, error=exc)
 
-    def _in_worker(self, job: dict[str, Any], limits: Limits | None, *, approve: Approver | None,
-                   on_output: Callable[[str], None] | None = None, **options: Any) -> RunResult:
+    def _in_worker(self, job: dict[str, Any], run: RunOptions,
+                   on_output: Callable[[str], None] | None = None) -> RunResult:
         """A run or call on a worker process; configuration errors are found here first, as in-process."""
         started = time.monotonic()
         try:
@@ -334,31 +342,30 @@ class Runtime:
         except KosmoError as exc:
             return RunResult(ok=False, error=exc, duration=time.monotonic() - started)
         assert pool is not None
-        chosen = limits or self.limits
-        return pool.execute({**job, **options, "limits": dict(vars(limits)) if limits else None},  # None: the defaults
-                            wall_time=chosen.wall_time, on_output=on_output, approve=approve or self.approve)
+        return pool.execute(job, run, on_output=on_output)
 
-    def session(self, *, limits: Limits | None = None, dry_run: bool = False, read_only: bool = False,
-                writes: WritePolicy | None = None, approve: Approver | None = None) -> Session:
-        """A session of chunks sharing one Lua state and its globals (for a REPL).
+    def session(self, *, options: RunOptions | None = None, **overrides: Unpack[RunOverrides]) -> Session:
+        """A session of chunks sharing one Lua state and its globals (for a REPL), with ``options`` and
+        ``overrides`` as for ``run``.
 
         Limits apply per chunk (memory for the whole session); a chunk that hits a limit ends the
         session's state, and the next chunk starts a fresh one (``Session.restarted`` says so).
         """
-        return Session(lambda: self._sandbox(limits or self.limits, dry_run=dry_run, read_only=read_only,
-                                             writes=writes, approve=approve))
+        run = self.run_options(options, **overrides)
+        return Session(lambda: self._sandbox(run))
 
-    def _sandbox(self, limits: Limits, **options: Any) -> Sandbox | RunResult:
+    def _sandbox(self, run: RunOptions, *, tape: Tape | None = None, span: RunSpan | None = None) -> Sandbox | RunResult:
         """The run's sandbox (a pooled one when the run has the Runtime's limits, else one built now,
         whose app layer loads when the script first uses it), or the RunResult of a configuration
-        error (the accounts file is checked for every run)."""
+        error (the accounts file is checked for every run). ``run`` is merged (``options``)."""
         started = time.monotonic()
         try:
             _ = self.accounts
             _ = self.audit_log  # an audit log that cannot be written stops the run here, naming path and reason
         except KosmoError as exc:
             return RunResult(ok=False, error=exc, duration=time.monotonic() - started)
-        tape: Tape | None = options.get("tape")  # a taped run reads the tape's clock: never a pooled sandbox
+        limits = run.limits or self.limits
+        # a taped run reads the tape's clock: never a pooled sandbox
         ready = self._sandboxes.take() if (limits is self.limits or limits == self.limits) and tape is None else None
         if ready is not None and ready.sandbox.limits is not limits and ready.sandbox.limits != limits:  # built before the Runtime's limits changed
             ready.close()
@@ -370,7 +377,7 @@ class Runtime:
         else:
             sandbox, host = ready
             sandbox.begin()
-        host.bind(limits, **options)
+        host.bind(run, tape=tape, span=span)
         return sandbox
 
     def _prebuilt(self) -> _Prebuilt:
@@ -387,40 +394,30 @@ class Runtime:
         arguments: Mapping[str, Any] | None = None,
         *,
         account: str | None = None,
-        limits: Limits | None = None,
-        dry_run: bool = False,
-        read_only: bool = False,
-        writes: WritePolicy | None = None,
-        approve: Approver | None = None,
-        idempotency_key: str | None = None,
+        options: RunOptions | None = None,
+        **overrides: Unpack[RunOverrides],
     ) -> RunResult:
         """Call one integration function without Lua, e.g. ``call("whereby.list_rooms", {"limit": 5})``.
 
         ``function`` is ``integration.function`` or ``integration.account.function``. Validation,
-        policy and the result envelope are the same as for a script (``idempotency_key`` as for ``run``).
+        policy and the result envelope are the same as for a script (``options`` and ``overrides`` as for ``run``).
         """
+        run = self.run_options(options, **overrides)
         if self.workers is not None:
             return _ended(self._run_span(function), self._in_worker(
-                {"kind": "call", "function": function, "arguments": dict(arguments or {}), "account": account},
-                limits, dry_run=dry_run, read_only=read_only, writes=writes, approve=approve,
-                idempotency_key=idempotency_key))
-        return self._call_here(function, arguments, account=account, limits=limits, dry_run=dry_run,
-                               read_only=read_only, writes=writes, approve=approve, idempotency_key=idempotency_key)
+                {"kind": "call", "function": function, "arguments": dict(arguments or {}), "account": account}, run))
+        return self._call_here(function, arguments, account, run)
 
-    def _call_here(self, function: str, arguments: Mapping[str, Any] | None = None, *, account: str | None = None,
-                   limits: Limits | None = None, dry_run: bool = False, read_only: bool = False,
-                   writes: WritePolicy | None = None, approve: Approver | None = None,
-                   idempotency_key: str | None = None) -> RunResult:
-        """``call`` in this process."""
-        limits = limits or self.limits
+    def _call_here(self, function: str, arguments: Mapping[str, Any] | None, account: str | None,
+                   run: RunOptions) -> RunResult:
+        """``call`` in this process (``run`` merged)."""
+        limits = run.limits or self.limits
         started = time.monotonic()
         records: list[Any] = []
         deadline = started + limits.wall_time
         span = self._run_span(function)
         try:
-            invoker = self._invoker(None, limits, dry_run=dry_run, read_only=read_only, writes=writes,
-                                    approve=approve, records=records, remaining=lambda: deadline - time.monotonic(),
-                                    idempotency_key=idempotency_key, span=span)
+            invoker = self._invoker(run, records=records, remaining=lambda: deadline - time.monotonic(), span=span)
             ident, account_name, name = self._split(function, account, invoker)
             result = invoker.call(ident, account_name, name, dict(arguments or {}))
             return _ended(span, RunResult(ok=True, result=result, calls=records, duration=time.monotonic() - started))
@@ -442,14 +439,14 @@ class Runtime:
             raise NotFound(f"{function!r} names an account, not a function", hint=f"add the function: {function}.<function>")
         return ident, account, name
 
-    def _invoker(self, sandbox: Sandbox | None, limits: Limits, *, dry_run: bool, read_only: bool,
-                 writes: WritePolicy | None, approve: Approver | None, records: list[Any] | None = None,
-                 remaining: Any = None, idempotency_key: str | None = None, tape: Tape | None = None,
+    def _invoker(self, run: RunOptions, *, sandbox: Sandbox | None = None, records: list[Any] | None = None,
+                 remaining: Callable[[], float] | None = None, tape: Tape | None = None,
                  span: RunSpan | None = None) -> Invoker:
+        """The call layer of one run (``run`` merged) in ``sandbox``, or of one call."""
         from ._calls import Invoker
         from ._idempotency import Idempotency
-        from ._policy import strictest
 
+        limits = run.limits or self.limits
         audit = self.audit_log
         on_call: Callable[[Any, dict[str, Any]], None] | None = audit.record if audit is not None else None
         if self._on_call is not None:
@@ -463,14 +460,14 @@ class Runtime:
             remaining=remaining or (sandbox.remaining if sandbox else (lambda: limits.wall_time)),
             records=records if records is not None else sandbox.calls,  # type: ignore[union-attr]
             max_calls=limits.calls,
-            dry_run=dry_run,
-            run_policy=strictest(self.writes, writes, "deny" if read_only else None),
-            approve=approve or self.approve,
+            dry_run=run.dry_run,
+            run_policy=run.write_policy,
+            approve=run.approve,
             retry=self.retry,
             run_id=os.urandom(6).hex(),
             on_call=on_call,
             clock=tape.clock if tape else self.clock,
-            idempotency=Idempotency(self.state, idempotency_key) if idempotency_key else None,
+            idempotency=Idempotency(self.state, run.idempotency_key) if run.idempotency_key else None,
             tracing=span,
         )
 

@@ -47,10 +47,11 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from ._errors import KosmoError, WorkerCrashed
-from ._limits import Limits, limit_exceeded
+from ._limits import limit_exceeded
 from ._result import CallRecord, RunResult
 
 if TYPE_CHECKING:
+    from ._options import RunOptions
     from ._policy import Approver
     from ._runtime import Runtime
 
@@ -215,14 +216,18 @@ class WorkerPool:
             raise _Lost(KosmoError.from_dict(message[1]))
         worker.ready = True
 
-    def execute(self, job: dict[str, Any], *, wall_time: float, on_output: Callable[[str], None] | None = None,
-                approve: Approver | None = None) -> RunResult:
-        """Run ``job`` (a run or a call, as a dict) on an idle worker; kill it past ``kill_after(wall_time)``.
+    def execute(self, job: dict[str, Any], run: RunOptions, *,
+                on_output: Callable[[str], None] | None = None) -> RunResult:
+        """Run ``job`` (a run or a call, as a dict) with the options ``run`` (merged over the Runtime's) on an
+        idle worker; kill it past ``kill_after`` its wall-clock limit. The worker gets ``run`` without its
+        approver, whose questions come back here.
 
         A worker that dies before it acknowledged the job (killed while idle) ran none of it: the job
         goes to another worker."""
+        assert run.limits is not None, "execute takes merged options (Runtime.run_options)"
+        job = {**job, "options": run.for_worker(), "ask": run.approve is not None}
         for _ in range(self.size + 2):
-            result = self._attempt(job, wall_time, on_output, approve)
+            result = self._attempt(job, run.limits.wall_time, on_output, run.approve)
             if result is not None:
                 return result
         return RunResult(ok=False, error=WorkerCrashed(
@@ -242,7 +247,7 @@ class WorkerPool:
             self._ready(worker)
             started = time.monotonic()  # the wall clock starts when a ready worker takes the job
             try:
-                worker.send(("job", {**job, "ask": approve is not None}))
+                worker.send(("job", job))
             except OSError:  # it died between the liveness check and now
                 raise _Lost(taken=False) from None
             envelope = self._follow(worker, started + kill_after(wall_time), output, calls, on_output, approve)
@@ -523,24 +528,22 @@ def worker_main(conn: Connection, options: dict[str, Any], address_space: int | 
     channel.send(("ready", os.getpid()))
     threading.Thread(target=channel.stream_output, name="kosmo-worker-output", daemon=True).start()
     while (job := channel.next_job()) is not None:
-        limits = Limits(**job["limits"]) if job.get("limits") else runtime.limits
-        _cap_address_space(address_space or baseline + HEADROOM + 4 * limits.memory)
+        run: RunOptions = job["options"]
+        _cap_address_space(address_space or baseline + HEADROOM + 4 * (run.limits or runtime.limits).memory)
         channel.running.set()
         try:
-            result = _execute(runtime, job, limits, channel)
+            result = _execute(runtime, job, run.replace(approve=channel.ask) if job["ask"] else run, channel)
         finally:
             channel.running.clear()
         channel.finish(result)
     runtime.close()
 
 
-def _execute(runtime: Runtime, job: dict[str, Any], limits: Limits, channel: _Channel) -> RunResult:
-    options = {"limits": None if job["limits"] is None else limits, "dry_run": job["dry_run"],
-               "read_only": job["read_only"], "writes": job["writes"], "approve": channel.ask if job["ask"] else None,
-               "idempotency_key": job["idempotency_key"]}
+def _execute(runtime: Runtime, job: dict[str, Any], run: RunOptions, channel: _Channel) -> RunResult:
+    """The job, with the parent's run options (its approver: a question to the parent)."""
     if job["kind"] == "call":
-        return runtime.call(job["function"], job["arguments"], account=job["account"], **options)
-    return runtime.run(job["source"], name=job["name"], on_output=channel.output, **options)
+        return runtime.call(job["function"], job["arguments"], account=job["account"], options=run)
+    return runtime.run(job["source"], name=job["name"], on_output=channel.output, options=run)
 
 
 def _warm_up(runtime: Runtime) -> None:

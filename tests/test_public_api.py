@@ -7,7 +7,7 @@ EXPECTED = {
     "CallError", "CallRecord", "ConfigError", "ConnectionDropped", "Demo", "Fault", "HTTPStatusError",
     "IntegrationBug", "InvalidArgument", "KosmoError", "LimitExceeded", "Limits", "LoopbackServer",
     "LuaRuntimeError", "LuaSyntaxError", "ManifestError", "NetworkError", "NotFound", "OutcomeUnknown",
-    "PermissionDenied", "RateLimited", "ReplayMismatch", "RetryPolicy", "RunResult", "Runtime", "ScriptError", "Secret", "Session",
+    "PermissionDenied", "RateLimited", "ReplayMismatch", "RetryPolicy", "RunOptions", "RunResult", "Runtime", "ScriptError", "Secret", "Session",
     "ServiceUnavailable", "Simulator", "Store", "State", "StateUnavailable", "MemoryState", "SqliteState", "RedisState", "UpstreamError", "UpstreamNotFound", "UsageError", "WriteRequest",
     "__version__", "route", "ENVELOPE_VERSION", "envelope_schema",
 }
