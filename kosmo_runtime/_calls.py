@@ -20,9 +20,11 @@ from ._clock import Clock, utc_now
 from ._context import CallContext
 from ._discovery import Catalog
 from ._errors import BadResponse, IntegrationBug, KosmoError, NotFound
+from ._expressions import Scope, add_fields, apply_shape, evaluate
 from ._http import ClientPool, DryRunIntercept, Http, RetryPolicy, Trace, redact
 from ._idempotency import Idempotency
 from ._limits import limit_exceeded
+from ._local_pages import page_slice
 from ._log import log
 from ._manifest import FunctionSpec, LoadedIntegration, RequestSpec
 from ._policy import Approver, WriteRequest, authorize
@@ -133,7 +135,8 @@ class Invoker:
             http = Http(bound.client, manifest, function=function, account=account.name,
                         remaining=self.remaining, dry_run=self.dry_run, retry=self.retry, trace=trace,
                         limiter=bound.limiter)
-            context = CallContext(ident, function, account, http, bound.store, bound.memo, self.clock, manifest.lookups)
+            context = CallContext(ident, function, account, http, bound.store, bound.memo, self.clock, manifest.lookups,
+                                  manifest)
             try:
                 if self.idempotency is not None and spec.operation == "write" and not self.dry_run:
                     result = self.idempotency.once(ident, account.name, function, args,
@@ -218,14 +221,15 @@ def _code(loaded: LoadedIntegration, function: str, spec: FunctionSpec) -> Calla
 def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, Any],
                     transform: Callable[[CallContext, dict[str, Any], Any], Any] | None = None) -> Any:
     """Execute a ``request``/``response`` declaration: fill templates (asking the service for the
-    manifest's ``lookups`` they name, once per account), send, extract, add, transform, wrap."""
+    manifest's ``lookups`` they name, once per account), send, extract, shape, add, slice, transform, wrap."""
     assert spec.request is not None
     values = {**context.account.settings, **args}
     request = spec.request
     for name in context.lookups:
         if values.get(name) is None and name in _placeholders(request):
             values[name] = context.lookup(name)
-    path = _PLACEHOLDER.sub(lambda m: quote(str(values[m.group(1)]), safe=""), request.path)
+    template = next((path for name, path in request.path_when.items() if args.get(name) is not None), request.path)
+    path = _PLACEHOLDER.sub(lambda m: quote(str(values[m.group(1)]), safe=""), template)
     query = {k: _fill(v, values) for k, v in request.query.items()}
     body: Any = None
     if isinstance(request.body, str):
@@ -234,7 +238,11 @@ def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, An
         body = {k: v for k, template in request.body.items() if (v := _fill(template, values)) is not None}
     headers = {k: str(v) for k, template in request.headers.items() if (v := _fill(template, values)) is not None}
     data = context.http.request(request.method, path, params=query, json=body, headers=headers or None)
-    data = shape(data, spec.response.extract, None, spec.response.add)
+    response = spec.response
+    if response.extract or response.shape or response.add:
+        data = shape(data, response.extract, None, response.add, context.scope(args), response.shape)
+    if response.slice is not None:
+        data = page_slice(data, args.get(response.slice.limit), args.get(response.slice.page) or 1)
     if transform is not None:
         data = transform(context, args, data)
     return {spec.response.wrap_as: data} if spec.response.wrap_as else data
@@ -242,26 +250,24 @@ def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, An
 
 def _placeholders(request: RequestSpec) -> set[str]:
     """Every ``{name}`` a request's templates use."""
-    templates = [request.path, *request.query.values(), *request.headers.values()]
+    templates = [request.path, *request.path_when.values(), *request.query.values(), *request.headers.values()]
     templates += [request.body] if isinstance(request.body, str) else list((request.body or {}).values())
     return {name for template in templates for name in _PLACEHOLDER.findall(template)}
 
 
-def shape(data: Any, extract: str | None, wrap_as: str | None, add: dict[str, str] | None = None) -> Any:
-    """Take ``extract`` (a dotted path) out of ``data``, add the ``add`` fields (``{new: existing}``,
-    to each item of a list), then wrap it as ``{wrap_as: ...}``."""
+def shape(data: Any, extract: str | None, wrap_as: str | None, add: dict[str, str] | None = None,
+          scope: Scope | None = None, named: str | None = None) -> Any:
+    """Take ``extract`` (an expression, usually a dotted path) out of ``data``, apply the ``named``
+    shape and add the ``add`` fields (``{new: expression}``, to each item of a list), then wrap it
+    as ``{wrap_as: ...}``."""
+    scope = scope or Scope()
     if extract:
-        for part in extract.split("."):
-            data = data.get(part) if isinstance(data, dict) else None
+        data = evaluate(extract, data, scope)
+    if named:
+        data = apply_shape(named, data, scope)
     if add:
-        data = [_added(item, add) for item in data] if isinstance(data, list) else _added(data, add)
+        data = add_fields(data, add, scope)
     return {wrap_as: data} if wrap_as else data
-
-
-def _added(item: Any, add: dict[str, str]) -> Any:
-    if not isinstance(item, dict):
-        raise TypeError(f"expected an object to add {', '.join(add)} to, got {type(item).__name__}")
-    return {**item, **{new: item.get(existing) for new, existing in add.items()}}
 
 
 def _fill(template: str, values: dict[str, Any]) -> Any:

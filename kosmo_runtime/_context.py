@@ -11,8 +11,9 @@ from ._clock import Clock, format_time, parse_time, read, utc_now
 
 if TYPE_CHECKING:
     from ._accounts import Account
+    from ._expressions import Scope
     from ._http import Http
-    from ._manifest import LookupSpec
+    from ._manifest import LookupSpec, Manifest
     from ._paginate import Pagination
     from ._store import ScopedStore
 
@@ -34,6 +35,7 @@ class CallContext:
     memo: dict[str, Any]
     clock: Clock = utc_now
     lookups: Mapping[str, LookupSpec] = field(default_factory=dict)
+    manifest: Manifest | None = None  # its named paginations and shapes
 
     def setting(self, name: str) -> Any:
         return self.account.settings.get(name)
@@ -59,12 +61,42 @@ class CallContext:
         """``moment`` in UTC to the second, e.g. ``2025-01-15T11:00:00Z``."""
         return format_time(moment)
 
-    def collect(self, path: str, pagination: Pagination, params: Mapping[str, Any] | None = None,
+    def collect(self, path: str, pagination: Pagination | str, params: Mapping[str, Any] | None = None,
                 headers: Mapping[str, str] | None = None) -> Iterator[Any]:
-        """Every item of the list endpoint ``path``, fetched lazily page by page (``GET``)."""
+        """Every item of the list endpoint ``path``, fetched lazily page by page (``GET``); ``pagination``
+        is a :class:`Pagination` or the name of one of the manifest's ``paginations``."""
         from ._paginate import collect
 
+        if isinstance(pagination, str):
+            pagination = self._manifest.paginations[pagination]
         return collect(lambda query: self.http.get(path, params=query, headers=headers), pagination, params)
+
+    def shape(self, name: str, value: Any) -> Any:
+        """``value`` (an object, or each object of a list) in the manifest's named shape ``name``."""
+        from ._expressions import apply_shape
+
+        return apply_shape(name, value, self.scope())
+
+    def local_page(self, items: list[Any], limit: int, page: int) -> tuple[list[Any], dict[str, Any]]:
+        """Page ``page`` (1-based) of ``limit`` items of a list filtered here, and where it stands
+        (``totalItems``, ``remainingItems``, ``returnedItems``, ``itemsPerPage``, ``currentPage``,
+        ``totalPages``, ``hasNextPage``, ``hasPreviousPage``)."""
+        from ._local_pages import page_info, page_slice
+
+        chosen = page_slice(items, limit, page)
+        return chosen, page_info(len(items), len(chosen), limit, page)
+
+    def scope(self, args: Mapping[str, Any] | None = None) -> Scope:
+        """What response expressions see of this call (``args`` only in a declaration's own response)."""
+        from ._expressions import Scope
+
+        return Scope(self._manifest.shapes, args or {}, self.account.settings, self.account.name)
+
+    @property
+    def _manifest(self) -> Manifest:
+        if self.manifest is None:
+            raise LookupError(f"{self.label}: this call context has no manifest (named paginations and shapes)")
+        return self.manifest
 
     def lookup(self, name: str) -> Any:
         """A value of the manifest's ``lookups``: the account's setting when it sets one, else the

@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ._endpoint_headers import template_names
 from ._errors import ManifestError
+from ._expressions import check_expression, shape_names
+from ._paginate import Pagination
 
 __all__ = [
     "AuthSpec",
@@ -79,10 +81,13 @@ class ParamSpec(_Strict):
 
 class RequestSpec(_Strict):
     """A declarative HTTP request: ``{name}`` in path, query, headers and body takes an argument or setting
-    (an argument not given leaves its query value, header or body field out)."""
+    (an argument not given leaves its query value, header or body field out). ``path_when`` gives
+    other paths by argument: the first whose argument is given replaces ``path``
+    (``{teamId: "/v2/teams/{teamId}/event-types"}``)."""
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     path: str
+    path_when: dict[str, str] = Field(default_factory=dict)
     query: dict[str, str] = Field(default_factory=dict)
     body: dict[str, str] | str | None = None  # one template per body field, or one for the whole body
     headers: dict[str, str] = Field(default_factory=dict)
@@ -98,16 +103,31 @@ class LookupSpec(_Strict):
     extract: str
 
 
+class SliceSpec(_Strict):
+    """Paging done here for a list the service returns whole: the arguments that say the page
+    size (none given: the whole list is page 1) and the 1-based page number."""
+
+    limit: str
+    page: str
+
+
 class ResponseSpec(_Strict):
-    """How the upstream body becomes the Lua result: take ``extract`` (a dotted path), add fields
-    to it (to each item of a list) copied from its own fields (``add: {length: lengthInMinutes}``),
-    then wrap it as ``{wrap_as: ...}``. What data cannot say, ``transform`` names: a hooks function
-    ``transform(ctx, args, data) -> result`` applied after ``extract`` and ``add``, before ``wrap_as``."""
+    """How the upstream body becomes the Lua result, in this order: take ``extract`` (an
+    expression, usually a dotted path: ``_expressions``), apply the manifest's named ``shape`` and
+    add fields (``add: {length: lengthInMinutes}``; both to each item of a list), ``slice`` a list
+    to the page the arguments ask for, then wrap it as ``{wrap_as: ...}``. What data cannot say,
+    ``transform`` names: a hooks function ``transform(ctx, args, data) -> result`` applied after
+    ``slice``, before ``wrap_as``."""
 
     extract: str | None = None
+    shape: str | None = None
     add: dict[str, str] = Field(default_factory=dict)
+    slice: SliceSpec | None = None
     transform: str | None = None
     wrap_as: str | None = None
+
+    def expressions(self) -> list[str]:
+        return [e for e in (self.extract, *self.add.values()) if e]
 
 
 class FunctionSpec(_Strict):
@@ -126,6 +146,13 @@ class FunctionSpec(_Strict):
     def _one_implementation(self) -> FunctionSpec:
         if (self.handler is None) == (self.request is None):
             raise ValueError("give exactly one of 'handler' (a hooks function) or 'request' (a declarative call)")
+        if self.handler is not None and self.response != ResponseSpec():
+            raise ValueError("'response' only applies to a declarative call ('request'); a handler shapes its own result")
+        named = [*(self.request.path_when if self.request else {}),
+                 *((self.response.slice.limit, self.response.slice.page) if self.response.slice else ())]
+        unknown = [name for name in named if name not in self.params]
+        if unknown:
+            raise ValueError(f"path_when and slice name {unknown}, which are not parameters of this function")
         return self
 
 
@@ -201,6 +228,8 @@ class Manifest(_Strict):
     check: str
     hooks: str | None = None
     lookups: dict[str, LookupSpec] = Field(default_factory=dict)
+    paginations: dict[str, Pagination] = Field(default_factory=dict)  # named, for hooks: ctx.collect(path, name)
+    shapes: dict[str, dict[str, str]] = Field(default_factory=dict)  # named record shapes: fields to add (_expressions)
     functions: dict[str, FunctionSpec]
 
     @field_validator("functions")
@@ -231,9 +260,25 @@ class Manifest(_Strict):
             unknown = sorted({n for t in headers.values() for n in template_names(t)} - set(self.settings))
             if unknown:
                 raise ValueError(f"endpoint_headers {prefix}: {unknown} name no setting of this manifest")
+        self._check_expressions()
         if any(spec.handler or spec.response.transform for spec in self.functions.values()) and not self.hooks:
             raise ValueError("a function names a handler or a transform, so 'hooks' must name the hooks module")
         return self
+
+    def _check_expressions(self) -> None:
+        """Every response and shape expression readable, every named shape one uses declared."""
+        owners: list[tuple[str, list[str], str | None]] = [
+            (f"shape {name}", list(fields.values()), None) for name, fields in self.shapes.items()]
+        owners += [(f"function {name}", spec.response.expressions(), spec.response.shape)
+                   for name, spec in self.functions.items()]
+        for where, expressions, named in owners:
+            for expression in expressions:
+                problem = check_expression(expression)
+                if problem:
+                    raise ValueError(f"{where}: expression {expression!r} cannot be read: {problem}")
+            for shape in sorted({named or "", *(n for e in expressions for n in shape_names(e))} - {""}):
+                if shape not in self.shapes:
+                    raise ValueError(f"{where} uses shape {shape!r}, which 'shapes' does not declare")
 
     def full_name(self, function: str) -> str:
         """The function's full name, e.g. ``gotowebinar_list_webinars``."""

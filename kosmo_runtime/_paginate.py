@@ -14,14 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 __all__ = ["Pagination", "collect"]
 
 
 @dataclass(frozen=True)
 class Pagination:
-    """One list endpoint's pagination: the strategy, its parameter names and the response paths."""
+    """One list endpoint's pagination: the strategy, its parameter names and the response paths
+    (a manifest's ``paginations`` entry, checked by pydantic: unknown keys are refused)."""
+
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
 
     strategy: Literal["cursor", "skip_take", "page_size"]
     items: str

@@ -1,21 +1,19 @@
 """Cal.com API v2 handlers.
 
 Each handler unwraps v2's ``{"status": "success", "data": ...}`` envelope into the
-product's result key (``event_types``, ``booking``...), keeps every field Cal.com
-returned, and adds the v1-era names the product documents next to the v2 ones:
-``length`` (= ``lengthInMinutes``) on event types, ``startTime``/``endTime`` (=
-``start``/``end``) on bookings. Versioned endpoints get their ``cal-api-version``
-header from the manifest's ``endpoint_headers`` (the account's settings), on every request.
+product's result key (``booking``, ``bookings``...), keeps every field Cal.com
+returned, and adds the v1-era names the product documents next to the v2 ones (the
+manifest's shapes): ``length`` (= ``lengthInMinutes``) on event types,
+``startTime``/``endTime`` (= ``start``/``end``) on bookings. Versioned endpoints get
+their ``cal-api-version`` header from the manifest's ``endpoint_headers``, on every request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from kosmo_runtime.integration import BadResponse, CallContext, InvalidArgument, Pagination, UpstreamNotFound
+from kosmo_runtime.integration import BadResponse, CallContext, InvalidArgument, UpstreamNotFound
 
-_SCAN = Pagination("skip_take", items="data", size=250, size_param="take")  # 250: GET /v2/bookings' largest page
 _DEFAULT_TAKE = 100  # GET /v2/bookings' own default page size
 # list_bookings status -> (upstream `status` filter, a comma-separated list; booking status kept client-side or None)
 _STATUS_FILTERS: dict[str, tuple[str, str | None]] = {
@@ -28,17 +26,6 @@ _STATUS_FILTERS: dict[str, tuple[str, str | None]] = {
 _ATTENDEE_FIELDS = {"name": "name", "email": "email", "timeZone": "timeZone",
                     "attendeePhoneNumber": "phoneNumber", "language": "language"}
 _BOOKING_LEVEL_FIELDS = ("guests", "location")
-
-
-def list_event_types(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
-    """The user's (or a team's) event types, sliced to ``limit``/``page`` here (upstream has no paging)."""
-    team_id = args.get("teamId")
-    if team_id is None:
-        body = ctx.http.get("/v2/event-types")
-    else:
-        body = ctx.http.get(f"/v2/teams/{team_id}/event-types")
-    event_types = [_event_type(item) for item in body["data"]]
-    return {"event_types": _slice(event_types, args.get("limit"), args["page"])}
 
 
 def create_booking(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -76,11 +63,10 @@ def list_bookings(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
         body = ctx.http.get("/v2/bookings", params={**query, "take": limit, "skip": (page - 1) * limit})
         bookings, pagination = body["data"], body.get("pagination")
     else:
-        matching = [item for item in _scan_bookings(ctx, query) if item.get("status") == keep]
-        bookings = _slice(matching, limit, page)
-        pagination = _pagination(len(matching), len(bookings), limit, page)
+        matching = [item for item in ctx.collect("/v2/bookings", "bookings", query) if item.get("status") == keep]
+        bookings, pagination = ctx.local_page(matching, limit, page)
     _remember_uids(ctx, bookings)
-    return {"bookings": [_booking(item) for item in bookings], "pagination": pagination}
+    return {"bookings": ctx.shape("booking", bookings), "pagination": pagination}
 
 
 def get_booking(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -90,55 +76,20 @@ def get_booking(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     return _booking_result(ctx, body["data"], args["id"])
 
 
-def page_slice(ctx: CallContext, args: dict[str, Any], items: list[Any]) -> list[Any]:
-    """A list the service returns whole, sliced to ``limit``/``page`` here (upstream has no paging)."""
-    return _slice(items, args.get("limit"), args["page"])
-
-
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def _event_type(item: dict[str, Any]) -> dict[str, Any]:
-    return {**item, "length": item.get("lengthInMinutes")}
-
-
-def _booking(item: dict[str, Any]) -> dict[str, Any]:
-    return {**item, "startTime": item.get("start"), "endTime": item.get("end")}
 
 
 def _booking_result(ctx: CallContext, data: Any, booking_id: int | None = None) -> dict[str, Any]:
     """``{booking}`` for one booking (``data`` an object); for a recurring series (an array of occurrences)
     also ``bookings``, every occurrence, with ``booking`` the one asked for or else the first."""
     if not isinstance(data, list):
-        return {"booking": _booking(data)}
+        return {"booking": ctx.shape("booking", data)}
     if not data:
         raise BadResponse(f"{ctx.label}: Cal.com answered an empty list of bookings",
                           hint="the service may be having problems; list_bookings shows what was booked")
-    bookings = [_booking(item) for item in data]
+    bookings: list[dict[str, Any]] = ctx.shape("booking", data)
     chosen = next((item for item in bookings if item["id"] == booking_id), bookings[0])
     return {"booking": chosen, "bookings": bookings}
-
-
-def _slice(items: list[Any], limit: int | None, page: int) -> list[Any]:
-    """Page ``page`` (1-based) of ``limit`` items; without a limit everything is page 1."""
-    if limit is None:
-        return items if page == 1 else []
-    return items[(page - 1) * limit : page * limit]
-
-
-def _pagination(total: int, returned: int, limit: int, page: int) -> dict[str, Any]:
-    """Cal.com's ``PaginationMetaDto`` fields, computed over a client-side filtered list."""
-    skip = (page - 1) * limit
-    return {
-        "totalItems": total,
-        "remainingItems": max(0, total - skip - returned),
-        "returnedItems": returned,
-        "itemsPerPage": limit,
-        "currentPage": page,
-        "totalPages": -(-total // limit),
-        "hasNextPage": skip + limit < total,
-        "hasPreviousPage": page > 1,
-    }
 
 
 def _fetch_event_type(ctx: CallContext, event_type_id: int) -> dict[str, Any]:
@@ -162,11 +113,6 @@ def _booking_length(ctx: CallContext, event_type: dict[str, Any], minutes: int) 
     )
 
 
-def _scan_bookings(ctx: CallContext, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every booking matching ``query``, fetched lazily in pages of 250."""
-    return ctx.collect("/v2/bookings", _SCAN, query)
-
-
 def _remember_uids(ctx: CallContext, bookings: list[dict[str, Any]]) -> None:
     ctx.memo.setdefault("booking_uids", {}).update({item["id"]: item["uid"] for item in bookings})
 
@@ -175,7 +121,7 @@ def _uid_of(ctx: CallContext, booking_id: int) -> str:
     """The uid of booking ``booking_id``: remembered, or found by paging through GET /v2/bookings."""
     uids: dict[int, str] = ctx.memo.setdefault("booking_uids", {})
     if booking_id not in uids:
-        for item in _scan_bookings(ctx, {}):
+        for item in ctx.collect("/v2/bookings", "bookings"):
             uids[item["id"]] = item["uid"]
             if item["id"] == booking_id:
                 break

@@ -4,43 +4,26 @@ Whereby's API has no rooms resource: a room made through the API is a *meeting*
 (``/v1/meetings``), a transient room with a ``meetingId``, ``roomUrl``, ``roomName``
 (with a leading ``/``) and start and end dates. So rooms and meetings are the same
 records here; what a meeting "was like" (sessions, participants) comes from the
-insights endpoints. Every item keeps Whereby's fields and gains the documented keys:
-``id`` (= ``meetingId``), ``meetingUrl`` (= ``roomUrl``), ``roomName`` without the
-slash, and ``roomPath`` (Whereby's ``roomName``, with it).
+insights endpoints. Every item keeps Whereby's fields and gains the documented keys
+(the manifest's ``room`` shape): ``id`` (= ``meetingId``), ``meetingUrl`` (= ``roomUrl``),
+``roomName`` without the slash, and ``roomPath`` (Whereby's ``roomName``, with it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from kosmo_runtime.integration import CallContext, InvalidArgument, Pagination, UpstreamNotFound
+from kosmo_runtime.integration import CallContext, InvalidArgument, UpstreamNotFound
 
 MEETINGS = "/v1/meetings"
-PAGES = Pagination("cursor", items="results", size=100, size_param="limit")  # 100: the largest page Whereby serves
 DEFAULT_LENGTH = timedelta(hours=1)
-
-
-# -- shaping ----------------------------------------------------------------------------
 
 
 def _room_path(name: str) -> str:
     """Whereby's form of a room name: with exactly one leading slash."""
     return "/" + name.lstrip("/")
-
-
-def _room(meeting: dict[str, Any]) -> dict[str, Any]:
-    """A Whereby meeting with the Lua-facing keys added (``roomName`` loses its slash; ``roomPath`` keeps it)."""
-    path = meeting.get("roomName") or urlsplit(meeting["roomUrl"]).path
-    return {**meeting, "id": meeting["meetingId"], "meetingUrl": meeting["roomUrl"],
-            "roomName": path.lstrip("/"), "roomPath": path}
-
-
-def _listing(page: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
-    """A list result: Whereby's page (``results``, ``cursor``) plus ``data`` and ``meta.nextCursor``."""
-    return {**page, "data": items, "meta": {"nextCursor": page.get("cursor")}}
 
 
 # -- dates ------------------------------------------------------------------------------
@@ -72,23 +55,13 @@ def _session_seconds(ctx: CallContext, session: dict[str, Any]) -> int:
 # -- upstream access --------------------------------------------------------------------
 
 
-def _all(ctx: CallContext, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every item of a Whereby list endpoint, following ``cursor`` page by page."""
-    return ctx.collect(path, PAGES, params)
-
-
-def _meetings_page(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
-    """One page of ``GET /v1/meetings`` for the ``limit`` and ``cursor`` arguments."""
-    page: dict[str, Any] = ctx.http.get(MEETINGS, params={"limit": args.get("limit"), "cursor": args.get("cursor")})
-    return page
-
-
 def _find_meeting(ctx: CallContext, room_name: str) -> dict[str, Any]:
-    """The meeting whose room is ``room_name``; UpstreamNotFound when no meeting has it."""
+    """The meeting whose room is ``room_name`` (shaped as a room); UpstreamNotFound when no meeting has it."""
     wanted = _room_path(room_name)
-    for meeting in _all(ctx, MEETINGS, {}):
-        if _room(meeting)["roomPath"] == wanted:
-            return meeting
+    for meeting in ctx.collect(MEETINGS, "pages"):
+        room: dict[str, Any] = ctx.shape("room", meeting)
+        if room["roomPath"] == wanted:
+            return room
     raise UpstreamNotFound(
         f"{ctx.label}: Whereby has no room named {wanted.lstrip('/')!r} "
         f"(searched every meeting of the organization)",
@@ -96,17 +69,32 @@ def _find_meeting(ctx: CallContext, room_name: str) -> dict[str, Any]:
     )
 
 
-# -- handlers -----------------------------------------------------------------------------
+# -- handlers and transforms ----------------------------------------------------------------
 
 
 def room_page(ctx: CallContext, args: dict[str, Any], page: dict[str, Any]) -> dict[str, Any]:
-    """One page of the organization's rooms (Whereby meetings)."""
-    return _listing(page, [_room(m) for m in page["results"]])
+    """A list result: Whereby's page (``results``, ``cursor``) plus ``data`` (rooms) and ``meta.nextCursor``."""
+    return {**page, "data": ctx.shape("room", page["results"]), "meta": {"nextCursor": page.get("cursor")}}
+
+
+def meeting_page(ctx: CallContext, args: dict[str, Any], page: dict[str, Any]) -> dict[str, Any]:
+    """One page of meetings, filtered here by date window and room (Whereby has no such filters)."""
+    since, until = ctx.parse_time(args.get("from_date")), ctx.parse_time(args.get("to_date"))
+    room = _room_path(args["room_name"]) if args.get("room_name") else None
+
+    def keep(meeting: dict[str, Any]) -> bool:
+        started = meeting.get("startDate")
+        return ((since is None or ctx.parse_time(meeting["endDate"]) >= since)
+                and (until is None or started is None or ctx.parse_time(started) <= until)
+                and (room is None or meeting["roomPath"] == room))
+
+    listing = room_page(ctx, args, page)
+    return {**listing, "data": [m for m in listing["data"] if keep(m)]}
 
 
 def get_room(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """The room named ``room_name``, found by paging the meeting list."""
-    return _room(_find_meeting(ctx, args["room_name"]))
+    return _find_meeting(ctx, args["room_name"])
 
 
 def create_room(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -128,54 +116,26 @@ def create_room(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
         body["roomNamePrefix"] = prefix
     if args.get("fields"):
         body["fields"] = args["fields"]
-    room = _room(ctx.http.post(MEETINGS, json=body))
+    room: dict[str, Any] = ctx.shape("room", ctx.http.post(MEETINGS, json=body))
     return {**room, "requestedEndDate": args["end_date"], "note": note} if note else room
 
 
 def delete_room(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """Delete the meeting whose room is ``room_name``."""
-    meeting = _find_meeting(ctx, args["room_name"])
-    ctx.http.delete(f"{MEETINGS}/{quote(meeting['meetingId'], safe='')}")
-    return {**_room(meeting), "deleted": True}
-
-
-def list_meetings(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
-    """One page of meetings, filtered here by date window and room (Whereby has no such filters)."""
-    since, until = ctx.parse_time(args.get("from_date")), ctx.parse_time(args.get("to_date"))
-    room = _room_path(args["room_name"]) if args.get("room_name") else None
-    page = _meetings_page(ctx, args)
-
-    def keep(meeting: dict[str, Any]) -> bool:
-        started = meeting.get("startDate")
-        return ((since is None or ctx.parse_time(meeting["endDate"]) >= since)
-                and (until is None or started is None or ctx.parse_time(started) <= until)
-                and (room is None or meeting["roomPath"] == room))
-
-    return _listing(page, [m for m in map(_room, page["results"]) if keep(m)])
+    room = _find_meeting(ctx, args["room_name"])
+    ctx.http.delete(f"{MEETINGS}/{quote(room['meetingId'], safe='')}")
+    return {**room, "deleted": True}
 
 
 def get_meeting(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """A meeting plus its room's session insights: ``sessions``, ``duration`` (s) and ``participants``."""
-    meeting = _room(ctx.http.get(f"{MEETINGS}/{quote(args['meeting_id'], safe='')}"))
-    sessions = list(_all(ctx, "/v1/insights/room-sessions", {"roomName": meeting["roomPath"]}))
+    meeting = ctx.shape("room", ctx.http.get(f"{MEETINGS}/{quote(args['meeting_id'], safe='')}"))
+    sessions = list(ctx.collect("/v1/insights/room-sessions", "pages", {"roomName": meeting["roomPath"]}))
     participants = [
         {**person, "name": person.get("displayName")}
         for session in sessions
-        for person in _all(ctx, "/v1/insights/participants",
-                           {"roomSessionId": session["roomSessionId"], "sortBy": "joinedAt:asc"})
+        for person in ctx.collect("/v1/insights/participants", "pages",
+                                  {"roomSessionId": session["roomSessionId"], "sortBy": "joinedAt:asc"})
     ]
     return {**meeting, "duration": sum(_session_seconds(ctx, s) for s in sessions), "sessions": sessions,
             "participants": participants}
-
-
-def key_check(ctx: CallContext, args: dict[str, Any], page: dict[str, Any]) -> dict[str, Any]:
-    """The API key was verified with the cheapest read; Whereby has no identity endpoint, so no name or email."""
-    result = {
-        "authenticated": True,
-        "account": ctx.account.name,
-        "service": "Whereby",
-        "note": "Whereby's API has no user or organization profile endpoint; the key was verified by listing meetings",
-    }
-    if page["results"]:
-        result["roomHost"] = urlsplit(page["results"][0]["roomUrl"]).hostname
-    return result

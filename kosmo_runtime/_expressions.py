@@ -1,0 +1,149 @@
+"""Response expressions: how a manifest computes a result's fields from the service's answer.
+
+An expression is `JMESPath <https://jmespath.org>`_ (``data``, ``results[0].roomUrl``,
+``roomName || url_path(roomUrl)``, ``{nextCursor: cursor}``, literals in backticks) evaluated
+against the value being shaped, plus functions that know the call and the manifest:
+
+* ``url_path(s)``, ``url_host(s)``: the path or host of a URL (``null`` for ``null``);
+* ``ltrim(s, chars)``: ``s`` without the leading ``chars``;
+* ``compact(object)``: the object without its ``null`` fields (for keys that are only sometimes there);
+* ``shape(name, value)``: the manifest's named shape ``name`` applied to an object, or to each
+  item of a list;
+* ``arg(name)``, ``setting(name)``, ``account()``: an argument of the call, a setting of the
+  account, the account's name.
+
+A plain name or dotted path (``lengthInMinutes``, ``data.items``) is read without JMESPath.
+A named shape (the manifest's ``shapes``) adds fields to an object, in order, each one seeing
+the fields added before it: ``room: {id: meetingId, roomPath: "roomName || url_path(roomUrl)",
+roomName: "ltrim(roomPath, '/')"}``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["Scope", "add_fields", "apply_shape", "check_expression", "evaluate", "shape_names"]
+
+_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+_SHAPE_CALL = re.compile(r"\bshape\(\s*'([^']*)'")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an expression's functions can see: the manifest's named shapes and the call."""
+
+    shapes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    args: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    account: str = ""
+
+
+def evaluate(expression: str, data: Any, scope: Scope) -> Any:
+    """The value of ``expression`` over ``data``."""
+    if _PATH.fullmatch(expression):
+        for part in expression.split("."):
+            data = data.get(part) if isinstance(data, Mapping) else None
+        return data
+    import jmespath
+
+    return _compiled(expression).search(data, options=jmespath.Options(custom_functions=_functions(scope)))
+
+
+def apply_shape(name: str, value: Any, scope: Scope) -> Any:
+    """The named shape ``name`` applied to ``value`` (an object, or each object of a list)."""
+    return add_fields(value, scope.shapes[name], scope, f" (shape {name})")
+
+
+def add_fields(value: Any, fields: Mapping[str, str], scope: Scope, where: str = "") -> Any:
+    """``value`` (an object, or each object of a list) with ``fields`` added, each seeing the ones before it."""
+    if isinstance(value, list):
+        return [_added(item, fields, scope, where) for item in value]
+    return _added(value, fields, scope, where)
+
+
+def check_expression(expression: str) -> str | None:
+    """Why ``expression`` cannot be read, or ``None`` when it can."""
+    if _PATH.fullmatch(expression):
+        return None
+    from jmespath.exceptions import ParseError
+
+    try:
+        _compiled(expression)
+    except ParseError as exc:
+        return str(exc).replace("\n", " ")
+    return None
+
+
+def shape_names(expression: str) -> set[str]:
+    """The named shapes an expression's ``shape('name', ...)`` calls use."""
+    return set(_SHAPE_CALL.findall(expression))
+
+
+def _added(item: Any, fields: Mapping[str, str], scope: Scope, where: str) -> dict[str, Any]:
+    if not isinstance(item, Mapping):
+        raise TypeError(f"expected an object to add {', '.join(fields)} to{where}, got {type(item).__name__}")
+    result = dict(item)
+    for key, expression in fields.items():
+        result[key] = evaluate(expression, result, scope)
+    return result
+
+
+@lru_cache(maxsize=512)
+def _compiled(expression: str) -> Any:
+    import jmespath
+
+    return jmespath.compile(expression)
+
+
+def _functions(scope: Scope) -> Any:
+    """JMESPath's functions plus the call's (a class made once, an instance per evaluation)."""
+    instance = _function_class()()
+    instance.scope = scope
+    return instance
+
+
+@lru_cache(maxsize=1)
+def _function_class() -> type:
+    from jmespath import functions
+
+    class _CallFunctions(functions.Functions):
+        scope: Scope
+
+        @functions.signature({"types": ["string", "null"]})
+        def _func_url_path(self, text: str | None) -> str | None:
+            return urlsplit(text).path if text else None
+
+        @functions.signature({"types": ["string", "null"]})
+        def _func_url_host(self, text: str | None) -> str | None:
+            return urlsplit(text).hostname if text else None
+
+        @functions.signature({"types": ["string", "null"]}, {"types": ["string"]})
+        def _func_ltrim(self, text: str | None, chars: str) -> str | None:
+            return None if text is None else text.lstrip(chars)
+
+        @functions.signature({"types": ["object"]})
+        def _func_compact(self, value: dict[str, Any]) -> dict[str, Any]:
+            return {key: item for key, item in value.items() if item is not None}
+
+        @functions.signature({"types": ["string"]}, {"types": ["object", "array", "null"]})
+        def _func_shape(self, name: str, value: Any) -> Any:
+            return None if value is None else apply_shape(name, value, self.scope)
+
+        @functions.signature({"types": ["string"]})
+        def _func_arg(self, name: str) -> Any:
+            return self.scope.args.get(name)
+
+        @functions.signature({"types": ["string"]})
+        def _func_setting(self, name: str) -> Any:
+            return self.scope.settings.get(name)
+
+        @functions.signature()
+        def _func_account(self) -> str:
+            return self.scope.account
+
+    return _CallFunctions
