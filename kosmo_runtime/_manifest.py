@@ -146,8 +146,6 @@ class FunctionSpec(_Strict):
     def _one_implementation(self) -> FunctionSpec:
         if (self.handler is None) == (self.request is None):
             raise ValueError("give exactly one of 'handler' (a hooks function) or 'request' (a declarative call)")
-        if self.handler is not None and self.response != ResponseSpec():
-            raise ValueError("'response' only applies to a declarative call ('request'); a handler shapes its own result")
         named = [*(self.request.path_when if self.request else {}),
                  *((self.response.slice.limit, self.response.slice.page) if self.response.slice else ())]
         unknown = [name for name in named if name not in self.params]

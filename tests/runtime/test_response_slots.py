@@ -77,7 +77,6 @@ def _manifest(**changes: Any) -> dict[str, Any]:
     ({"functions__list_rooms__response": {"slice": {"limit": "size", "page": "page"}}},
      r"path_when and slice name \['size', 'page'\], which are not parameters"),
     ({"functions__list_rooms__request__path_when": {"team": "/t/{team}"}}, r"name \['team'\]"),
-    ({"functions__get_room__response": {"extract": "data"}}, "'response' only applies to a declarative call"),
     ({"paginations__pages__bogus": 1}, "bogus"),
     ({"paginations__pages__strategy": "link"}, "strategy"),
 ])
