@@ -60,8 +60,6 @@ def parse_time(text: str | None) -> datetime | None:
     """An ISO 8601 date-time (``Z``, ``z`` or an offset; none means UTC) as an aware datetime, ``None``
     for ``None``. A ``format: date-time`` argument always parses (the framework checked it); other
     text may raise ValueError."""
-    from datetime import datetime, timezone
-
     if text is None:
         return None
     from datetime import datetime, timezone
