@@ -33,14 +33,27 @@ _PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _SHAPE_CALL = re.compile(r"\bshape\(\s*'([^']*)'")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Scope:
-    """What an expression's functions can see: the manifest's named shapes and the call."""
+    """What an expression's functions can see: the manifest's named shapes and the call. It keeps
+    one JMESPath interpreter for all its evaluations (one per search would cost several times more)."""
 
     shapes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     args: Mapping[str, Any] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)
     account: str = ""
+    _interpreter: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def interpreter(self) -> Any:
+        """The JMESPath tree interpreter with this scope's functions, made on first use."""
+        if self._interpreter is None:
+            from jmespath import Options
+            from jmespath.visitor import TreeInterpreter
+
+            functions = _function_class()()
+            functions.scope = self
+            self._interpreter = TreeInterpreter(Options(custom_functions=functions))
+        return self._interpreter
 
 
 def evaluate(expression: str, data: Any, scope: Scope) -> Any:
@@ -49,9 +62,7 @@ def evaluate(expression: str, data: Any, scope: Scope) -> Any:
         for part in expression.split("."):
             data = data.get(part) if isinstance(data, Mapping) else None
         return data
-    import jmespath
-
-    return _compiled(expression).search(data, options=jmespath.Options(custom_functions=_functions(scope)))
+    return scope.interpreter().visit(_compiled(expression).parsed, data)
 
 
 def apply_shape(name: str, value: Any, scope: Scope) -> Any:
@@ -100,15 +111,9 @@ def _compiled(expression: str) -> Any:
     return jmespath.compile(expression)
 
 
-def _functions(scope: Scope) -> Any:
-    """JMESPath's functions plus the call's (a class made once, an instance per evaluation)."""
-    instance = _function_class()()
-    instance.scope = scope
-    return instance
-
-
 @lru_cache(maxsize=1)
 def _function_class() -> type:
+    """JMESPath's functions plus the call's (the class made once; an instance per scope)."""
     from jmespath import functions
 
     class _CallFunctions(functions.Functions):
