@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["PathHeaders", "headers_for", "path_headers", "template_names"]
 
@@ -42,7 +43,10 @@ def path_headers(rules: Mapping[str, Mapping[str, str]], settings: Mapping[str, 
 
 
 def headers_for(rules: PathHeaders, path: str) -> dict[str, str] | None:
-    """The headers of every prefix ``path`` is at or below (the longer winning), ``None`` when none is."""
+    """The headers of every prefix ``path`` (or an absolute URL's path) is at or below (the longer
+    winning), ``None`` when none is."""
+    if "://" in path:
+        path = urlsplit(path).path
     path = "/" + path.split("?", 1)[0].lstrip("/")
     found: dict[str, str] | None = None
     for prefix, headers in rules:

@@ -24,6 +24,7 @@ def test_headers_are_filled_from_settings_and_matched_by_path_segments() -> None
     rules = path_headers(RULES, {"bookings": "2024-08-13", "event_types": "2024-06-14", "mode": "fast"})
     assert headers_for(rules, "/v2/bookings") == {"cal-api-version": "2024-08-13"}
     assert headers_for(rules, "v2/bookings/abc?x=1") == {"cal-api-version": "2024-08-13"}
+    assert headers_for(rules, "https://api.cal.com/v2/bookings/abc") == {"cal-api-version": "2024-08-13"}
     assert headers_for(rules, "/v2/bookings/special/1") == {"cal-api-version": "2024-08-13", "x-mode": "fast-v2024-08-13"}
     longer = path_headers({"/a": {"h": "1", "i": "2"}, "/a/b": {"h": "3"}}, {})
     assert headers_for(longer, "/a/b/c") == {"h": "3", "i": "2"} and headers_for(longer, "/a") == {"h": "1", "i": "2"}
