@@ -178,7 +178,8 @@ class _Connections(httpx.BaseTransport):
     sequential calls keep one warm connection). httpcore's own pool does work quadratic in its
     connections for every request (``_assign_requests_to_connections``): with 16 calls in flight
     that was ~40 % of a call's CPU. At most ``MAX_CONNECTIONS`` at once, the ``pool`` timeout for
-    a free one (httpx's PoolTimeout); at most ``MAX_IDLE`` idle ones are kept."""
+    a free one (httpx's PoolTimeout); at most ``MAX_IDLE`` idle ones are kept. One lock guards the
+    count and the idle list; a request waits on it only when every connection is in use."""
 
     MAX_CONNECTIONS = 100
     MAX_IDLE = 20
@@ -187,46 +188,55 @@ class _Connections(httpx.BaseTransport):
     def __init__(self, ssl_context: ssl.SSLContext) -> None:
         self._ssl_context = ssl_context
         self._idle: list[httpx.HTTPTransport] = []
-        self._slots = threading.BoundedSemaphore(self.MAX_CONNECTIONS)
-        self._lock = threading.Lock()
+        self._busy = 0  # connections checked out
+        self._waiting = 0  # requests waiting for one
+        self._free = threading.Condition(threading.Lock())
         self._closed = False
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        pool_timeout = request.extensions.get("timeout", {}).get("pool")
-        if not self._slots.acquire(timeout=pool_timeout):
-            raise httpx.PoolTimeout(f"no free connection within {pool_timeout} s", request=request)
-        try:
-            transport = self._checkout()
-        except BaseException:
-            self._slots.release()
-            raise
+        transport = self._checkout(request)
         try:
             response = transport.handle_request(request)
         except BaseException:
-            self._give_back(transport, release=True)
+            self._give_back(transport)
             raise
-        response.stream = _Releasing(response.stream, lambda: self._give_back(transport, release=True))
+        response.stream = _Releasing(response.stream, self._give_back, transport)
         return response
 
-    def _checkout(self) -> httpx.HTTPTransport:
-        """The most recently returned idle transport, else a new one."""
-        with self._lock:
+    def _checkout(self, request: httpx.Request) -> httpx.HTTPTransport:
+        """The most recently returned idle transport, else a new one; counted as in use from here."""
+        with self._free:
+            if self._busy >= self.MAX_CONNECTIONS:
+                pool_timeout = request.extensions.get("timeout", {}).get("pool")
+                self._waiting += 1
+                try:
+                    if not self._free.wait_for(lambda: self._busy < self.MAX_CONNECTIONS, pool_timeout):
+                        raise httpx.PoolTimeout(f"no free connection within {pool_timeout} s", request=request)
+                finally:
+                    self._waiting -= 1
+            self._busy += 1
             if self._idle:
                 return self._idle.pop()
-        return httpx.HTTPTransport(verify=self._ssl_context, limits=self._ONE)
+        try:
+            return httpx.HTTPTransport(verify=self._ssl_context, limits=self._ONE)
+        except BaseException:
+            self._give_back(None)
+            raise
 
-    def _give_back(self, transport: httpx.HTTPTransport, release: bool = False) -> None:
-        with self._lock:
-            keep = not self._closed and len(self._idle) < self.MAX_IDLE
-            if keep:
+    def _give_back(self, transport: httpx.HTTPTransport | None) -> None:
+        """A request is done with ``transport`` (``None``: none could be made): kept idle or closed."""
+        with self._free:
+            self._busy -= 1
+            keep = transport is not None and not self._closed and len(self._idle) < self.MAX_IDLE
+            if transport is not None and keep:
                 self._idle.append(transport)
-        if not keep:
+            if self._waiting:
+                self._free.notify()
+        if transport is not None and not keep:
             transport.close()
-        if release:
-            self._slots.release()
 
     def close(self) -> None:
-        with self._lock:
+        with self._free:
             self._closed = True
             idle, self._idle = self._idle, []
         for transport in idle:
@@ -234,11 +244,12 @@ class _Connections(httpx.BaseTransport):
 
 
 class _Releasing(httpx.SyncByteStream):
-    """A response stream that calls ``release`` once when it is closed."""
+    """A response stream that calls ``release(item)`` once when it is closed."""
 
-    def __init__(self, stream: Any, release: Callable[[], None]) -> None:
+    def __init__(self, stream: Any, release: Callable[[Any], None], item: Any) -> None:
         self._stream = stream
-        self._release: Callable[[], None] | None = release
+        self._release: Callable[[Any], None] | None = release
+        self._item = item
 
     def __iter__(self) -> Iterator[bytes]:
         yield from self._stream
@@ -249,7 +260,7 @@ class _Releasing(httpx.SyncByteStream):
         finally:
             release, self._release = self._release, None
             if release is not None:
-                release()
+                release(self._item)
 
 
 class _ProxiedTransport(httpx.BaseTransport):

@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import multiprocessing
 import os
 import pickle
+import select
 import signal
 import tempfile
 import threading
@@ -82,12 +84,24 @@ class _Worker:
 
     def __init__(self, context: Any, options: dict[str, Any], address_space: int | None) -> None:
         self.conn, child = context.Pipe(duplex=True)
-        self.process = context.Process(target=worker_main, args=(child, options, address_space),
+        #: jobs the worker has taken (it counts each up before any of it runs), in memory both processes
+        #: share: an acknowledgement the parent reads only when the worker dies, instead of a message
+        #: it would be woken for on every run
+        self.taken = context.RawValue("q", 0)
+        self.sent = 0  # jobs sent to it
+        self.process = context.Process(target=worker_main, args=(child, options, address_space, self.taken),
                                        name="kosmo-worker", daemon=True)
         self.process.start()
         child.close()  # the parent keeps only its own end: the worker's death is EOF here
         self.ready = False
         self.send_lock = threading.Lock()
+        self._poller = select.poll()
+        self._poller.register(self.conn.fileno(), select.POLLIN)
+
+    def readable(self, timeout: float) -> bool:
+        """Whether a message (or EOF) can be read within ``timeout`` seconds (one poll object per
+        worker: ``Connection.poll`` builds a selector for every call)."""
+        return bool(self._poller.poll(max(0, math.ceil(timeout * 1000))))
 
     @property
     def pid(self) -> int:
@@ -250,6 +264,7 @@ class WorkerPool:
                 worker.send(("job", job))
             except OSError:  # it died between the liveness check and now
                 raise _Lost(taken=False) from None
+            worker.sent += 1
             envelope = self._follow(worker, started + kill_after(wall_time), output, calls, on_output, approve)
         except _Lost as lost:
             code = self._replace(worker, restart=lost.error is None)
@@ -270,21 +285,19 @@ class WorkerPool:
     def _follow(self, worker: _Worker, kill_at: float, output: list[str], calls: list[dict[str, Any]],
                 on_output: Callable[[str], None] | None, approve: Approver | None) -> dict[str, Any] | None:
         """Read the worker's messages until its envelope (``None``: the deadline passed first)."""
-        conn, taken = worker.conn, False
+        conn = worker.conn
         while True:
             left = kill_at - time.monotonic()
             try:
-                if left <= 0 or not conn.poll(left):
+                if left <= 0 or not worker.readable(left):
                     if time.monotonic() >= kill_at:
                         return None
                     continue
                 message = conn.recv()
             except (EOFError, OSError):
-                raise _Lost(taken=taken) from None
+                raise _Lost(taken=worker.taken.value >= worker.sent) from None
             kind = message[0]
-            if kind == "taken":
-                taken = True
-            elif kind == "result":
+            if kind == "result":
                 envelope: dict[str, Any] = message[1]
                 streamed = sum(map(len, output))
                 if on_output is not None and len(envelope["output"]) > streamed:
@@ -417,8 +430,9 @@ class _Channel:
     Between runs the main thread reads the next job itself; during a run the only messages are
     answers to approval questions, read by the thread that asked."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, taken: Any) -> None:
         self.conn = conn
+        self._taken = taken  # the parent's count of jobs taken (see _Worker.taken)
         self._lock = threading.Lock()
         self._reading = threading.Lock()
         self._answers: dict[int, list[Any]] = {}  # question -> [Event, answer]
@@ -444,7 +458,7 @@ class _Channel:
             message = self._receive()
         if message[0] != "job":
             return None
-        self.send(("taken",))
+        self._taken.value += 1
         return message[1]  # type: ignore[no-any-return]
 
     def ask(self, request: Any) -> bool:
@@ -509,12 +523,12 @@ def _exit_with_parent() -> None:
         os._exit(0)
 
 
-def worker_main(conn: Connection, options: dict[str, Any], address_space: int | None) -> None:
+def worker_main(conn: Connection, options: dict[str, Any], address_space: int | None, taken: Any) -> None:
     """A worker process: build a Runtime, warm it up, then run jobs until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it closes the pool)
     _bound_malloc_arenas()
     threading.Thread(target=_exit_with_parent, name="kosmo-worker-parent", daemon=True).start()
-    channel = _Channel(conn)
+    channel = _Channel(conn, taken)
     try:
         from ._runtime import Runtime
 
@@ -527,9 +541,13 @@ def worker_main(conn: Connection, options: dict[str, Any], address_space: int | 
     baseline = _address_space_used()
     channel.send(("ready", os.getpid()))
     threading.Thread(target=channel.stream_output, name="kosmo-worker-output", daemon=True).start()
+    cap = 0
     while (job := channel.next_job()) is not None:
         run: RunOptions = job["options"]
-        _cap_address_space(address_space or baseline + HEADROOM + 4 * (run.limits or runtime.limits).memory)
+        wanted = address_space or baseline + HEADROOM + 4 * (run.limits or runtime.limits).memory
+        if wanted != cap:  # (system calls: only when the run's memory limit changes the cap)
+            _cap_address_space(wanted)
+            cap = wanted
         channel.running.set()
         try:
             result = _execute(runtime, job, run.replace(approve=channel.ask) if job["ask"] else run, channel)
