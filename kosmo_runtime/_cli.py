@@ -334,8 +334,7 @@ def _tracing(args: argparse.Namespace) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _runtime(args: argparse.Namespace, run: RunOptions) -> Iterator[Runtime]:
-    """The command's Runtime: ``run``'s limits and approver are its defaults (its pooled sandboxes have those limits)."""
-    limits, approve = run.limits, run.approve
+    """The command's Runtime, ``run`` its default options (its pooled sandboxes have ``run``'s limits)."""
     if getattr(args, "demo", False):
         from ._demo import Demo
 
@@ -343,13 +342,13 @@ def _runtime(args: argparse.Namespace, run: RunOptions) -> Iterator[Runtime]:
             print(f"[demo] simulated {', '.join(demo.servers)} are answering on 127.0.0.1 "
                   f"(simulated date {demo.now():%Y-%m-%d}); "
                   "no real service is called and no credentials are needed", file=sys.stderr)
-            with demo.runtime(limits=limits, approve=approve, audit_log=getattr(args, "audit_log", None),
+            with demo.runtime(options=run, audit_log=getattr(args, "audit_log", None),
                               workers=_workers(args)) as runtime:
                 yield runtime
         return
     from ._runtime import Runtime
 
-    with Runtime(accounts=args.accounts, limits=limits, approve=approve, audit_log=getattr(args, "audit_log", None),
+    with Runtime(accounts=args.accounts, options=run, audit_log=getattr(args, "audit_log", None),
                  workers=_workers(args)) as runtime:
         yield runtime
 

@@ -2,10 +2,10 @@
 
 Every surface builds one and passes it through: ``Runtime.run``/``call``/``session`` (their keyword
 arguments are a shorthand for it), the worker processes (it is pickled to them, without the
-approver), the MCP server, the REPL and the CLI. It is checked once, when it is made or changed,
-and merged once, over the Runtime's defaults (:meth:`RunOptions.over`), where a run can only be
-stricter than its Runtime: the write policy is the stricter of the two, ``dry_run`` and
-``read_only`` hold if either says so.
+approver), the MCP server, the REPL and the CLI; ``Runtime(options=...)`` holds the defaults
+(``Runtime.defaults``). It is checked once, when it is made or changed, and merged once, over the
+Runtime's defaults (:meth:`RunOptions.over`), where a run can only be stricter than its Runtime:
+the write policy is the stricter of the two, ``dry_run`` and ``read_only`` hold if either says so.
 """
 
 from __future__ import annotations

@@ -60,6 +60,9 @@ class Runtime:
     ``writes``             run-wide write policy: ``allow``, ``deny`` or ``ask`` (the stricter of this and
                            the account's applies).
     ``approve``            callback deciding ``ask`` writes; without it, ``ask`` means deny.
+    ``options``            the default ``RunOptions`` of every run, call and session (``Runtime.defaults``;
+                           ``limits``, ``writes`` and ``approve`` given as keywords win over its own), e.g.
+                           ``RunOptions(read_only=True)`` for a Runtime none of whose runs may write.
     ``store``              the local store (path or ``Store``) for facts a service cannot answer later,
                            used by the in-process state.
     ``state``              where rate budgets, records and idempotency claims live: a ``State``, or a URL
@@ -109,19 +112,25 @@ class Runtime:
         tracer_provider: TracerProvider | bool | None = None,
         workers: int | None = None,
         worker_memory: int | None = None,
+        options: RunOptions | None = None,
     ) -> None:
+        given = {"limits": limits, "writes": writes, "approve": approve}
+        base = (options or RunOptions()).replace(**{name: value for name, value in given.items() if value is not None})
+        if base.idempotency_key is not None:
+            raise ValueError("Runtime(options=...) cannot carry an idempotency_key: a key names one run and its "
+                             "retries; pass it to Runtime.run or Runtime.call")
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
             raise ValueError(f"workers must be a whole number of processes (0 or None: in this process), got {workers!r}")
         self.workers = workers or None
         self._worker_memory = worker_memory
         self._integration_paths = tuple(integration_paths)
         self._on_call: Callable[[Any, dict[str, Any]], None] | None = None  # a worker streams its call records
-        self.limits = limits or Limits()
+        self.limits = base.limits or Limits()
+        self._dry_run, self._read_only = base.dry_run, base.read_only
         self.clock: Clock = clock or utc_now
         self.catalog = Catalog(integration_paths)
         self._docs_path = docs_path
-        self.writes = writes
-        self.approve = approve
+        self.writes, self.approve = base.writes, base.approve
         self.retry = retry or RetryPolicy()
         self._accounts_source = accounts
         self._accounts: AccountsConfig | None = None
@@ -264,8 +273,10 @@ class Runtime:
 
     @property
     def defaults(self) -> RunOptions:
-        """The Runtime's own run options (its ``limits``, ``writes`` and ``approve``), which each run's are merged over."""
-        return RunOptions(limits=self.limits, writes=self.writes, approve=self.approve)
+        """The Runtime's own run options (``options``, its ``limits``, ``writes`` and ``approve``), which each
+        run's are merged over."""
+        return RunOptions(limits=self.limits, dry_run=self._dry_run, read_only=self._read_only, writes=self.writes,
+                          approve=self.approve)
 
     def run_options(self, options: RunOptions | None = None, **overrides: Unpack[RunOverrides]) -> RunOptions:
         """The options a run gets: ``options`` (default none), ``overrides`` applied, merged over ``defaults``."""

@@ -1,8 +1,8 @@
 """Worker processes: runs in a pool of N processes, each of which can be killed and replaced.
 
 What runs where. The parent (the ``Runtime`` a caller holds) checks the configuration, keeps the
-docs and the approval callback, and hands each run or call, as a plain dict, to an idle worker
-over a pipe. Each worker is a *spawned* Python process (never a fork of a process with threads)
+docs and the approval callback, and hands each run or call, as a plain dict with its merged
+``RunOptions`` (without the approver), to an idle worker over a pipe. Each worker is a *spawned* Python process (never a fork of a process with threads)
 holding its own in-process ``Runtime``: its sandboxes, HTTP clients and call threads. It answers
 with the result envelope (``RunResult.to_dict()``), which the parent turns back into a
 ``RunResult``: the same result, output, error and calls as in-process.
@@ -371,9 +371,8 @@ def worker_options(runtime: Runtime, store_dir: Callable[[], str]) -> dict[str, 
     audit = runtime.audit_log
     return {
         "accounts": runtime.accounts,
-        "limits": runtime.limits,
+        "options": runtime.defaults.for_worker(),  # its approver stays here: a worker's questions come back
         "integration_paths": list(runtime._integration_paths),
-        "writes": runtime.writes,
         "state": _shared_state(runtime, store_dir),
         "docs_path": runtime._docs_path,
         "retry": runtime.retry,

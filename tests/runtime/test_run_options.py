@@ -167,6 +167,32 @@ def test_the_runtime_s_approver_and_write_policy_are_the_defaults(notes: tuple[N
     assert _posts(simulator) == 1
 
 
+def test_a_runtime_s_default_options_hold_for_every_run_and_cannot_be_loosened(
+        notes: tuple[NotesSimulator, Path]) -> None:
+    simulator, accounts = notes
+    with _runtime(accounts, options=RunOptions(read_only=True, limits=Limits(calls=2), approve=_yes)) as runtime:
+        assert runtime.limits == Limits(calls=2) and runtime.approve is _yes
+        assert runtime.defaults == RunOptions(limits=Limits(calls=2), read_only=True, approve=_yes)
+        denied = runtime.run(WRITE, read_only=False)  # a run cannot undo its Runtime's read-only
+        called = runtime.call("test-notes.create_note", {"text": "x"})
+    assert denied.error is not None and "read-only" in denied.error.message
+    assert called.error is not None and called.error.code == "permission_denied"
+    with _runtime(accounts, options=RunOptions(dry_run=True, writes="ask"), writes="deny",
+                  limits=Limits(calls=5)) as runtime:
+        assert (runtime.writes, runtime.limits) == ("deny", Limits(calls=5))  # the keywords win over options
+        assert runtime.defaults.dry_run is True
+    assert _posts(simulator) == 0
+
+
+def test_a_runtime_refuses_a_default_idempotency_key_and_bad_defaults() -> None:
+    with pytest.raises(ValueError, match="idempotency_key: a key names one run"):
+        Runtime(options=RunOptions(idempotency_key="job-1"))
+    with pytest.raises(ValueError, match="run option writes"):
+        Runtime(writes="maybe")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="run option limits"):
+        Runtime(limits={"calls": 3})  # type: ignore[arg-type]
+
+
 def test_a_mistyped_keyword_is_refused_before_anything_runs(notes: tuple[NotesSimulator, Path]) -> None:
     _, accounts = notes
     with _runtime(accounts) as runtime:
@@ -217,6 +243,20 @@ def test_the_parent_hands_the_pool_the_merged_options(notes: tuple[NotesSimulato
     assert run_job["kind"] == "run" and call_job["kind"] == "call"
     assert run == RunOptions(limits=runtime.limits, dry_run=True, writes="ask", approve=_yes, idempotency_key="k")
     assert call == RunOptions(limits=runtime.limits, read_only=True, writes="ask", approve=_yes)
+
+
+def test_a_worker_s_runtime_gets_the_parent_s_defaults_without_the_approver(
+        notes: tuple[NotesSimulator, Path], tmp_path: Path) -> None:
+    from kosmo_runtime._workers import worker_options
+
+    _, accounts = notes
+    with _runtime(accounts, options=RunOptions(dry_run=True, writes="ask", approve=_yes,
+                                               limits=Limits(wall_time=4))) as runtime:
+        options = worker_options(runtime, lambda: str(tmp_path))
+        worker = Runtime(**pickle.loads(pickle.dumps(options)))  # what a spawned worker builds
+    assert worker.defaults == runtime.defaults.replace(approve=None)
+    assert worker.limits == Limits(wall_time=4) and worker.approve is None
+    worker.close()
 
 
 def test_a_worker_runs_the_job_with_the_options_it_received(notes: tuple[NotesSimulator, Path]) -> None:
