@@ -23,16 +23,18 @@ local getinfo, pcall = debug.getinfo, pcall
 -- names this line instead.
 local looked_up_at = {}
 
+-- (The function and line only: its name is read when an error needs it. The runtime's own code is
+-- stripped of line numbers, so a line > 0 is the script's.)
 local function note_lookup()
-  local info = getinfo(3, "Sl")  -- 1 this function, 2 the namespace's __index, 3 the indexing code
-  if info and info.source ~= "=[kosmo]" and info.source ~= "=?" then looked_up_at.script, looked_up_at.line = info.short_src, info.currentline end
+  local info = getinfo(3, "fl")  -- 1 this function, 2 the namespace's __index, 3 the indexing code
+  if info and info.currentline > 0 then looked_up_at.func, looked_up_at.line = info.func, info.currentline end
 end
 
 local function located(ok, ...)
   if ok then return ... end
   local err = ...
   if type(err) == "table" and err.line == nil and looked_up_at.line and getmetatable(err) == "kosmo.error" then
-    err.script, err.line = looked_up_at.script, looked_up_at.line
+    err.script, err.line = getinfo(looked_up_at.func, "S").short_src, looked_up_at.line
   end
   error(err, 0)
 end
