@@ -48,7 +48,6 @@ end
 local WAIT, RESUMED = {}, {}
 local branch_of = setmetatable({}, {__mode = "k"})
 local MAX_CONCURRENCY = 64
-local MAX_QUERY, MAX_RESULTS = 1000, 100  -- docs search: the host's work stays small
 local scheduling = false  -- an app.parallel is running (they do not nest)
 
 local function call_integration(id, account, name, args)
@@ -248,13 +247,6 @@ extend("lua_list_docs", function(...)
 end)
 extend("lua_search_docs", function(query, limit)
   if type(query) ~= "string" then usage("lua_search_docs(query) expects a string, e.g. lua_search_docs(\"webinar sessions\")") end
-  if #query > MAX_QUERY then
-    usage("lua_search_docs: the query is " .. #query .. " bytes; at most " .. MAX_QUERY .. " are searched",
-          "search for a few words, e.g. lua_search_docs(\"webinar sessions\")")
-  end
-  if limit ~= nil and (math_type(limit) ~= "integer" or limit < 1 or limit > MAX_RESULTS) then
-    usage("lua_search_docs: limit must be a whole number from 1 to " .. MAX_RESULTS)
-  end
   return call(host.search_docs, query, limit)
 end)
 extend("lua_read_doc", function(path)

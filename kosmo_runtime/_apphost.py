@@ -104,7 +104,7 @@ class AppHost:
         return self._runtime.docs.list()
 
     def search_docs(self, query: str, limit: int | None = None) -> Any:
-        return self._runtime.docs.search(query, int(limit or 10))
+        return self._runtime.docs.search(query, 10 if limit is None else limit)
 
     def read_doc(self, path: str) -> Any:
         return self._runtime.docs.read(path)

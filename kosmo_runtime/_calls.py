@@ -8,7 +8,6 @@ A declarative function (``request`` in the manifest) is executed by
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from ._idempotency import Idempotency
 from ._limits import limit_exceeded
 from ._local_pages import page_slice
 from ._log import log
-from ._manifest import FunctionSpec, LoadedIntegration, RequestSpec
+from ._manifest import PLACEHOLDER, FunctionSpec, LoadedIntegration
 from ._policy import Approver, WriteRequest, authorize
 from ._result import CallRecord
 from ._state import State
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CallContext", "Invoker", "run_declarative"]
 
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 @dataclass
@@ -273,10 +271,10 @@ def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, An
     values = {**context.account.settings, **args}
     request = spec.request
     for name in context.lookups:
-        if values.get(name) is None and name in _placeholders(request):
+        if values.get(name) is None and name in request.placeholders:
             values[name] = context.lookup(name)
     template = next((path for name, path in request.path_when.items() if args.get(name) is not None), request.path)
-    path = _PLACEHOLDER.sub(lambda m: quote(str(values[m.group(1)]), safe=""), template)
+    path = PLACEHOLDER.sub(lambda m: quote(str(values[m.group(1)]), safe=""), template)
     query = {k: _fill(v, values) for k, v in request.query.items()}
     body: Any = None
     if isinstance(request.body, str):
@@ -295,13 +293,6 @@ def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, An
     return {spec.response.wrap_as: data} if spec.response.wrap_as else data
 
 
-def _placeholders(request: RequestSpec) -> set[str]:
-    """Every ``{name}`` a request's templates use."""
-    templates = [request.path, *request.path_when.values(), *request.query.values(), *request.headers.values()]
-    templates += [request.body] if isinstance(request.body, str) else list((request.body or {}).values())
-    return {name for template in templates for name in _PLACEHOLDER.findall(template)}
-
-
 def shape(data: Any, extract: str | None, wrap_as: str | None, add: dict[str, str] | None = None,
           scope: Scope | None = None, named: str | None = None) -> Any:
     """Take ``extract`` (an expression, usually a dotted path) out of ``data``, apply the ``named``
@@ -318,10 +309,10 @@ def shape(data: Any, extract: str | None, wrap_as: str | None, add: dict[str, st
 
 
 def _fill(template: str, values: dict[str, Any]) -> Any:
-    whole = _PLACEHOLDER.fullmatch(template)
+    whole = PLACEHOLDER.fullmatch(template)
     if whole:
         return values.get(whole.group(1))
-    return _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), template)
+    return PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), template)
 
 
 def _unknown(kind: str, name: str, options: list[str], *, hint_prefix: str, label: str | None = None) -> NotFound:

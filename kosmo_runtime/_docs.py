@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._discovery import Catalog
-from ._errors import NotFound
+from ._errors import InvalidArgument, NotFound
 from ._stubs import lua_type, namespace_name
 
 if TYPE_CHECKING:
@@ -35,10 +35,12 @@ if TYPE_CHECKING:
 
     from ._manifest import FunctionSpec, Manifest, ParamSpec
 
-__all__ = ["MAX_QUERY_BYTES", "Docs", "parameter_table", "quick_reference", "signature", "sync_parameter_tables"]
+__all__ = ["MAX_QUERY_BYTES", "MAX_SEARCH_RESULTS", "Docs", "parameter_table", "quick_reference", "signature", "sync_parameter_tables"]
 
 #: The longest query the search tools take (``lua_search_docs`` in Lua and over MCP): the host's work stays small.
 MAX_QUERY_BYTES = 1000
+#: The most hits one search returns.
+MAX_SEARCH_RESULTS = 100
 _WORD = re.compile(r"[a-z0-9]+")
 _PARAMS_BLOCK = re.compile(r"(<!-- kosmo:params (\w+) -->\n)(.*?)(<!-- /kosmo:params -->)", re.S)
 _MARKER_LINE = re.compile(r"^<!-- /?kosmo:params[^>]*-->\n?", re.M)
@@ -207,7 +209,18 @@ class Docs:
         return [{"path": u.path, "title": u.title, "summary": u.summary} for u in self._units if u.path.count(".") < 2]
 
     def search(self, query: str, limit: int = 10) -> _Rows:
-        """Pages and function sections ranked by relevance to ``query`` (best first)."""
+        """Pages and function sections ranked by relevance to ``query`` (best first).
+
+        The one place the search's bounds are checked (``MAX_QUERY_BYTES``, 1 to
+        ``MAX_SEARCH_RESULTS`` hits), for Lua, MCP and the CLI alike.
+        """
+        size = len(query.encode("utf-8", "replace"))
+        if size > MAX_QUERY_BYTES:
+            raise InvalidArgument(f"lua_search_docs: the query is {size:,} bytes; at most {MAX_QUERY_BYTES:,} are searched",
+                                  param="query", hint='search for a few words, e.g. "webinar sessions"')
+        if type(limit) is not int or not 1 <= limit <= MAX_SEARCH_RESULTS:
+            raise InvalidArgument(f"lua_search_docs: limit must be a whole number from 1 to {MAX_SEARCH_RESULTS}",
+                                  param="limit", got=repr(limit), hint="leave it out for the 10 best hits")
         terms = list(dict.fromkeys(_WORD.findall(query.lower())))  # a repeated word counts once
         if not terms:
             return []
@@ -227,7 +240,7 @@ class Docs:
                 scored.append((score, unit))
         scored.sort(key=lambda pair: (-pair[0], pair[1].path))
         return [{"path": u.path, "title": u.title, "summary": u.summary, "score": round(s, 3)}
-                for s, u in scored[:max(1, limit)]]
+                for s, u in scored[:limit]]
 
     @cached_property
     def _units(self) -> _Units:

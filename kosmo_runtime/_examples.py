@@ -41,9 +41,16 @@ def read_example(name: str) -> tuple[str, str]:
 
 
 def example_summary(name: str) -> str:
-    """The first comment line of an example."""
-    first = read_example(name)[0].splitlines()[0]
-    return first.lstrip("-# ").strip()
+    """The first sentence of an example's leading comment (which may run over several lines)."""
+    words: list[str] = []
+    for line in read_example(name)[0].splitlines():
+        text = line.lstrip("-# ").strip()
+        if not line.startswith(("--", "#")) or not text:
+            break
+        words.append(text)
+    comment = " ".join(words)
+    end = comment.find(". ")
+    return comment if end < 0 else comment[:end + 1]
 
 
 def copy_examples(destination: Path, names: list[str]) -> list[Path]:

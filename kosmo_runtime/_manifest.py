@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import re
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -40,6 +41,10 @@ ParamFormat = Literal["date-time", "date", "email", "uri"]
 _NAME = r"^[a-z][a-z0-9_]*$"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML was built with it: ~20x faster
 _ID = r"^[a-z][a-z0-9-]*$"
+
+
+#: A ``{name}`` in a request template.
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 class _Strict(BaseModel):
@@ -91,6 +96,13 @@ class RequestSpec(_Strict):
     query: dict[str, str] = Field(default_factory=dict)
     body: dict[str, str] | str | None = None  # one template per body field, or one for the whole body
     headers: dict[str, str] = Field(default_factory=dict)
+
+    @cached_property
+    def placeholders(self) -> frozenset[str]:
+        """Every ``{name}`` the request's templates use (worked out once per manifest load)."""
+        templates = [self.path, *self.path_when.values(), *self.query.values(), *self.headers.values()]
+        templates += [self.body] if isinstance(self.body, str) else list((self.body or {}).values())
+        return frozenset(name for template in templates for name in PLACEHOLDER.findall(template))
 
 
 class LookupSpec(_Strict):

@@ -236,12 +236,10 @@ def build_server(runtime: Runtime, *, options: RunOptions | None = None, expose_
                                     json_schema_extra={"maxLength": MAX_QUERY_BYTES})],
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
     ) -> CallToolResult:
-        if len(query.encode("utf-8", "replace")) > MAX_QUERY_BYTES:
-            return _error_result(InvalidArgument(
-                f"lua_search_docs: the query is {len(query.encode('utf-8', 'replace')):,} bytes; at most "
-                f"{MAX_QUERY_BYTES:,} are searched", param="query",
-                hint="search for a few words, e.g. lua_search_docs {\"query\": \"webinar sessions\"}"))
-        hits = docs.search(query, limit)
+        try:
+            hits = docs.search(query, limit)
+        except KosmoError as exc:
+            return _error_result(exc)
         if not hits:
             return _text_result(f"no docs match {query!r}; try other words, or lua_list_docs", {"hits": []})
         text = "\n".join(f"{h['path']}: {h['summary']}" for h in hits)

@@ -32,11 +32,22 @@ from lupa import lua54
 
 from kosmo_runtime import AccountsConfig, Limits, Runtime
 
-__all__ = ["Outcome", "plain", "refused", "same", "sandboxed"]
+__all__ = ["SHOW", "Outcome", "plain", "refused", "same", "sandboxed"]
 
 #: Limits for conformance cases: generous enough for any case, small enough to end a runaway one.
 LIMITS = Limits(instructions=50_000_000, wall_time=10.0, memory=64 * 1024 * 1024)
 CHUNK = "script.lua"
+#: A prelude defining ``show(...)``: values as one string, tables and functions by their type only
+#: (addresses differ between states); put before a case whose values would not compare as data.
+SHOW = """local function show(...)
+  local t, out = table.pack(...), {}
+  for i = 1, t.n do
+    local v = t[i]
+    out[i] = (type(v) == "table" or type(v) == "function") and "<" .. type(v) .. ">" or tostring(v)
+  end
+  return table.concat(out, "|")
+end
+"""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 
 from kosmo_runtime import Runtime
 
-from ._plain import plain, sandboxed
+from . import SHOW, plain, same, sandboxed
 
 SAME = [
     # find: init, plain, anchors, captures, position captures, special characters
@@ -115,22 +115,22 @@ def runtime():
 
 
 @pytest.mark.parametrize("snippet", SAME)
-def test_same_as_plain_lua(runtime: Runtime, snippet: str) -> None:
-    assert sandboxed(runtime, snippet) == plain(snippet)
+def test_same_as_plain_lua(snippet: str) -> None:
+    same(SHOW + snippet)
 
 
 def test_a_tail_called_wrapper_names_the_function_without_a_line(runtime: Runtime) -> None:
     # The one difference left: `return string.find({})` tail-calls the sandbox's Lua wrapper,
     # whose caller's frame is gone, so the message has the name but not the line.
-    snippet = 'return string.find({}, "x")'
-    assert plain(snippet) == ("error", "script.lua:9: bad argument #1 to 'find' (string expected, got table)")
-    assert sandboxed(runtime, snippet) == ("error", "bad argument #1 to 'find' (string expected, got table)")
+    snippet = SHOW + 'return string.find({}, "x")'
+    assert plain(snippet).error == "script.lua:9: bad argument #1 to 'find' (string expected, got table)"
+    assert sandboxed(snippet).error == "bad argument #1 to 'find' (string expected, got table)"
 
 
 def test_the_string_metatable_is_hidden(runtime: Runtime) -> None:
     # deliberate: getmetatable("") is false, so no script can reach or replace it
     assert runtime.run('return getmetatable("")').result is False
-    assert plain('return getmetatable("").__index == string') is True
+    assert plain('return getmetatable("").__index == string').value is True
 
 
 def test_string_changes_stay_in_their_run(runtime: Runtime) -> None:

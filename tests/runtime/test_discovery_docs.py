@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kosmo_runtime import AccountsConfig, NotFound, Runtime
+from kosmo_runtime import AccountsConfig, InvalidArgument, NotFound, Runtime
 from kosmo_runtime import _discovery
 from kosmo_runtime._discovery import Catalog
-from kosmo_runtime._docs import Docs
+from kosmo_runtime._docs import MAX_QUERY_BYTES, MAX_SEARCH_RESULTS, Docs
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "integrations"
 
@@ -106,6 +106,29 @@ def test_search_ranks_single_functions(docs):
     assert hits == sorted(hits, key=lambda h: -h["score"])
     assert docs.search("cloud recording")[0]["path"].startswith("integrations.agora.")
     assert docs.search("") == []
+
+
+def test_search_bounds_are_checked_in_one_place(docs):
+    assert docs.search("x" * MAX_QUERY_BYTES) == []
+    with pytest.raises(InvalidArgument) as caught:
+        docs.search("é" * (MAX_QUERY_BYTES // 2 + 1))  # counted in UTF-8 bytes
+    assert caught.value.param == "query" and f"{MAX_QUERY_BYTES + 2:,} bytes" in caught.value.message
+    assert len(docs.search("webinar", MAX_SEARCH_RESULTS)) >= 1
+    for limit in (0, MAX_SEARCH_RESULTS + 1, 2.0, True):
+        with pytest.raises(InvalidArgument) as caught:
+            docs.search("webinar", limit)
+        assert caught.value.param == "limit", limit
+
+
+def test_search_bounds_in_lua_name_the_line():
+    with Runtime(accounts=AccountsConfig.empty(), store=":memory:") as runtime:
+        too_long = runtime.run(f"local q = string.rep('a', {MAX_QUERY_BYTES + 1})\nlocal hits = lua_search_docs(q)\nreturn hits")
+        bad_limit = runtime.run("local hits = lua_search_docs('webinar', 1.5)\nreturn hits")
+        fine = runtime.run(f"return #lua_search_docs('webinar', {MAX_SEARCH_RESULTS})")
+    assert (too_long.error.code, too_long.error.line) == ("invalid_argument", 2), too_long.error
+    assert f"at most {MAX_QUERY_BYTES:,} are searched" in too_long.error.message
+    assert bad_limit.error.code == "invalid_argument" and "limit must be a whole number" in bad_limit.error.message
+    assert fine.ok and fine.result >= 1
 
 
 def test_docs_functions_in_lua():

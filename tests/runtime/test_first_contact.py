@@ -31,12 +31,14 @@ def kosmo(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -
     return cli.Kosmo(capsys, monkeypatch)
 
 
-def test_examples_lists_the_bundled_files_with_their_first_comment(kosmo):
+def test_examples_lists_the_bundled_files_with_the_first_sentence_of_their_comment(kosmo):
     code, out, err = kosmo("examples")
     assert code == 0
-    names = [line.split()[0] for line in out.splitlines()]
-    assert names == ["accounts.yaml", "demo.lua", "hello.lua"]
-    assert "The smallest script" in out and "kosmo run --demo --example demo" in err
+    summaries = dict(line.split(maxsplit=1) for line in out.splitlines())
+    assert list(summaries) == ["accounts.yaml", "demo.lua", "hello.lua"]
+    assert summaries["accounts.yaml"] == "A sample accounts file for real use."  # the comment runs on; the sentence ends
+    assert summaries["hello.lua"] == "The smallest script: print something, compute, return a value."
+    assert "kosmo run --demo --example demo" in err
 
 
 def test_examples_copy_writes_them_out_and_never_overwrites(kosmo, tmp_path):

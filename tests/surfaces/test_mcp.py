@@ -87,6 +87,8 @@ def test_discovery_run_and_errors_over_stdio(tmp_path: Path) -> None:
         assert {"path": "runtime"}.items() <= listed.structured_content["pages"][0].items()
         found = await client.call_tool("lua_search_docs", {"query": "create room"})
         assert "integrations.whereby.create_room" in [hit["path"] for hit in found.structured_content["hits"]]
+        too_long = await client.call_tool("lua_search_docs", {"query": "webinar " * 200})
+        assert too_long.is_error and "at most 1,000 are searched" in text(too_long)
         page = await client.call_tool("lua_read_doc", {"path": "integrations.whereby.list_rooms"})
         assert not page.is_error and "app.integrations.whereby.list_rooms({limit?: integer" in text(page)
         missing = await client.call_tool("lua_read_doc", {"path": "integrations.wherby"})
