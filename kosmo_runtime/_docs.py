@@ -125,6 +125,7 @@ def parameter_table(spec: FunctionSpec) -> str:
 
 
 _Units = list[_Unit]  # aliases: inside Docs, ``list`` names its method
+_Counts = list[tuple[Counter[str], set[str]]]
 _Rows = list[dict[str, Any]]
 
 
@@ -224,8 +225,8 @@ class Docs:
         terms = list(dict.fromkeys(_WORD.findall(query.lower())))  # a repeated word counts once
         if not terms:
             return []
-        units = self._units
-        counts = [(Counter(_WORD.findall(u.text.lower())), set(_WORD.findall(u.boost.lower()))) for u in units]
+        units, counts = self._units, self._counts
+        idf = {term: math.log(1 + len(units) / (1 + sum(1 for words, _ in counts if term in words))) for term in terms}
         scored: list[tuple[float, _Unit]] = []
         for unit, (words, boost) in zip(units, counts, strict=True):
             score = 0.0
@@ -233,14 +234,17 @@ class Docs:
                 frequency = sum(c for w, c in words.items() if w.startswith(term)) if len(term) > 3 else words.get(term, 0)
                 if frequency == 0 and not any(term in b for b in boost):
                     continue
-                documents = sum(1 for w, _ in counts if term in w)
-                idf = math.log(1 + len(units) / (1 + documents))
-                score += idf * (math.log(1 + frequency) + (3 if any(term in b for b in boost) else 0))
+                score += idf[term] * (math.log(1 + frequency) + (3 if any(term in b for b in boost) else 0))
             if score > 0:
                 scored.append((score, unit))
         scored.sort(key=lambda pair: (-pair[0], pair[1].path))
         return [{"path": u.path, "title": u.title, "summary": u.summary, "score": round(s, 3)}
                 for s, u in scored[:limit]]
+
+    @cached_property
+    def _counts(self) -> _Counts:
+        """Each unit's word counts and boost words, counted once per Docs."""
+        return [(Counter(_WORD.findall(u.text.lower())), set(_WORD.findall(u.boost.lower()))) for u in self._units]
 
     @cached_property
     def _units(self) -> _Units:
