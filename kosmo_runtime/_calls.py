@@ -18,6 +18,7 @@ from ._accounts import Account, AccountsConfig, WritePolicy
 from ._clock import Clock, utc_now
 from ._context import CallContext
 from ._discovery import Catalog
+from ._endpoint_headers import PLACEHOLDER
 from ._errors import BadResponse, IntegrationBug, KosmoError, NotFound
 from ._expressions import Scope, add_fields, apply_shape, evaluate
 from ._http import ClientPool, DryRunIntercept, Http, RetryPolicy, Trace, redact
@@ -25,7 +26,7 @@ from ._idempotency import Idempotency
 from ._limits import limit_exceeded
 from ._local_pages import page_slice
 from ._log import log
-from ._manifest import PLACEHOLDER, FunctionSpec, LoadedIntegration
+from ._manifest import FunctionSpec, LoadedIntegration
 from ._policy import Approver, WriteRequest, authorize
 from ._result import CallRecord
 from ._state import State

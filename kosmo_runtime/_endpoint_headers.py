@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["PathHeaders", "headers_for", "path_headers", "template_names"]
+__all__ = ["PLACEHOLDER", "PathHeaders", "headers_for", "path_headers", "template_names"]
 
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+#: A ``{name}`` in a template (endpoint headers and request templates alike).
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 #: (path prefix, lower-case headers) pairs, the shortest prefix first.
 PathHeaders = tuple[tuple[str, dict[str, str]], ...]
@@ -25,7 +26,7 @@ PathHeaders = tuple[tuple[str, dict[str, str]], ...]
 
 def template_names(template: str) -> list[str]:
     """The ``{name}`` placeholders of a template."""
-    return _PLACEHOLDER.findall(template)
+    return PLACEHOLDER.findall(template)
 
 
 def path_headers(rules: Mapping[str, Mapping[str, str]], settings: Mapping[str, Any]) -> PathHeaders:
@@ -36,7 +37,7 @@ def path_headers(rules: Mapping[str, Mapping[str, str]], settings: Mapping[str, 
         for name, template in headers.items():
             names = template_names(template)
             if all(settings.get(n) is not None for n in names):
-                values[name.lower()] = _PLACEHOLDER.sub(lambda m: str(settings[m.group(1)]), template)
+                values[name.lower()] = PLACEHOLDER.sub(lambda m: str(settings[m.group(1)]), template)
         if values:
             filled.append((prefix.rstrip("/"), values))
     return tuple(sorted(filled, key=lambda rule: len(rule[0])))

@@ -43,10 +43,6 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML w
 _ID = r"^[a-z][a-z0-9-]*$"
 
 
-#: A ``{name}`` in a request template.
-PLACEHOLDER = re.compile(r"\{(\w+)\}")
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -102,7 +98,7 @@ class RequestSpec(_Strict):
         """Every ``{name}`` the request's templates use (worked out once per manifest load)."""
         templates = [self.path, *self.path_when.values(), *self.query.values(), *self.headers.values()]
         templates += [self.body] if isinstance(self.body, str) else list((self.body or {}).values())
-        return frozenset(name for template in templates for name in PLACEHOLDER.findall(template))
+        return frozenset(name for template in templates for name in template_names(template))
 
 
 class LookupSpec(_Strict):

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 import kosmo_runtime
-from kosmo_runtime import Limits, LoopbackServer, RunOptions, Runtime, WriteRequest
+from kosmo_runtime import Limits, RunOptions, Runtime, WriteRequest
 from kosmo_runtime._options import RunOverrides
-from tests.fixtures.integrations.test_notes.simulator import KEY, NotesSimulator
+from tests.fixtures.integrations.test_notes.simulator import NotesSimulator
+from tests.support import notes_asking
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "integrations"
 WRITE = "return app.integrations['test-notes'].create_note{text = 'hi'}"
@@ -30,13 +31,8 @@ def notes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Not
     monkeypatch.setenv("KOSMO_INTEGRATIONS_PATH", str(FIXTURES))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    simulator = NotesSimulator([KEY])
-    with LoopbackServer(simulator) as server:
-        accounts = tmp_path / "accounts.yaml"
-        accounts.write_text(f"version: 1\nintegrations:\n  test-notes:\n    accounts:\n      main:\n"
-                            f"        api_key: {KEY}\n        base_url: {server.url}\n        writes: ask\n",
-                            encoding="utf-8")
-        yield simulator, accounts
+    with notes_asking(tmp_path) as pair:
+        yield pair
 
 
 def _runtime(accounts: Path, **options: Any) -> Runtime:

@@ -13,10 +13,11 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext
 from mcp.types import ElicitRequestParams, ElicitResult
 
-from kosmo_runtime import LoopbackServer, Runtime
+from kosmo_runtime import Runtime
 from kosmo_runtime._mcp import build_server
 from kosmo_runtime._mcp_gate import RunGate
 from tests.fixtures.integrations.test_notes.simulator import KEY, NotesSimulator
+from tests.support import notes_asking
 from tests.surfaces.test_mcp import FIXTURES, drive, envelope, params
 
 MODES = pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])  # elicitation/create mid-call; input_required rounds
@@ -25,13 +26,8 @@ WRITE = "return app.integrations['test-notes'].create_note{text = 'ship it', tag
 
 @pytest.fixture
 def notes(tmp_path: Path) -> Iterator[tuple[NotesSimulator, Path]]:
-    simulator = NotesSimulator([KEY])
-    with LoopbackServer(simulator) as server:
-        accounts = tmp_path / "accounts.yaml"
-        accounts.write_text(f"version: 1\nintegrations:\n  test-notes:\n    accounts:\n      main:\n"
-                            f"        api_key: {KEY}\n        base_url: {server.url}\n        writes: ask\n",
-                            encoding="utf-8")
-        yield simulator, accounts
+    with notes_asking(tmp_path) as pair:
+        yield pair
 
 
 def posts(simulator: NotesSimulator) -> int:
