@@ -313,6 +313,7 @@ local safe_string, safe_table = host.strlib({
   remaining = function() return deadline - now() end,
   tripped = function() return tripped end,
   calibrate = function() return call(host.calibrate) end,
+  rate = host.rate,
   model = host.model,
   wall_time = host.wall_time, memory = host.memory,
 })

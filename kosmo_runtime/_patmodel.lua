@@ -6,7 +6,6 @@
 local pcall, ipairs = pcall, ipairs
 local str_find, str_gmatch, str_gsub, str_sub, str_byte, str_upper, str_lower =
   string.find, string.gmatch, string.gsub, string.sub, string.byte, string.upper, string.lower
-local concat = table.concat
 local math_min = math.min
 
 ---------------------------------------------------------------------------
@@ -24,14 +23,18 @@ local math_min = math.min
 
 local SINGLE, OPEN, CLOSE, POSCAP, ENDANCHOR, BALANCE, FRONTIER, BACKREF = 1, 2, 3, 4, 5, 6, 7, 8
 
-local ALPHABET do
-  local bytes = {}
-  for c = 0, 255 do bytes[#bytes + 1] = string.char(c) end
-  ALPHABET = concat(bytes)
-end
+-- every byte, 0 to 255, in order (a literal: no string.char calls when the model loads)
+local ALPHABET = "\0\1\2\3\4\5\6\7\8\9\10\11\12\13\14\15\16\17\18\19\20\21\22\23\24\25\26\27\28\29\30\31\z
+  \32\33\34\35\36\37\38\39\40\41\42\43\44\45\46\47\48\49\50\51\52\53\54\55\56\57\58\59\60\61\62\63\z
+  \64\65\66\67\68\69\70\71\72\73\74\75\76\77\78\79\80\81\82\83\84\85\86\87\88\89\90\91\92\93\94\95\z
+  \96\97\98\99\100\101\102\103\104\105\106\107\108\109\110\111\112\113\114\115\116\117\118\119\120\121\122\123\124\125\126\127\z
+  \128\129\130\131\132\133\134\135\136\137\138\139\140\141\142\143\144\145\146\147\148\149\150\151\152\153\154\155\156\157\158\159\z
+  \160\161\162\163\164\165\166\167\168\169\170\171\172\173\174\175\176\177\178\179\180\181\182\183\184\185\186\187\188\189\190\191\z
+  \192\193\194\195\196\197\198\199\200\201\202\203\204\205\206\207\208\209\210\211\212\213\214\215\216\217\218\219\220\221\222\223\z
+  \224\225\226\227\228\229\230\231\232\233\234\235\236\237\238\239\240\241\242\243\244\245\246\247\248\249\250\251\252\253\254\255"
 
 -- The characters a class token does not match (a string), made in C: gsub removes its members.
-local outside_of = {}
+local outside_of = {["."] = ""}   -- "." matches every character: known without a gsub
 local function outside(tok)
   local o = outside_of[tok]
   if not o then
@@ -46,6 +49,7 @@ local function size(tok) return 256 - #outside(tok) end
 
 -- Some character matches both classes: fewer than 256 are outside one of them.
 local function overlap(c, d)
+  if c == "." or d == "." then return true end
   local ok, neither = pcall(str_gsub, outside(c), d, "")
   return not ok or #outside(c) + #outside(d) - #neither < 256
 end
@@ -238,7 +242,7 @@ local function analyse(p, anchored)
       if it.mode == "multiply" and it.quant == "-" then it.stops = stops_at(items, k + 1, nofail) end
     end
   end
-  a = {items = items, anchored = anchored}
+  local a = {items = items, anchored = anchored}
   if not anchored then
     local k = 1
     while items[k] and (items[k].kind == OPEN or items[k].kind == CLOSE or items[k].kind == POSCAP) do k = k + 1 end

@@ -102,6 +102,7 @@ class Sandbox:
             "strlib": self.lua.compile(bytecode("_strlib.lua"), name="=[kosmo]", mode="b"),
             "model": bytecode("_patmodel.lua"),  # loaded by the state itself, on its first pattern analysis
             "calibrate": self._host(pattern_rate),
+            "rate": pattern_rate() if pattern_rate.cache_info().currsize else None,  # known: no host call
             "wall_time": limits.wall_time,
             "memory": limits.memory,
         })

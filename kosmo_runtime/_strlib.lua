@@ -42,7 +42,7 @@ local PIECE_RATE = 2e8      -- ... and pieces per second (one memcpy each)
 local MEMORY = kit.memory or math.huge
 local MOVE_RATE = 2e7       -- elements per second table.move is assumed to move (conservative)
 
-local rate = nil            -- matcher steps per second, calibrated on first need
+local rate = kit.rate       -- matcher steps per second: the process's, or calibrated on first need
 local pending = 0
 
 local function check_clock()
