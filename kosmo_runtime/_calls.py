@@ -139,7 +139,8 @@ class Invoker:
             try:
                 if self.idempotency is not None and write and not self.dry_run:
                     result = self.idempotency.once(ident, account.name, function, args,
-                                                   lambda: target.run(context, args))
+                                                   lambda: target.run(context, args),
+                                                   replayed=lambda: setattr(record, "replayed", True))
                 else:
                     result = target.run(context, args)
             except DryRunIntercept as intercepted:

@@ -61,8 +61,10 @@ class Idempotency:
         self._ttl = ttl if ttl is not None else DEFAULT_TTL
         self._writes = 0
 
-    def once(self, integration: str, account: str, function: str, args: dict[str, Any], send: Callable[[], Any]) -> Any:
-        """``send()``'s result, or the result an earlier attempt of this run recorded for this write."""
+    def once(self, integration: str, account: str, function: str, args: dict[str, Any], send: Callable[[], Any],
+             *, replayed: Callable[[], None] | None = None) -> Any:
+        """``send()``'s result, or the result an earlier attempt of this run recorded for this write
+        (then ``replayed()`` is called first: nothing is sent)."""
         self._writes += 1
         slot = f"{self._prefix}{self._writes}"
         fingerprint = _digest(integration, account, function, args)
@@ -78,6 +80,8 @@ class Idempotency:
                 raise InvalidArgument(
                     f"{label}: idempotency key {self._key!r} was used by a run whose write #{self._writes} was "
                     "different; nothing was sent", hint="use a new idempotency key for a different script")
+            if replayed is not None:
+                replayed()
             return recorded.get("result")
         try:
             result = send()

@@ -67,6 +67,12 @@ _Approved = Callable[[Context[Any, Any], str, Callable[[RunOptions], CallToolRes
 
 _CALL_LINES = 20  # integration calls listed in the text rendering; the structured content has all
 
+#: The ``idempotency_key`` argument of the tools that may write: its schema and its docs (README's tool table).
+IDEMPOTENCY_KEY: dict[str, Any] = {
+    "type": "string", "minLength": 1, "maxLength": 200,
+    "description": "Same key on a retry: writes already sent under it are not sent again (calls[].replayed)",
+}
+
 
 class _PassThrough(ArgModelBase):
     """Arguments of a per-function tool, passed through as given: the runtime validates them
@@ -85,7 +91,10 @@ def render_envelope(envelope: dict[str, Any]) -> str:
     """A short text rendering of a result envelope, for clients that show text only."""
     lines: list[str] = []
     calls = envelope.get("calls") or []
-    summary = f"{len(calls)} integration call{'' if len(calls) == 1 else 's'}, {envelope.get('duration', 0):.3f} s"
+    replayed = sum(bool(call.get("replayed")) for call in calls)
+    summary = (f"{len(calls)} integration call{'' if len(calls) == 1 else 's'}"
+               + (f", {replayed} write{'' if replayed == 1 else 's'} replayed, not sent again" if replayed else "")
+               + f", {envelope.get('duration', 0):.3f} s")
     error = envelope.get("error")
     if envelope.get("ok"):
         lines.append(f"ok ({summary})")
@@ -111,8 +120,10 @@ def render_envelope(envelope: dict[str, Any]) -> str:
             status = f" {call['status']}" if call.get("status") is not None else ""
             outcome = "ok" if call.get("ok") else f"failed ({call.get('error', 'error')})"
             dry = " dry-run" if call.get("dry_run") else ""
+            replay = (" (replayed: an earlier attempt with this idempotency key sent it; not sent again)"
+                      if call.get("replayed") else "")
             lines.append(f"{call['integration']}.{call['function']} [{call['account']}] {call['operation']}{dry}: "
-                         f"{outcome}{status}, {call['duration']:.3f} s")
+                         f"{outcome}{status}, {call['duration']:.3f} s{replay}")
         if len(calls) > _CALL_LINES:
             lines.append(f"... and {len(calls) - _CALL_LINES} more (see the structured content)")
     return "\n".join(lines)
@@ -128,6 +139,22 @@ def _error_result(error: KosmoError) -> CallToolResult:
     text = f"error: {error.type}: {error.message}" + (f"\nhint: {error.hint}" if error.hint else "")
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content={"error": error.to_dict()},
                           is_error=True)
+
+
+def _bad_idempotency_key(tool: str, key: Any) -> CallToolResult | None:
+    """The envelope's error for an ``idempotency_key`` that is not 1 to 200 characters of text, else None."""
+    if key is None or (isinstance(key, str) and 1 <= len(key) <= IDEMPOTENCY_KEY["maxLength"]):
+        return None
+    shown = f"{len(key):,} characters" if isinstance(key, str) else f"a {type(key).__name__}"
+    return _envelope_result(RunResult(ok=False, error=InvalidArgument(
+        f"{tool}: idempotency_key must be a string of 1 to {IDEMPOTENCY_KEY['maxLength']} characters, not {shown}; "
+        "nothing was run", param="idempotency_key",
+        hint='pass one key per job and the same key on its retries, e.g. "idempotency_key": "invite-2026-12-03-42"')))
+
+
+def _keyed(options: RunOptions, key: str | None) -> RunOptions:
+    """The run's options with the tool call's idempotency key (if it gave one)."""
+    return options if key is None else options.replace(idempotency_key=key)
 
 
 def _text_result(text: str, structured: dict[str, Any] | None = None) -> CallToolResult:
@@ -168,10 +195,17 @@ def account_parameter(manifest: Manifest, function: str) -> str:
     return next(name for name in ("account", "kosmo_account", "_account") if name not in params)
 
 
+def idempotency_parameter(manifest: Manifest, function: str) -> str:
+    """The name of a write function tool's idempotency key argument (``idempotency_key`` unless a parameter has it)."""
+    params = manifest.functions[function].params
+    return next(name for name in ("idempotency_key", "kosmo_idempotency_key") if name not in params)
+
+
 def function_tool_schema(manifest: Manifest, function: str, accounts: list[str] | None = None) -> dict[str, Any]:
     """The JSON Schema of a function's arguments, generated from its manifest declaration.
 
-    Adds an optional account argument (``account`` unless the function has a parameter of that name).
+    Adds an optional account argument (``account`` unless the function has a parameter of that name)
+    and, for a write, an optional idempotency key (:data:`IDEMPOTENCY_KEY`, see :func:`idempotency_parameter`).
     """
     spec = manifest.functions[function]
     properties = {name: _param_schema(param) for name, param in spec.params.items()}
@@ -180,6 +214,8 @@ def function_tool_schema(manifest: Manifest, function: str, accounts: list[str] 
     if accounts:
         account["enum"] = list(dict.fromkeys(["default", *accounts]))
     properties[account_parameter(manifest, function)] = account
+    if spec.operation == "write":
+        properties[idempotency_parameter(manifest, function)] = dict(IDEMPOTENCY_KEY)
     schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
     required = [name for name, param in spec.params.items() if param.required]
     if required:
@@ -255,6 +291,7 @@ def build_server(runtime: Runtime, *, options: RunOptions | None = None, expose_
 
     async def execute_lua(
         code: Annotated[str | None, Field(description="Lua 5.4 source; `return` what you need")] = None,
+        idempotency_key: str | None = None,
         *,
         ctx: Context[Any, Any],
     ) -> CallToolResult | InputRequiredResult:
@@ -262,18 +299,23 @@ def build_server(runtime: Runtime, *, options: RunOptions | None = None, expose_
             return _envelope_result(RunResult(ok=False, error=InvalidArgument(
                 "execute_lua needs 'code', the Lua source to run", param="code",
                 hint='call it as execute_lua {"code": "return app.integrations.whereby.list_rooms{limit = 2}"}')))
-        return await approved(ctx, "execute_lua",
-                              lambda run: _envelope_result(runtime.run(code, name="script.lua", options=run)))
+        if (bad := _bad_idempotency_key("execute_lua", idempotency_key)) is not None:
+            return bad
+        return await approved(ctx, "execute_lua", lambda run: _envelope_result(
+            runtime.run(code, name="script.lua", options=_keyed(run, idempotency_key))))
 
     async def call_integration(
         function: Annotated[str, Field(description="e.g. 'whereby.list_rooms'")],
         arguments: Annotated[dict[str, Any], Field(description="Named arguments")] = {},  # noqa: B006 - copied by pydantic
         account: Annotated[str | None, Field(description="Default: the integration's default account")] = None,
+        idempotency_key: str | None = None,
         *,
         ctx: Context[Any, Any],
     ) -> CallToolResult | InputRequiredResult:
-        return await approved(ctx, "call_integration",
-                              lambda run: _envelope_result(runtime.call(function, arguments, account=account, options=run)))
+        if (bad := _bad_idempotency_key("call_integration", idempotency_key)) is not None:
+            return bad
+        return await approved(ctx, "call_integration", lambda run: _envelope_result(
+            runtime.call(function, arguments, account=account, options=_keyed(run, idempotency_key))))
 
     docs_hints = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
     run_hints = ToolAnnotations(read_only_hint=not writes_possible, destructive_hint=writes_possible,
@@ -297,6 +339,8 @@ def build_server(runtime: Runtime, *, options: RunOptions | None = None, expose_
               output_schema=listing_schema()),
     ]
     _advertise_required_string(next(t for t in tools if t.name == "execute_lua"), "code")
+    for tool in tools[3:5]:  # execute_lua, call_integration: the declared schema, not pydantic's anyOf-null
+        tool.parameters["properties"]["idempotency_key"] = dict(IDEMPOTENCY_KEY)
     if expose_functions:
         tools += _function_tools(runtime, approved, include_writes=allow_writes and not read_only)
     return MCPServer("kosmo", title="kosmo Lua runtime", instructions=INSTRUCTIONS, version=__version__,
@@ -366,13 +410,17 @@ def _function_tool(runtime: Runtime, manifest: Manifest, name: str, accounts: li
     spec = manifest.functions[name]
     account_key = account_parameter(manifest, name)
     target = f"{manifest.id}.{name}"
+    write = spec.operation == "write"
+    key_name = idempotency_parameter(manifest, name) if write else None
 
     async def call(ctx: Context[Any, Any], **arguments: Any) -> CallToolResult | InputRequiredResult:
         account = arguments.pop(account_key, None)
-        return await approved(ctx, manifest.full_name(name),
-                              lambda run: _envelope_result(runtime.call(target, arguments, account=account, options=run)))
+        key = arguments.pop(key_name, None) if key_name else None
+        if (bad := _bad_idempotency_key(manifest.full_name(name), key)) is not None:
+            return bad
+        return await approved(ctx, manifest.full_name(name), lambda run: _envelope_result(
+            runtime.call(target, arguments, account=account, options=_keyed(run, key))))
 
-    write = spec.operation == "write"
     description = (f"{manifest.name}: {spec.description} ({spec.operation}; the same as "
                    f"call_integration(function='{target}'); full doc: lua_read_doc('integrations.{manifest.id}.{name}'); "
                    f"returns {spec.returns} in the result envelope's 'result')")

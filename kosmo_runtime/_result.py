@@ -20,6 +20,8 @@ class CallRecord:
     Argument values are never recorded here (they could carry secrets). ``requests``
     lists the HTTP requests made (method, path, status, duration), retries included.
     ``trace_id``/``span_id`` name the call's span when tracing is on (see ``_tracing``).
+    ``replayed`` is True for a write an earlier attempt under the same idempotency key sent: its
+    recorded result is the answer and nothing was sent again.
     """
 
     integration: str
@@ -36,6 +38,7 @@ class CallRecord:
     requests: list[dict[str, Any]] = field(default_factory=list)
     trace_id: str | None = None  # the call's OpenTelemetry span, when tracing is on
     span_id: str | None = None
+    replayed: bool | None = None  # True: a write not sent again, answered from its idempotency record
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k in _CALL_FIELDS if (v := getattr(self, k)) is not None}  # asdict() deep-copies: 20 µs

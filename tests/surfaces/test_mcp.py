@@ -76,7 +76,8 @@ def test_discovery_run_and_errors_over_stdio(tmp_path: Path) -> None:
             assert "Never guess names" in tools[name].description, name
         assert "lua_read_doc" in tools["execute_lua"].description
         assert tools["execute_lua"].input_schema["required"] == ["code"]
-        assert set(tools["call_integration"].input_schema["properties"]) == {"function", "arguments", "account"}
+        assert set(tools["call_integration"].input_schema["properties"]) == {"function", "arguments", "account",
+                                                                       "idempotency_key"}
         assert tools["lua_read_doc"].annotations.read_only_hint is True
         assert tools["execute_lua"].annotations.read_only_hint is False
         assert tools["execute_lua"].output_schema == listing_schema()

@@ -51,9 +51,11 @@ def free_port() -> int:
 
 
 class KosmoHttp:
-    """``kosmo mcp --demo --http PORT ...`` in a child process, its standard error in a file."""
+    """``kosmo mcp --demo --http PORT ...`` (without ``--demo`` if not ``demo``) in a child process, its standard
+    error in a file."""
 
-    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None, name: str = "server") -> None:
+    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None, name: str = "server",
+                 demo: bool = True) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.errors = tmp_path / f"{name}.stderr"
@@ -62,7 +64,8 @@ class KosmoHttp:
                    "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_STATE_HOME": str(tmp_path / "state"), **(env or {})}
         with self.errors.open("wb") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "kosmo_runtime", "mcp", "--demo", "--http", str(self.port), *args],
+                [sys.executable, "-m", "kosmo_runtime", "mcp", *(["--demo"] if demo else []), "--http", str(self.port),
+                 *args],
                 cwd=REPO, env=environ, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
 
     def wait_ready(self) -> KosmoHttp:
