@@ -7,21 +7,23 @@ would send (a dry run of the same call). Accepting with ``approve`` checked send
 declining, cancelling or not answering within the timeout denies it, and so does a client
 that does not declare the elicitation capability.
 
-Two ways to ask, by protocol: up to 2025-11-25 the server sends ``elicitation/create`` while the
-tool call is open (:func:`_back_channel_approver`); on 2026-07-28 connections, which have no such
-back-channel, the tool call ends with an ``input_required`` result carrying the same form, the run
-waits in its thread, and the client's retry (with the answer and the echoed ``request_state``)
-resumes it (:class:`_Rounds`).
+Each write asked about is a pending approval in the runtime's state (``_pending``): listed, and
+decided by whoever answers first, the client's user or an operator with ``kosmo approvals`` on any
+machine sharing the state. Two ways to ask the client, by protocol: up to 2025-11-25 the server
+sends ``elicitation/create`` while the tool call is open (:func:`_back_channel_approver`); on
+2026-07-28 connections, which have no such back-channel, the tool call ends with an
+``input_required`` result carrying the same form, the run waits in its thread, and the client's
+retry (with the answer and the echoed ``request_state``) decides the approval through the state, on
+whichever replica it reaches, and waits there for what the run does next (:class:`_Rounds`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import queue
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,13 +45,17 @@ from mcp.types import (
 )
 from pydantic import BaseModel, Field
 
-from ._errors import PermissionDenied, ServerBusy
+from . import _pending
+from ._errors import KosmoError, PermissionDenied, ServerBusy
 from ._http import redact
+from ._log import log
 from ._policy import Approver, WriteRequest
 from ._result import RunResult
 from ._runtime import Runtime
 
 __all__ = ["ApprovalForm", "Approvals"]
+
+_MARGIN = 10.0  # seconds a round waits for its run beyond the run's wall-clock limit
 
 #: A tool call's work: run with this approver, return the tool result.
 Work = Callable[[Approver], CallToolResult]
@@ -97,81 +103,98 @@ class Approvals:
         return self._rounds.start(tool, work)
 
 
-class _Paused:
-    """One run in its own thread, between the rounds of a 2026-07-28 tool call."""
-
-    def __init__(self, tool: str) -> None:
-        self.tool = tool
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()  # ("ask", (message, answer slot)) / ("done", result)
-        self.waiting: queue.Queue[bool] | None = None
-        self.finished_at: float | None = None
-
-
 class _Rounds:
-    """Tool calls that end with ``input_required`` while their run waits for the client's answer."""
+    """Tool calls that end with ``input_required`` while their run waits for the client's answer.
+
+    The run posts what happens to the round's mailbox in the state (``round:<ticket>``: an approval
+    to ask, or the tool result at the end); whichever replica receives the client's retry records
+    the answer as the approval's decision and waits on that mailbox for what comes next, so the
+    retry need not reach the replica where the run waits.
+    """
 
     def __init__(self, runtime: Runtime, timeout: float, most_waiting: int | None) -> None:
         self.runtime = runtime
         self.timeout = timeout
         self.most_waiting = most_waiting
-        self._paused: dict[str, _Paused] = {}
+        self._longest = runtime.limits.wall_time + _MARGIN  # a run ends within its wall time: each wait is bounded
+        self._running = 0  # runs of this replica started by a round and not finished
         self._lock = threading.Lock()
 
     def start(self, tool: str, work: Work) -> CallToolResult | InputRequiredResult:
-        ticket, paused = secrets.token_urlsafe(18), _Paused(tool)
+        ticket = secrets.token_urlsafe(18)
         with self._lock:
-            self._forget_old()
-            waiting = sum(other.finished_at is None for other in self._paused.values())
-            if self.most_waiting is not None and waiting >= self.most_waiting:
-                return self._busy(waiting)
-            self._paused[ticket] = paused
+            if self.most_waiting is not None and self._running >= self.most_waiting:
+                return self._busy(self._running)
+            self._running += 1
+        state, box = self.runtime.state, f"round:{ticket}"
+        try:
+            state.remember(box, {"tool": tool}, self._longest)  # the round is live (any replica may resume it)
+        except KosmoError as exc:
+            with self._lock:
+                self._running -= 1
+            return _failed(exc.message, hint=exc.hint)
 
-        def ask(message: str) -> bool:
-            slot: queue.Queue[bool] = queue.Queue(maxsize=1)
-            paused.events.put(("ask", (message, slot)))
-            try:
-                return slot.get(timeout=self.timeout)
-            except queue.Empty:
-                raise TimeoutError from None
+        def show(approval: dict[str, Any]) -> None:
+            state.post(box, {"ask": approval["id"], "message": approval["message"]}, self._longest)
 
-        approve = _approver(self.runtime, self.timeout, ask)
+        approve = _approver(self.runtime, self.timeout, show)
 
         def execute() -> None:
             try:
-                result = work(approve)
-            except Exception as exc:
-                result = CallToolResult(content=[TextContent(
-                    type="text", text=f"error: the run failed inside kosmo ({type(exc).__name__})")], is_error=True)
-            paused.finished_at = time.monotonic()
-            paused.events.put(("done", result))
+                try:
+                    result = work(approve)
+                except Exception as exc:
+                    result = _failed(f"the run failed inside kosmo ({type(exc).__name__})")
+                state.post(box, {"done": result.model_dump(mode="json", by_alias=True, exclude_none=True)},
+                           self._longest)
+            except KosmoError as exc:  # the state is unreachable: the waiting tool call says so at its deadline
+                log.warning("a paused run could not post its result: %s", exc.message)
+            finally:
+                with self._lock:
+                    self._running -= 1
 
         threading.Thread(target=execute, name=f"kosmo-run-{ticket[:6]}", daemon=True).start()
-        return self._next(ticket, paused)
+        return self._next(ticket)
 
     def resume(self, ctx: Context[Any, Any], tool: str) -> CallToolResult | InputRequiredResult:
-        with self._lock:
-            paused = self._paused.get(ctx.request_state or "")
-        if paused is None or paused.tool != tool:
-            return CallToolResult(content=[TextContent(type="text", text=(
-                "error: this approval is unknown or has expired (the run it belonged to has ended); "
-                "call the tool again"))], is_error=True)
+        """Record the client's answer as the approval's decision (unless it came too late, or another came
+        first: the run went on without it), then wait for what the run does next."""
+        ticket, _, approval_id = (ctx.request_state or "").partition(".")
         answer = (ctx.input_responses or {}).get("approve")
-        if paused.waiting is not None:
-            paused.waiting.put(isinstance(answer, ElicitResult) and answer.action == "accept"
-                               and bool((answer.content or {}).get("approve")))
-            paused.waiting = None
-        return self._next(ctx.request_state or "", paused)
+        approved = (isinstance(answer, ElicitResult) and answer.action == "accept"
+                    and bool((answer.content or {}).get("approve")))
+        state = self.runtime.state
+        try:
+            live = state.recall(f"round:{ticket}")
+            if live is None or live.get("tool") != tool:
+                return _failed("this approval is unknown or has expired (the run it belonged to has ended); "
+                               "call the tool again")
+            _pending.decide(state, approval_id, approved, _pending.BY_CLIENT)
+        except KosmoError as exc:
+            return _failed(f"{exc.message}; the answer was not recorded", hint=exc.hint)
+        return self._next(ticket)
 
-    def _next(self, ticket: str, paused: _Paused) -> CallToolResult | InputRequiredResult:
+    def _next(self, ticket: str) -> CallToolResult | InputRequiredResult:
         """Wait until the run asks (an ``input_required`` result) or ends (its result)."""
-        kind, value = paused.events.get()  # the run always ends: its limits bound it
-        if kind == "done":
-            with self._lock:
-                self._paused.pop(ticket, None)
-            return value  # type: ignore[no-any-return]
-        message, paused.waiting = value
-        form = ElicitRequestFormParams(message=message, requested_schema=render_elicitation_schema(ApprovalForm))
-        return InputRequiredResult(input_requests={"approve": ElicitRequest(params=form)}, request_state=ticket)
+        try:
+            event = self.runtime.state.take(f"round:{ticket}", self._longest)
+        except KosmoError as exc:
+            return _failed(exc.message, hint=exc.hint)
+        if event is None:
+            return _failed(f"the run waiting for this approval did not report back within {self._longest:g} s "
+                           "(its server may have stopped)",
+                           hint="read back what the script writes to see whether its writes were sent, then call again")
+        return self._event(ticket, event)
+
+    def _event(self, ticket: str, event: dict[str, Any]) -> CallToolResult | InputRequiredResult:
+        if "done" in event:
+            with contextlib.suppress(KosmoError):  # the round is over (else its record expires)
+                self.runtime.state.release(f"round:{ticket}")
+            return CallToolResult.model_validate(event["done"])
+        form = ElicitRequestFormParams(message=event["message"],
+                                       requested_schema=render_elicitation_schema(ApprovalForm))
+        return InputRequiredResult(input_requests={"approve": ElicitRequest(params=form)},
+                                   request_state=f"{ticket}.{event['ask']}")
 
     def _busy(self, waiting: int) -> CallToolResult:
         """The answer when as many runs wait for approvals as the server runs at once: nothing is run."""
@@ -185,12 +208,10 @@ class _Rounds:
                                                    f"hint: {error.hint}")],
                               structured_content=envelope, is_error=True)
 
-    def _forget_old(self) -> None:
-        """Drop runs that ended without their client coming back (it timed out or went away)."""
-        now = time.monotonic()
-        for ticket, paused in list(self._paused.items()):
-            if paused.finished_at is not None and now - paused.finished_at > self.timeout:
-                del self._paused[ticket]
+
+def _failed(message: str, *, hint: str | None = None) -> CallToolResult:
+    text = f"error: {message}" + (f"\nhint: {hint}" if hint else "")
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
 
 def _back_channel_approver(runtime: Runtime, ctx: Context[Any, Any], timeout: float) -> Approver:
@@ -198,33 +219,58 @@ def _back_channel_approver(runtime: Runtime, ctx: Context[Any, Any], timeout: fl
     (the client declared elicitation and the connection can carry server requests).
 
     Call it from the tool's worker thread; the approver it returns may be called from any
-    thread of the run (``app.parallel`` branches too) and waits at most ``timeout`` seconds.
+    thread of the run (``app.parallel`` branches too) and waits at most ``timeout`` seconds for the
+    first decision: the client's answer, or an operator's (``kosmo approvals``).
     """
     token = anyio.from_thread.run_sync(anyio.lowlevel.current_token)
 
-    async def ask(message: str) -> bool:
+    async def elicit(message: str) -> bool:
         with anyio.fail_after(timeout):
             answer = await ctx.elicit(message, ApprovalForm)
         return isinstance(answer, AcceptedElicitation) and answer.data.approve
 
-    return _approver(runtime, timeout, lambda message: anyio.from_thread.run(ask, message, token=token))
+    def show(approval: dict[str, Any]) -> None:
+        def ask_client() -> None:
+            try:
+                approved, error = anyio.from_thread.run(elicit, approval["message"], token=token), None
+            except (MCPError, ValueError) as exc:  # no back-channel, or an answer that is not the form
+                approved, error = False, str(exc)
+            except BaseException:  # no answer in time, or the call or server ended: the run's own wait decides
+                return
+            try:
+                _pending.decide(runtime.state, approval["id"], approved, _pending.BY_CLIENT, error=error)
+            except KosmoError as exc:
+                log.warning("the MCP client's answer could not be recorded: %s", exc.message)
+
+        threading.Thread(target=ask_client, name=f"kosmo-ask-{approval['id'][:6]}", daemon=True).start()
+
+    return _approver(runtime, timeout, show)
 
 
-def _approver(runtime: Runtime, timeout: float, ask: Callable[[str], bool]) -> Approver:
-    """An approver showing each write through ``ask`` (which raises TimeoutError when nobody answers in time)."""
+def _approver(runtime: Runtime, timeout: float, show: Callable[[dict[str, Any]], None]) -> Approver:
+    """An approver listing each write as a pending approval in the state, showing it with ``show`` and
+    waiting at most ``timeout`` seconds for the first decision (``_pending``)."""
 
     def approve(request: WriteRequest) -> bool:
+        state = runtime.state
+        approval = _pending.ask(state, request, describe(request, _preview(runtime, request)), timeout)
         try:
-            approved = ask(describe(request, _preview(runtime, request)))
-        except TimeoutError:
+            show(approval)
+            decision = _pending.await_decision(state, approval["id"], timeout)
+        except BaseException:
+            with contextlib.suppress(KosmoError):
+                state.withdraw_approval(approval["id"])
+            raise
+        if decision is None:
             raise _denied(request, f"was not approved: no answer from the MCP client within {timeout:g} s",
-                          "nothing was sent; ask again when someone can answer (kosmo mcp --approval-timeout)") from None
-        except (MCPError, ValueError) as exc:  # no back-channel, or an answer that is not the form
-            raise _denied(request, f"was not approved: the MCP client could not ask ({exc})",
-                          "nothing was sent; use a client that supports elicitation, or set writes: allow") from None
-        if not approved:
-            raise _denied(request, "was not approved (the MCP client's user declined)",
-                          "the write was declined; nothing was sent")
+                          "nothing was sent; ask again when someone can answer (kosmo mcp --approval-timeout)")
+        if decision.get("error"):
+            raise _denied(request, f"was not approved: the MCP client could not ask ({decision['error']})",
+                          "nothing was sent; use a client that supports elicitation, or set writes: allow")
+        if not decision.get("approved"):
+            who = "the MCP client's user declined" if decision.get("by") == _pending.BY_CLIENT else \
+                f"declined by {decision.get('by', 'someone')}"
+            raise _denied(request, f"was not approved ({who})", "the write was declined; nothing was sent")
         return True
 
     return approve

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from . import __version__, _cli_integrations
+from . import __version__, _cli_approvals, _cli_integrations
 from ._errors import ConfigError, KosmoError
 
 if TYPE_CHECKING:  # the runtime loads once a command runs (``kosmo --help`` stays cheap)
@@ -55,6 +55,7 @@ _COMMANDS = {
     "examples": "list the bundled example scripts, or copy them out",
     "accounts": "list or check the configured accounts",
     "integrations": "list the installed integrations, or write one from an OpenAPI spec",
+    "approvals": "list the MCP servers' writes waiting for approval (shared state), approve or deny one",
 }
 
 
@@ -246,6 +247,7 @@ def _add_accounts(commands: Any, summary: str) -> None:
 _SUBCOMMANDS: dict[str, Callable[[Any, str], None]] = {
     "run": _add_run, "call": _add_call, "docs": _add_docs, "stubs": _add_stubs, "mcp": _add_mcp, "repl": _add_repl,
     "examples": _add_examples, "accounts": _add_accounts, "integrations": _cli_integrations.add_parser,
+    "approvals": _cli_approvals.add_parser,
 }
 
 
@@ -292,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_examples(args)
         if args.command == "integrations":
             return _cli_integrations.command(args)
+        if args.command == "approvals":
+            return _cli_approvals.command(args)
         if args.command == "accounts" and args.accounts_command == "init":
             return _init_accounts(args)
         if args.command == "mcp":

@@ -20,6 +20,7 @@ is denied when the client cannot ask.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -28,6 +29,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.server.request_state import RequestStateSecurity
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict, Field
 
@@ -227,7 +229,8 @@ def function_tool_schema(manifest: Manifest, function: str, accounts: list[str] 
 
 
 def build_server(runtime: Runtime, *, options: RunOptions | None = None, expose_functions: bool = False,
-                 allow_writes: bool = False, approval_timeout: float = 60.0, gate: RunGate | None = None) -> MCPServer:
+                 allow_writes: bool = False, approval_timeout: float = 60.0, gate: RunGate | None = None,
+                 request_state_key: str | None = None) -> MCPServer:
     """An MCP server answering with ``runtime`` (its accounts, policies, limits and audit log).
 
     ``expose_functions`` adds one tool per integration function; write functions only with
@@ -236,6 +239,8 @@ def build_server(runtime: Runtime, *, options: RunOptions | None = None, expose_
     the approver of each is the calling client (elicitation). An ``ask`` write waits
     at most ``approval_timeout`` seconds (and never past the run's wall-clock limit) for the client's answer.
     Runs and calls pass ``gate`` (default: 8 at once, 32 waiting); beyond it they answer ``ServerBusy``.
+    ``request_state_key`` (at least 32 characters) seals the 2026-07-28 ``requestState``; replicas that share
+    it resume one another's rounds (default: a key of this process only).
     """
     options = options or RunOptions()
     merged = runtime.run_options(options)  # what a run gets, the Runtime's own policy included
@@ -343,8 +348,9 @@ def build_server(runtime: Runtime, *, options: RunOptions | None = None, expose_
         tool.parameters["properties"]["idempotency_key"] = dict(IDEMPOTENCY_KEY)
     if expose_functions:
         tools += _function_tools(runtime, approved, include_writes=allow_writes and not read_only)
+    security = RequestStateSecurity(keys=[request_state_key]) if request_state_key else None
     return MCPServer("kosmo", title="kosmo Lua runtime", instructions=INSTRUCTIONS, version=__version__,
-                     tools=tools, log_level="WARNING")
+                     tools=tools, log_level="WARNING", request_state_security=security)
 
 
 def _advertise_required_string(tool: Tool, name: str) -> None:
@@ -433,7 +439,13 @@ def _function_tool(runtime: Runtime, manifest: Manifest, name: str, accounts: li
 
 
 def serve(runtime: Runtime, *, http: HttpOptions | None = None, **options: Any) -> None:
-    """Serve until the client disconnects (stdio) or the process is interrupted (HTTP, see ``_mcp_http``)."""
+    """Serve until the client disconnects (stdio) or the process is interrupted (HTTP, see ``_mcp_http``).
+
+    Over HTTP with a token, the 2026-07-28 ``requestState`` is sealed under a key derived from the token,
+    so every replica given the same token accepts the rounds another one started.
+    """
+    if http is not None and http.token is not None:
+        options["request_state_key"] = hashlib.sha256(b"kosmo mcp request-state key:" + http.token.value.encode()).hexdigest()
     server = build_server(runtime, **options)
     if http is None:
         server.run("stdio")

@@ -9,7 +9,14 @@ A :class:`State` holds
   :class:`~kosmo_runtime._store.ScopedStore` API: Agora's recordings);
 * **idempotency claims** — ``claim(key, ttl)`` is true for the first caller of ``key`` within
   ``ttl`` seconds, false for every later one; ``remember(key, data, ttl)``/``recall(key)`` keep what
-  the claimant did, ``release(key)`` gives a claim back (see ``_idempotency.py``).
+  the claimant did, ``release(key)`` gives a claim back (see ``_idempotency.py``);
+* **pending approvals** of ``ask`` writes — ``ask_approval(approval, ttl)`` lists one (a JSON
+  object with an ``id``) until it is decided or expires; ``decide_approval(id, decision, ttl)`` takes
+  it off the list and posts the decision to the mailbox ``decision:<id>`` in one step, only if it
+  was still pending; ``withdraw_approval(id)`` takes it off unanswered (see ``_pending.py``);
+* **mailboxes** — ``post(box, message, ttl)`` appends, ``take(box, timeout)`` removes the oldest,
+  waiting at most ``timeout`` seconds for one (a run waiting for its decision, a tool call waiting
+  for the run that paused on another replica).
 
 Implementations: :class:`MemoryState` (the default: one process; buckets in memory, records in
 the local SQLite store), :class:`SqliteState` (every process on one machine sharing one SQLite
@@ -73,6 +80,31 @@ class State(Protocol):
         """What was remembered for ``key`` (None if nothing, or expired)."""
         ...
 
+    def ask_approval(self, approval: dict[str, Any], ttl: float) -> None:
+        """List ``approval`` (JSON-compatible, ``approval["id"]`` names it) as pending for ``ttl`` seconds."""
+        ...
+
+    def pending_approvals(self) -> list[dict[str, Any]]:
+        """The approvals neither decided, withdrawn nor expired, oldest first."""
+        ...
+
+    def decide_approval(self, approval_id: str, decision: dict[str, Any], ttl: float) -> bool:
+        """If the approval is pending: take it off the list and post ``decision`` to ``decision:<id>`` (kept
+        ``ttl`` seconds), atomically; True then, False when it is unknown, expired or already decided."""
+        ...
+
+    def withdraw_approval(self, approval_id: str) -> bool:
+        """Take a pending approval off the list undecided; False when it was not pending (decided meanwhile)."""
+        ...
+
+    def post(self, box: str, message: dict[str, Any], ttl: float) -> None:
+        """Append ``message`` to the mailbox ``box`` (the mailbox expires ``ttl`` seconds later)."""
+        ...
+
+    def take(self, box: str, timeout: float) -> dict[str, Any] | None:
+        """Remove and answer the oldest message of ``box``, waiting at most ``timeout`` seconds (None: none came)."""
+        ...
+
     def close(self) -> None:
         """Release connections (the state itself persists where it lives)."""
         ...
@@ -100,7 +132,10 @@ class MemoryState:
         self._buckets: dict[str, list[float]] = {}  # key -> [tokens, updated]
         self._claims: dict[str, float] = {}  # key -> expiry (clock seconds)
         self._memos: dict[str, tuple[float, dict[str, Any]]] = {}  # key -> (expiry, data)
+        self._approvals: dict[str, tuple[float, dict[str, Any]]] = {}  # id -> (expiry, approval)
+        self._boxes: dict[str, tuple[float, list[str]]] = {}  # box -> (expiry, messages as JSON)
         self._lock = threading.Lock()
+        self._posted = threading.Condition(self._lock)
 
     @property
     def store(self) -> Store:
@@ -159,6 +194,58 @@ class MemoryState:
             held = self._memos.get(key)
             return json.loads(json.dumps(held[1])) if held is not None and held[0] > self._clock() else None
 
+    def ask_approval(self, approval: dict[str, Any], ttl: float) -> None:
+        with self._lock:
+            now = self._clock()
+            self._approvals = {k: v for k, v in self._approvals.items() if v[0] > now}
+            self._approvals[approval["id"]] = (now + ttl, json.loads(json.dumps(approval)))
+
+    def pending_approvals(self) -> list[dict[str, Any]]:
+        with self._lock:
+            now = self._clock()
+            held = [json.loads(json.dumps(data)) for expires, data in self._approvals.values() if expires > now]
+        return sorted(held, key=lambda approval: approval.get("asked", 0))
+
+    def decide_approval(self, approval_id: str, decision: dict[str, Any], ttl: float) -> bool:
+        with self._lock:
+            held = self._approvals.pop(approval_id, None)
+            if held is None or held[0] <= self._clock():
+                return False
+            self._append(f"decision:{approval_id}", json.dumps(decision), ttl)
+            return True
+
+    def withdraw_approval(self, approval_id: str) -> bool:
+        with self._lock:
+            held = self._approvals.pop(approval_id, None)
+            return held is not None and held[0] > self._clock()
+
+    def post(self, box: str, message: dict[str, Any], ttl: float) -> None:
+        with self._lock:
+            self._append(box, json.dumps(message), ttl)
+
+    def _append(self, box: str, message: str, ttl: float) -> None:
+        """(Lock held.) Append to ``box``, drop expired mailboxes, wake the takers."""
+        now = self._clock()
+        self._boxes = {name: held for name, held in self._boxes.items() if held[0] > now}
+        self._boxes.setdefault(box, (0.0, []))[1].append(message)
+        self._boxes[box] = (now + ttl, self._boxes[box][1])
+        self._posted.notify_all()
+
+    def take(self, box: str, timeout: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                held = self._boxes.get(box)
+                if held is not None and held[0] > self._clock() and held[1]:
+                    message = held[1].pop(0)
+                    if not held[1]:
+                        del self._boxes[box]
+                    return json.loads(message)  # type: ignore[no-any-return]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._posted.wait(left)
+
     def close(self) -> None:
         with self._lock:
             store, self._made_store = self._made_store, None
@@ -174,7 +261,17 @@ CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS claims_expires ON claims (expires);
 CREATE TABLE IF NOT EXISTS memos (key TEXT PRIMARY KEY, expires REAL NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS memos_expires ON memos (expires);
+CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, expires REAL NOT NULL, asked REAL NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mail (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, box TEXT NOT NULL, expires REAL NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mail_box ON mail (box, seq);
+CREATE INDEX IF NOT EXISTS mail_expires ON mail (expires);
 """
+
+#: How often a SqliteState taker looks for a message posted by another process (seconds; SQLite has no
+#: notification across processes; a message posted in this process wakes it at once).
+_MAIL_POLL = 0.05
 
 
 class SqliteState:
@@ -195,6 +292,7 @@ class SqliteState:
         self._pid = 0
         self._store: Store | None = None
         self._lock = threading.Lock()
+        self._posted = threading.Condition()
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None or self._pid != os.getpid():
@@ -269,6 +367,64 @@ class SqliteState:
         with self._lock:
             row = self._db().execute("SELECT data FROM memos WHERE key = ? AND expires > ?", (key, self._clock())).fetchone()
         return json.loads(row[0]) if row else None
+
+    def ask_approval(self, approval: dict[str, Any], ttl: float) -> None:
+        with self._immediate() as db:
+            now = self._clock()
+            db.execute("DELETE FROM approvals WHERE expires <= ?", (now,))
+            db.execute("INSERT OR REPLACE INTO approvals (id, expires, asked, data) VALUES (?, ?, ?, ?)",
+                       (approval["id"], now + ttl, now, json.dumps(approval)))
+
+    def pending_approvals(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db().execute("SELECT data FROM approvals WHERE expires > ? ORDER BY asked",
+                                      (self._clock(),)).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def decide_approval(self, approval_id: str, decision: dict[str, Any], ttl: float) -> bool:
+        with self._immediate() as db:
+            now = self._clock()
+            if db.execute("DELETE FROM approvals WHERE id = ? AND expires > ?", (approval_id, now)).rowcount != 1:
+                return False
+            self._append(db, f"decision:{approval_id}", decision, now + ttl)
+        self._wake()
+        return True
+
+    def withdraw_approval(self, approval_id: str) -> bool:
+        with self._immediate() as db:
+            return bool(db.execute("DELETE FROM approvals WHERE id = ? AND expires > ?",
+                                   (approval_id, self._clock())).rowcount == 1)
+
+    def post(self, box: str, message: dict[str, Any], ttl: float) -> None:
+        with self._immediate() as db:
+            self._append(db, box, message, self._clock() + ttl)
+        self._wake()
+
+    def _append(self, db: sqlite3.Connection, box: str, message: dict[str, Any], expires: float) -> None:
+        db.execute("DELETE FROM mail WHERE expires <= ?", (self._clock(),))
+        db.execute("UPDATE mail SET expires = ? WHERE box = ?", (expires, box))  # the mailbox expires as one
+        db.execute("INSERT INTO mail (box, expires, data) VALUES (?, ?, ?)", (box, expires, json.dumps(message)))
+
+    def _wake(self) -> None:
+        with self._posted:
+            self._posted.notify_all()
+
+    def take(self, box: str, timeout: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:  # a plain read first: no write lock while the mailbox is empty
+                row = self._db().execute("SELECT seq, data FROM mail WHERE box = ? AND expires > ? ORDER BY seq LIMIT 1",
+                                         (box, self._clock())).fetchone()
+            if row is not None:
+                with self._immediate() as db:
+                    if db.execute("DELETE FROM mail WHERE seq = ?", (row[0],)).rowcount == 1:  # not another taker's
+                        return json.loads(row[1])  # type: ignore[no-any-return]
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            with self._posted:  # woken by a post from this process, else looks again after _MAIL_POLL
+                self._posted.wait(min(left, _MAIL_POLL))
 
     def close(self) -> None:
         with self._lock:

@@ -7,6 +7,10 @@
   index per collection, trimmed of expired entries on each write.
 * Idempotency keys are ``SET NX PX`` with a per-claim token, so a claim retried after a lost reply
   is still recognised as the caller's own.
+* Pending approvals are one key each with a TTL plus a sorted index (by expiry) for listing;
+  deciding one deletes it and pushes the decision onto its mailbox in one script, so a decision and
+  a withdrawal at the timeout never both win. Mailboxes are lists with a TTL, waited on with
+  ``BLPOP`` (in slices shorter than the socket timeout: the wait is Redis's, not a poll).
 
 Every key starts with ``prefix`` (default ``kosmo:``) and has a TTL. When Redis cannot be reached,
 each operation raises :class:`~kosmo_runtime._errors.StateUnavailable` naming the URL (password
@@ -15,6 +19,7 @@ hidden); nothing falls back to a private budget, and the next operation reconnec
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -86,6 +91,46 @@ return 0
 """
 
 
+#: KEYS[1] approval, KEYS[2] index; ARGV id, data, ttl ms. Lists the approval; trims expired index entries.
+_ASK = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+return 0
+"""
+
+#: KEYS[1] index; ARGV approval key prefix. The pending approvals' data (expired index entries dropped).
+_PENDING = """
+local now = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local data = redis.call('GET', ARGV[1] .. id)
+  if data then table.insert(out, data) else redis.call('ZREM', KEYS[1], id) end
+end
+return out
+"""
+
+#: KEYS[1] approval, KEYS[2] index, KEYS[3] decision mailbox; ARGV id, decision, ttl ms. 1 when it was pending.
+_DECIDE = """
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+return 1
+"""
+
+#: KEYS[1] approval, KEYS[2] index; ARGV id. 1 when it was pending.
+_WITHDRAW = """
+local gone = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return gone
+"""
+
+
 def redact_url(url: str) -> str:
     """``url`` with its password (if any) replaced by ``***``."""
     parts = urlsplit(url)
@@ -115,6 +160,7 @@ class RedisState:
         self.url = redact_url(url)
         self.prefix = prefix
         self.retention = retention
+        self._timeout = timeout
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         try:
             self._redis = redis.Redis.from_url(
@@ -127,6 +173,10 @@ class RedisState:
         self._refund = self._redis.register_script(_REFUND)
         self._claim = self._redis.register_script(_CLAIM)
         self._put = self._redis.register_script(_PUT)
+        self._ask = self._redis.register_script(_ASK)
+        self._pending = self._redis.register_script(_PENDING)
+        self._decide = self._redis.register_script(_DECIDE)
+        self._withdraw = self._redis.register_script(_WITHDRAW)
 
     def _do(self, action: Callable[[], _T]) -> _T:
         try:
@@ -169,8 +219,62 @@ class RedisState:
     def scoped(self, integration: str, account: str) -> ScopedStore:
         return _RedisScope(self, f"{self.prefix}rec:{integration}:{account}:")
 
+    def ask_approval(self, approval: dict[str, Any], ttl: float) -> None:
+        keys = [f"{self.prefix}approval:{approval['id']}", f"{self.prefix}approvals"]
+        args: list[str | int] = [str(approval["id"]), json.dumps(approval), _ms(ttl)]
+        self._do(lambda: self._ask(keys=keys, args=args))
+
+    def pending_approvals(self) -> list[dict[str, Any]]:
+        keys, args = [f"{self.prefix}approvals"], [f"{self.prefix}approval:"]
+        held = [json.loads(raw) for raw in self._do(lambda: self._pending(keys=keys, args=args))]
+        return sorted(held, key=lambda approval: approval.get("asked", 0))
+
+    def decide_approval(self, approval_id: str, decision: dict[str, Any], ttl: float) -> bool:
+        keys = [f"{self.prefix}approval:{approval_id}", f"{self.prefix}approvals",
+                f"{self.prefix}mail:decision:{approval_id}"]
+        args: list[str | int] = [approval_id, json.dumps(decision), _ms(ttl)]
+        return bool(self._do(lambda: self._decide(keys=keys, args=args)))
+
+    def withdraw_approval(self, approval_id: str) -> bool:
+        keys = [f"{self.prefix}approval:{approval_id}", f"{self.prefix}approvals"]
+        return bool(self._do(lambda: self._withdraw(keys=keys, args=[approval_id])))
+
+    def post(self, box: str, message: dict[str, Any], ttl: float) -> None:
+        name, value = f"{self.prefix}mail:{box}", json.dumps(message)
+
+        def push() -> None:
+            with self._redis.pipeline(transaction=True) as pipe:
+                pipe.rpush(name, value)
+                pipe.pexpire(name, _ms(ttl))
+                pipe.execute()
+
+        self._do(push)
+
+    def take(self, box: str, timeout: float) -> dict[str, Any] | None:
+        name = f"{self.prefix}mail:{box}"
+        deadline = time.monotonic() + timeout
+
+        def pop(wait: float) -> Any:
+            if wait < 0.01:  # no time to block: whatever is there now
+                return self._redis.lpop(name)
+            popped = cast("list[bytes] | None", self._redis.blpop([name], timeout=wait))
+            return popped[1] if popped is not None else None
+
+        while True:
+            left = deadline - time.monotonic()
+            wait = round(min(left, self._timeout / 2), 3)  # each BLPOP ends before the socket's timeout
+            raw = self._do(functools.partial(pop, wait))
+            if raw is not None:
+                return json.loads(raw)  # type: ignore[no-any-return]
+            if left < 0.01:
+                return None
+
     def close(self) -> None:
         self._redis.close()
+
+
+def _ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
 
 
 def _reason(exc: BaseException) -> str:
