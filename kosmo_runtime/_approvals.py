@@ -129,10 +129,10 @@ class _Rounds:
         state, box = self.runtime.state, f"round:{ticket}"
         try:
             state.remember(box, {"tool": tool}, self._longest)  # the round is live (any replica may resume it)
-        except KosmoError as exc:
+        except KosmoError as exc:  # the state is unreachable: nothing was run
             with self._lock:
                 self._running -= 1
-            return _failed(exc.message, hint=exc.hint)
+            return _error_envelope(exc)
 
         def show(approval: dict[str, Any]) -> None:
             state.post(box, {"ask": approval["id"], "message": approval["message"]}, self._longest)
@@ -203,10 +203,14 @@ class _Rounds:
                            "most it keeps", retry_after=retry_after,
                            hint=f"nothing was run; answer the pending approvals, or call the tool again in "
                                 f"{retry_after:g} s")
-        envelope = RunResult(ok=False, error=error).to_dict()
-        return CallToolResult(content=[TextContent(type="text", text=f"error: ServerBusy: {error.message}\n"
-                                                   f"hint: {error.hint}")],
-                              structured_content=envelope, is_error=True)
+        return _error_envelope(error)
+
+
+def _error_envelope(error: KosmoError) -> CallToolResult:
+    """A tool result for a run that did not start: the envelope with ``error``."""
+    text = f"error: {error.type}: {error.message}" + (f"\nhint: {error.hint}" if error.hint else "")
+    return CallToolResult(content=[TextContent(type="text", text=text)],
+                          structured_content=RunResult(ok=False, error=error).to_dict(), is_error=True)
 
 
 def _failed(message: str, *, hint: str | None = None) -> CallToolResult:

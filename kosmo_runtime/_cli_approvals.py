@@ -18,7 +18,9 @@ __all__ = ["add_parser", "command"]
 
 def add_parser(commands: Any, summary: str) -> None:
     """The ``approvals`` sub-command and its actions."""
-    parser = commands.add_parser("approvals", help=summary, description=__doc__.split("\n\n")[1].replace("\n", " "))
+    parser = commands.add_parser("approvals", help=summary, description=(
+        "The MCP servers (every replica sharing the state) list each write they ask their client about; decide one "
+        "here and the run waiting for it sends it (or is refused it) in whichever replica it runs."))
     actions = parser.add_subparsers(dest="approvals_command", metavar="ACTION", required=True)
     after = argparse.ArgumentParser(add_help=False)
     after.add_argument("--state", metavar="URL",

@@ -52,10 +52,10 @@ class Human:
 
 
 def serve(accounts: Path, human: Human, tool: str, arguments: dict[str, Any], *, timeout: float = 10,
-          expose: bool = False, mode: str = "legacy") -> Any:
+          expose: bool = False, mode: str = "legacy", state: Any = None) -> Any:
     """Call ``tool`` once on an in-process server, with ``human`` as the client's elicitation callback."""
     results = []
-    with Runtime(accounts=accounts, integration_paths=[FIXTURES], store=":memory:") as runtime:
+    with Runtime(accounts=accounts, integration_paths=[FIXTURES], store=":memory:", state=state) as runtime:
         server = build_server(runtime, approval_timeout=timeout, expose_functions=expose, allow_writes=expose)
 
         async def run() -> None:
@@ -187,3 +187,16 @@ def test_runs_waiting_for_approvals_are_bounded_by_the_gate(notes: tuple[NotesSi
 
         anyio.run(run)
     assert posts(simulator) == 0
+
+
+@MODES
+def test_an_unreachable_shared_state_refuses_the_write_with_state_unavailable(notes: tuple[NotesSimulator, Path],
+                                                                            mode: str) -> None:
+    from kosmo_runtime import RedisState
+
+    simulator, accounts = notes
+    human = Human(ElicitResult(action="accept", content={"approve": True}))
+    state = RedisState("redis://:pw@127.0.0.1:9/0", timeout=0.5)  # nothing listens there
+    data = envelope(serve(accounts, human, "execute_lua", {"code": WRITE}, mode=mode, state=state), ok=False)
+    assert data["error"]["code"] == "state_unavailable" and "redis://:***@127.0.0.1:9/0" in data["error"]["message"]
+    assert posts(simulator) == 0 and human.asked == []  # never asked on a private fallback
