@@ -200,3 +200,28 @@ def test_an_unreachable_shared_state_refuses_the_write_with_state_unavailable(no
     data = envelope(serve(accounts, human, "execute_lua", {"code": WRITE}, mode=mode, state=state), ok=False)
     assert data["error"]["code"] == "state_unavailable" and "redis://:***@127.0.0.1:9/0" in data["error"]["message"]
     assert posts(simulator) == 0 and human.asked == []  # never asked on a private fallback
+
+
+def test_an_operator_answers_an_open_elicitation_with_kosmo_approvals(notes: tuple[NotesSimulator, Path],
+                                                                     tmp_path: Path) -> None:
+    # 2025 protocols: the form stays open at the client; the operator's decision, through the state, comes first
+    import json
+    import sys
+
+    simulator, accounts = notes
+    url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    command = [sys.executable, "-m", "kosmo_runtime", "approvals"]
+
+    class Operator(Human):
+        async def __call__(self, context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+            self.asked.append(params)
+            listed = await anyio.run_process([*command, "list", "--json", "--state", url], cwd=FIXTURES.parents[2])
+            (pending,) = json.loads(listed.stdout)
+            await anyio.run_process([*command, "approve", pending["id"], "--state", url], cwd=FIXTURES.parents[2])
+            await anyio.sleep_forever()  # the client's user never answers
+            raise AssertionError("unreachable")
+
+    operator = Operator(None)
+    data = envelope(serve(accounts, operator, "execute_lua", {"code": WRITE}, state=url), ok=True)
+    assert data["result"]["note"]["text"] == "ship it"
+    assert posts(simulator) == 1 and len(operator.asked) == 1
