@@ -27,7 +27,7 @@ from ._limits import limit_exceeded
 from ._local_pages import page_slice
 from ._log import log
 from ._manifest import FunctionSpec, LoadedIntegration
-from ._policy import Approver, WriteRequest, authorize
+from ._policy import Approver, WriteRequest, ask_approval, authorize
 from ._result import CallRecord
 from ._state import State
 from ._store import ScopedStore
@@ -126,9 +126,12 @@ class Invoker:
             bound = self._bindings.get((ident, account_name)) or self._bind(loaded, account_name)
             account = bound.account
             record.account = account.name
+            # A keyed write is asked about only if it is to be sent: a replay of one an earlier attempt sent is not.
+            keyed = write and self.idempotency is not None and not self.dry_run
             if write:
-                policy = authorize(account, WriteRequest(ident, function, account.name, redact(args)),
-                                   run_policy=self.run_policy, approve=self.approve, dry_run=self.dry_run)
+                request = WriteRequest(ident, function, account.name, redact(args))
+                policy = authorize(account, request, run_policy=self.run_policy, approve=self.approve,
+                                   dry_run=self.dry_run, ask=not keyed)
                 if span is not None:
                     span.policy = policy
             http = Http(bound.client, manifest, function=function, account=account.name,
@@ -137,10 +140,11 @@ class Invoker:
             context = CallContext(ident, function, account, http, bound.store, bound.memo, self.clock, manifest.lookups,
                                   manifest)
             try:
-                if self.idempotency is not None and write and not self.dry_run:
+                if keyed and self.idempotency is not None:
+                    asking = (lambda: ask_approval(request, self.approve)) if policy == "ask" else None
                     result = self.idempotency.once(ident, account.name, function, args,
                                                    lambda: target.run(context, args),
-                                                   replayed=lambda: setattr(record, "replayed", True))
+                                                   replayed=lambda: setattr(record, "replayed", True), ask=asking)
                 else:
                     result = target.run(context, args)
             except DryRunIntercept as intercepted:

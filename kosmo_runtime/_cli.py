@@ -158,8 +158,8 @@ def _add_mcp(commands: Any, summary: str) -> None:
                     "'kosmo run'. Writes that need approval ('ask') ask the client's user (MCP elicitation); "
                     "they are denied when the client cannot ask or does not answer in time."), json=False))
     mcp.add_argument("--http", type=_port, metavar="PORT",
-                     help="serve streamable HTTP on PORT (path /mcp, 127.0.0.1 unless --host) instead of standard "
-                          "input/output; clients send a bearer token")
+                     help="serve streamable HTTP on PORT (path /mcp, 127.0.0.1 unless --host; 0: any free port, "
+                          "named in the start-up lines) instead of standard input/output; clients send a bearer token")
     mcp.add_argument("--expose-functions", action="store_true",
                      help="also one tool per integration function, its input schema from the manifest (reads only, "
                           "unless --allow-writes)")
@@ -260,13 +260,9 @@ def _common_options(parser: argparse.ArgumentParser, *, json: bool = True) -> ar
 
 
 def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = 0
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r} (1 to 65535)")
-    return port
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r} (1 to 65535, or 0 for any free port)")
+    return int(text)
 
 
 def _positive(text: str) -> int:

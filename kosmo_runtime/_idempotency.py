@@ -11,6 +11,10 @@ later attempt finds the claim and
 
 A write the service refused (4xx) or that was never sent (policy, validation, limits, state)
 gives its claim back, so a retry may send it. Records expire after ``ttl`` seconds (default a day).
+
+Approval. A write under an ``ask`` policy is asked about only when it is to be sent: its record is looked
+up first, and a recorded write is replayed without asking again (it was approved when it was sent). A
+``deny`` policy (read-only run, ``writes: deny``) refuses before the record is looked at, replay or not.
 """
 
 from __future__ import annotations
@@ -62,13 +66,22 @@ class Idempotency:
         self._writes = 0
 
     def once(self, integration: str, account: str, function: str, args: dict[str, Any], send: Callable[[], Any],
-             *, replayed: Callable[[], None] | None = None) -> Any:
+             *, replayed: Callable[[], None] | None = None, ask: Callable[[], None] | None = None) -> Any:
         """``send()``'s result, or the result an earlier attempt of this run recorded for this write
-        (then ``replayed()`` is called first: nothing is sent)."""
+        (then ``replayed()`` is called first: nothing is sent).
+
+        ``ask`` (an ``ask`` policy's approval, raising when declined) runs only for a write to be sent: a
+        recorded one is replayed unasked; nothing is claimed while the approver thinks.
+        """
         self._writes += 1
         slot = f"{self._prefix}{self._writes}"
         fingerprint = _digest(integration, account, function, args)
         label = f"{integration}.{function}"
+        if ask is not None:
+            recorded = self._state.recall(slot)
+            if recorded is not None:
+                return self._replay(recorded, fingerprint, label, replayed)
+            ask()
         if not self._state.claim(slot, self._ttl):
             recorded = self._state.recall(slot)
             if recorded is None:
@@ -76,13 +89,7 @@ class Idempotency:
                     f"{label}: an earlier attempt of this run (idempotency key {self._key!r}) is sending this write, "
                     "or stopped while sending it; it was not sent again",
                     hint="read the object back to see whether the write happened before running again")
-            if recorded.get("fingerprint") != fingerprint:
-                raise InvalidArgument(
-                    f"{label}: idempotency key {self._key!r} was used by a run whose write #{self._writes} was "
-                    "different; nothing was sent", hint="use a new idempotency key for a different script")
-            if replayed is not None:
-                replayed()
-            return recorded.get("result")
+            return self._replay(recorded, fingerprint, label, replayed)
         try:
             result = send()
         except KosmoError as exc:
@@ -94,3 +101,14 @@ class Idempotency:
         except StateUnavailable:  # the write happened: its result is the answer; a retry will see the claim unrecorded
             log.warning("%s: sent, but its result could not be recorded for idempotency key %r", label, self._key)
         return result
+
+    def _replay(self, recorded: dict[str, Any], fingerprint: str, label: str,
+                replayed: Callable[[], None] | None) -> Any:
+        """The recorded result of this write, unless the key's write of that number was another one."""
+        if recorded.get("fingerprint") != fingerprint:
+            raise InvalidArgument(
+                f"{label}: idempotency key {self._key!r} was used by a run whose write #{self._writes} was "
+                "different; nothing was sent", hint="use a new idempotency key for a different script")
+        if replayed is not None:
+            replayed()
+        return recorded.get("result")

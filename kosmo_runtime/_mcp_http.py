@@ -15,6 +15,10 @@ In front of the SDK's streamable HTTP app, every request passes, in order:
 
 Request bodies stay capped at 4 MiB (the SDK's limit, 413 beyond). Runs in flight are bounded by the
 tools' :class:`~kosmo_runtime._mcp_gate.RunGate`.
+
+The port is bound (and listening) before the start-up lines are written, so the URL they name is this
+server's: port 0 asks the system for a free one, and a port in use stops the server with a
+``ConfigError`` (exit 2) instead of after the announcement.
 """
 
 from __future__ import annotations
@@ -24,14 +28,16 @@ import hmac
 import ipaddress
 import json
 import re
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
+from ._errors import ConfigError
 from ._mcp_token import TOKEN_ENV, Token
 
-__all__ = ["MAX_BODY_BYTES", "HttpOptions", "is_loopback", "parse_host", "serve_http"]
+__all__ = ["MAX_BODY_BYTES", "HttpOptions", "bind", "is_loopback", "parse_host", "serve_http"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -43,6 +49,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 PATH = "/mcp"
 METADATA_PATHS = ("/.well-known/oauth-protected-resource" + PATH, "/.well-known/oauth-protected-resource")
 KEEP_ALIVE_SECONDS = 15
+BACKLOG = 2048  # uvicorn's default
 SESSION_RETRY_AFTER = 5  # seconds: sessions end as their clients leave or go idle
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\]")
 _PORT = re.compile(r"[0-9]{1,5}")
@@ -252,11 +259,27 @@ def announce(options: HttpOptions, out: TextIO) -> None:
     out.flush()
 
 
+def bind(options: HttpOptions) -> tuple[socket.socket, HttpOptions]:
+    """A socket listening where ``options`` say, and the options with its port (the system's choice for 0)."""
+    host = options.host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        listener = socket.create_server((host, options.port), family=family, backlog=BACKLOG)
+    except OSError as exc:
+        raise ConfigError(f"kosmo mcp --http {options.port}: cannot listen on {options.host} port {options.port}: "
+                          f"{exc.strerror or exc}", hint="choose a free port (--http 0: any free port, printed at "
+                          "start), or stop the program holding it") from None
+    return listener, replace(options, port=int(listener.getsockname()[1]))
+
+
 def serve_http(server: Any, options: HttpOptions, out: TextIO = sys.stderr) -> None:
-    """Serve ``server`` (an ``MCPServer``) with ``options`` until the process is interrupted."""
+    """Serve ``server`` (an ``MCPServer``) with ``options`` until the process is interrupted.
+
+    The port is listening before the start-up lines name it (see :func:`bind`)."""
     import uvicorn
     from mcp.server.transport_security import TransportSecuritySettings
 
+    listener, options = bind(options)
     app = server.streamable_http_app(
         streamable_http_path=PATH, max_request_body_size=MAX_BODY_BYTES, max_sessions=options.max_sessions,
         session_idle_timeout=options.session_idle_timeout,
@@ -268,5 +291,6 @@ def serve_http(server: Any, options: HttpOptions, out: TextIO = sys.stderr) -> N
     # Keep-alive outlasts the clients' own idle expiry (httpx: 5 s), so a client never reuses a
     # connection at the moment the server closes it (a failed request, not an answer).
     config = uvicorn.Config(guarded, host=options.host, port=options.port, log_level="warning",
-                            timeout_keep_alive=KEEP_ALIVE_SECONDS)
-    uvicorn.Server(config).run()
+                            timeout_keep_alive=KEEP_ALIVE_SECONDS, backlog=BACKLOG)
+    with listener:
+        uvicorn.Server(config).run(sockets=[listener])

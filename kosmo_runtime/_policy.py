@@ -11,7 +11,7 @@ from ._errors import PermissionDenied
 if TYPE_CHECKING:
     from ._accounts import Account, WritePolicy
 
-__all__ = ["Approver", "WriteRequest", "authorize", "strictest"]
+__all__ = ["Approver", "WriteRequest", "ask_approval", "authorize", "strictest"]
 
 _STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
 
@@ -39,10 +39,12 @@ def strictest(*policies: WritePolicy | None) -> WritePolicy:
 
 
 def authorize(account: Account, request: WriteRequest, *, run_policy: WritePolicy | None,
-              approve: Approver | None, dry_run: bool) -> WritePolicy:
+              approve: Approver | None, dry_run: bool, ask: bool = True) -> WritePolicy:
     """Raise PermissionDenied unless the write may go ahead; returns the policy applied.
 
-    In a dry run nothing is sent, so ``ask`` does not ask; ``deny`` still refuses.
+    In a dry run nothing is sent, so ``ask`` does not ask; ``deny`` still refuses. With ``ask=False``
+    an ``ask`` policy is returned unasked: the caller asks (:func:`ask_approval`) only if the write is
+    to be sent (a write an earlier attempt under the run's idempotency key sent is replayed unasked).
     """
     policy = strictest(account.writes, run_policy)
     label = f"{request.integration}.{request.function}"
@@ -55,15 +57,20 @@ def authorize(account: Account, request: WriteRequest, *, run_policy: WritePolic
             hint = "use an account that allows writes, or change 'writes' for this account in the accounts file"
         raise PermissionDenied(f"{label} is a write and {reason}", integration=request.integration,
                                function=request.function, account=account.name, operation="write", hint=hint)
-    if policy == "ask" and not dry_run:
-        if approve is None:
-            raise PermissionDenied(
-                f"{label} is a write that needs approval, and nobody can approve it here (no terminal, no approver)",
-                integration=request.integration, function=request.function, account=account.name, operation="write",
-                hint="run 'kosmo run' on a terminal to be asked, pass approve= to Runtime.run, or set writes: allow",
-            )
-        if not approve(request):
-            raise PermissionDenied(f"{label} was not approved", integration=request.integration,
-                                   function=request.function, account=account.name, operation="write",
-                                   hint="the write was declined; nothing was sent")
+    if policy == "ask" and not dry_run and ask:
+        ask_approval(request, approve)
     return policy
+
+
+def ask_approval(request: WriteRequest, approve: Approver | None) -> None:
+    """Raise PermissionDenied unless ``approve`` is given and approves ``request``."""
+    label = f"{request.integration}.{request.function}"
+    where = {"integration": request.integration, "function": request.function, "account": request.account,
+             "operation": "write"}
+    if approve is None:
+        raise PermissionDenied(
+            f"{label} is a write that needs approval, and nobody can approve it here (no terminal, no approver)",
+            hint="run 'kosmo run' on a terminal to be asked, pass approve= to Runtime.run, or set writes: allow",
+            **where)
+    if not approve(request):
+        raise PermissionDenied(f"{label} was not approved", hint="the write was declined; nothing was sent", **where)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kosmo_runtime import Demo, Fault, RetryPolicy, Runtime
+from kosmo_runtime._policy import WriteRequest
 from kosmo_runtime._state import MemoryState, SqliteState, State
 
 CREATE = 'return app.integrations.whereby.create_room{room_name_prefix = "standup"}.roomName'
@@ -104,3 +106,57 @@ def test_single_calls_take_a_key_too(demo: Demo, state: State) -> None:
         assert first.ok and second.ok
         assert first.result == second.result
         assert _posts(demo) == 1
+
+
+# -- approval: a replay is not asked about again; deny still refuses ---------------------------------
+
+
+class Approver:
+    """Answers ``answers`` in turn and records what it was asked about."""
+
+    def __init__(self, *answers: bool) -> None:
+        self.answers = list(answers)
+        self.asked: list[str] = []
+
+    def __call__(self, request: WriteRequest) -> bool:
+        self.asked.append(request.arguments["room_name_prefix"])
+        return self.answers.pop(0) if self.answers else False  # asked once too often: declined
+
+
+def test_an_ask_write_is_asked_once_and_its_replay_is_not_asked_again(demo: Demo, state: State) -> None:
+    with _runtime(demo, state) as runtime:
+        approve = Approver(True)
+        first = runtime.run(CREATE, idempotency_key="k", writes="ask", approve=approve)
+        assert first.ok, first.error
+        again = runtime.run(CREATE, idempotency_key="k", writes="ask", approve=approve)
+        assert again.ok, again.error
+        assert again.result == first.result and again.calls[0].replayed is True
+        assert approve.asked == ["standup"] and _posts(demo) == 1
+        unasked = runtime.run(CREATE, idempotency_key="k", writes="ask")  # nobody could approve: nothing to approve
+        assert unasked.ok and unasked.calls[0].replayed is True and _posts(demo) == 1
+
+
+def test_a_declined_write_is_asked_again_on_the_retry_and_only_it(demo: Demo, state: State) -> None:
+    guarded = CREATE_TWO.replace("local b = ", "local ok, b = pcall(function() return ").replace(
+        ".roomName\nreturn", ".roomName end)\nreturn")
+    with _runtime(demo, state) as runtime:
+        first = runtime.run(guarded, idempotency_key="k", writes="ask", approve=Approver(True, False))
+        assert first.ok and first.calls[1].error == "permission_denied" and _posts(demo) == 1
+        approve = Approver(True)
+        retried = runtime.run(guarded, idempotency_key="k", writes="ask", approve=approve)
+        assert retried.ok, retried.error
+        assert approve.asked == ["two"]  # write 1 replayed unasked, write 2 (declined before) asked and sent
+        assert [c.replayed for c in retried.calls] == [True, None] and _posts(demo) == 2
+        assert retried.result[0] == first.result[0]
+        assert runtime.run(CREATE, idempotency_key="other", writes="ask").error.code == "permission_denied"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("refusal", [{"read_only": True}, {"writes": "deny"}])
+def test_deny_refuses_a_replay_too_and_asks_nobody(demo: Demo, state: State, refusal: dict[str, Any]) -> None:
+    with _runtime(demo, state) as runtime:
+        assert runtime.run(CREATE, idempotency_key="k").ok
+        approve = Approver()
+        replay = runtime.run(CREATE, idempotency_key="k", approve=approve, **refusal)
+        assert replay.error is not None and replay.error.code == "permission_denied"
+        assert "read-only" in replay.error.message and approve.asked == [] and _posts(demo) == 1
+        assert runtime.run(CREATE, idempotency_key="k").calls[0].replayed is True  # the record is still there

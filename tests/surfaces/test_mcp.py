@@ -194,7 +194,7 @@ def test_expose_functions_with_writes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("argv", [["mcp", "--allow-writes"],
                                   ["mcp", "--expose-functions", "--allow-writes", "--read-only"],
-                                  ["mcp", "--http", "0"]])
+                                  ["mcp", "--http", "65536"], ["mcp", "--http", "-1"]])
 def test_contradictory_options_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(argv)

@@ -225,3 +225,20 @@ def test_an_operator_answers_an_open_elicitation_with_kosmo_approvals(notes: tup
     data = envelope(serve(accounts, operator, "execute_lua", {"code": WRITE}, state=url), ok=True)
     assert data["result"]["note"]["text"] == "ship it"
     assert posts(simulator) == 1 and len(operator.asked) == 1
+
+
+@MODES
+def test_a_retry_with_the_same_key_replays_the_approved_write_unasked(notes: tuple[NotesSimulator, Path], mode: str,
+                                                                      tmp_path: Path) -> None:
+    simulator, accounts = notes
+    url = f"sqlite:///{tmp_path / 'state.sqlite3'}"  # what the replicas share (Redis in production)
+    keyed = {"code": WRITE, "idempotency_key": "note-7"}
+    human = Human(ElicitResult(action="accept", content={"approve": True}))
+    sent = envelope(serve(accounts, human, "execute_lua", keyed, mode=mode, state=url), ok=True)
+    retry = Human(ElicitResult(action="decline"))  # would deny, if it were asked
+    replayed = envelope(serve(accounts, retry, "execute_lua", keyed, mode=mode, state=url), ok=True)
+    assert replayed["result"] == sent["result"] and replayed["calls"][0]["replayed"] is True
+    assert len(human.asked) == 1 and retry.asked == [] and posts(simulator) == 1
+    other = envelope(serve(accounts, retry, "execute_lua", {**keyed, "idempotency_key": "note-8"}, mode=mode,
+                           state=url), ok=False)  # a new key is a new write: asked, declined, not sent
+    assert other["error"]["code"] == "permission_denied" and len(retry.asked) == 1 and posts(simulator) == 1

@@ -10,6 +10,7 @@ import concurrent.futures
 import io
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -29,9 +30,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from kosmo_runtime._cli import main
-from kosmo_runtime._errors import ServerBusy
+from kosmo_runtime._errors import ConfigError, ServerBusy
 from kosmo_runtime._mcp_gate import RunGate
-from kosmo_runtime._mcp_http import Guard, HttpOptions, announce, parse_host
+from kosmo_runtime._mcp_http import Guard, HttpOptions, allowed_hosts, announce, bind, parse_host
 from kosmo_runtime._mcp_token import Token, load_token
 
 from .test_mcp import envelope, text
@@ -41,46 +42,40 @@ START_SECONDS = 30
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
               "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
 SPIN_LIMITS = ("--wall-time", "4", "--instructions", "20000000000")  # `while true do end` runs 4 s
+ANNOUNCED = re.compile(r"kosmo mcp: streamable HTTP at (http://127\.0\.0\.1:([0-9]+)/mcp)\n")  # a whole line
 MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class KosmoHttp:
-    """``kosmo mcp --demo --http PORT ...`` (without ``--demo`` if not ``demo``) in a child process, its standard
-    error in a file."""
+    """``kosmo mcp --demo --http 0 ...`` (without ``--demo`` if not ``demo``) in a child process, its standard
+    error in a file; ``port`` and ``url`` are the ones its start-up line names (the system picked the port,
+    and the server listens on it before naming it: no other program's port is mistaken for it)."""
+
+    port: int
+    url: str
 
     def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None, name: str = "server",
                  demo: bool = True) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.errors = tmp_path / f"{name}.stderr"
         self.config = tmp_path / "config"
         environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "XDG_CONFIG_HOME": str(self.config),
                    "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_STATE_HOME": str(tmp_path / "state"), **(env or {})}
         with self.errors.open("wb") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "kosmo_runtime", "mcp", *(["--demo"] if demo else []), "--http", str(self.port),
-                 *args],
+                [sys.executable, "-m", "kosmo_runtime", "mcp", *(["--demo"] if demo else []), "--http", "0", *args],
                 cwd=REPO, env=environ, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
 
     def wait_ready(self) -> KosmoHttp:
         deadline = time.monotonic() + START_SECONDS
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                assert time.monotonic() < deadline, f"the server did not start:\n{self.stderr()}"
-                try:  # polls the process: a server that exits is reported at once
-                    code = self.process.wait(timeout=0.05)
-                except subprocess.TimeoutExpired:
-                    continue
-                raise AssertionError(f"the server exited with {code}:\n{self.stderr()}") from None
+        while (found := ANNOUNCED.search(self.stderr())) is None:
+            assert time.monotonic() < deadline, f"the server did not start:\n{self.stderr()}"
+            try:  # polls the process: a server that exits is reported at once
+                code = self.process.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                continue
+            raise AssertionError(f"the server exited with {code}:\n{self.stderr()}") from None
+        self.url, self.port = found[1], int(found[2])
+        return self
 
     def exit_code(self) -> int:
         return self.process.wait(timeout=START_SECONDS)
@@ -213,6 +208,20 @@ def test_unusable_tokens_stop_the_server(start: Callable[..., KosmoHttp], tmp_pa
     readable.chmod(0o644)
     exposed = start("--token-file", str(readable), ready=False)
     assert exposed.exit_code() == 2 and "chmod 600" in exposed.stderr()
+
+
+def test_the_port_listens_before_it_is_named_and_a_busy_one_stops_the_server(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    listener, options = bind(HttpOptions(port=0))
+    with listener:
+        assert options.port == listener.getsockname()[1] > 0 and options.url == f"http://127.0.0.1:{options.port}/mcp"
+        assert ("127.0.0.1", options.port) in allowed_hosts(options)  # the Host check knows the real port
+        socket.create_connection(("127.0.0.1", options.port), timeout=5).close()  # listening (backlog) already
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1 port {options.port}"):
+            bind(HttpOptions(port=options.port))
+        assert main(["mcp", "--demo", "--workers", "0", "--no-auth", "--http", str(options.port)]) == 2
+    shown = capsys.readouterr().err
+    assert "cannot listen" in shown and "--http 0" in shown and "streamable HTTP at" not in shown
 
 
 def test_load_token_reads_what_a_racing_replica_wrote(tmp_path: Path) -> None:
