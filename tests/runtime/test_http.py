@@ -104,6 +104,39 @@ def test_query_parameters_are_encoded_as_before(recorder: Recorder) -> None:
         ("when", "2026-01-01T10:00:00Z"), ("flag", "true"), ("off", "false"), ("n", "3"), ("tag", "a b&c")]
 
 
+@pytest.mark.parametrize("method", ["GET", "DELETE", "HEAD", "OPTIONS"])
+@pytest.mark.parametrize("params", [None, {}, {"n": 3, "tag": "a b&c"}, {"limit": 1.0}, {"ids": [1, 2]}])
+@pytest.mark.parametrize("headers", [None, {"Accept": "text/csv", "X-Extra": "1"}])
+def test_a_request_without_a_body_is_the_one_httpx_builds(recorder: Recorder, method: str,
+                                                          params: dict[str, Any] | None,
+                                                          headers: dict[str, str] | None) -> None:
+    """The endpoint builds these itself (headers normalised once, URLs parsed once): what is sent
+    must be what ``httpx.Request`` makes of the same URL, query and headers, also on a second call."""
+    http, pool = http_for("https://api.notes.example/api", recorder)
+    endpoint = http._endpoint
+    for _ in range(2):
+        http.request(method, "/v1/notes/a b", params=params, headers=headers)
+    sent = {k.lower(): v for k, v in (headers or {}).items()}
+    expected = httpx.Request(method, "https://api.notes.example/api/v1/notes/a b", params=params or None,
+                             headers={**endpoint.headers, **sent})
+    for request in recorder.requests:
+        assert (request.method, str(request.url), request.headers.raw, request.content) == (
+            method, str(expected.url), expected.headers.raw, expected.content)
+    pool.close()
+
+
+def test_a_kept_url_is_never_another_querys(recorder: Recorder) -> None:
+    """1 and 1.0 are equal keys in Python but different queries; a full cache starts again."""
+    http, _ = http_for("https://api.notes.example", recorder)
+    for value in (1, 1.0, "1", 1, 1.0):
+        http.get("/v1/notes", params={"limit": value})
+    assert [r.url.query for r in recorder.requests] == [b"limit=1", b"limit=1.0", b"limit=1", b"limit=1", b"limit=1.0"]
+    for n in range(Endpoint.URLS + 5):
+        http.get(f"/v1/notes/{n}")
+    assert str(recorder.requests[-1].url) == f"https://api.notes.example/v1/notes/{Endpoint.URLS + 4}"
+    assert len(http._endpoint._urls) <= Endpoint.URLS
+
+
 def test_an_absolute_url_is_checked_against_the_manifest_hosts(recorder: Recorder) -> None:
     http, _ = http_for("https://api.notes.example", recorder)
     http.get("https://eu.notes.example/v1/me")
