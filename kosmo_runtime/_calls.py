@@ -12,13 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from ._accounts import Account, AccountsConfig, WritePolicy
 from ._clock import Clock, utc_now
 from ._context import CallContext
 from ._discovery import Catalog
-from ._endpoint_headers import PLACEHOLDER
 from ._errors import BadResponse, IntegrationBug, KosmoError, NotFound
 from ._expressions import Scope, add_fields, apply_shape, evaluate
 from ._http import ClientPool, DryRunIntercept, Http, RetryPolicy, Trace, redact
@@ -31,6 +29,7 @@ from ._policy import Approver, WriteRequest, ask_approval, authorize
 from ._result import CallRecord
 from ._state import State
 from ._store import ScopedStore
+from ._templates import fill, fill_path
 from ._validation import validate_arguments
 
 if TYPE_CHECKING:
@@ -262,17 +261,30 @@ def _plain_plan(spec: FunctionSpec) -> dict[str, tuple[tuple[type, ...], bool, A
 
 
 def _code(loaded: LoadedIntegration, function: str, spec: FunctionSpec) -> Callable[[CallContext, dict[str, Any]], Any]:
+    """The declaration's executor (with its transform) or the named handler; with the manifest's
+    ``string_keys``, what either returns passes through them."""
+    code: Callable[[CallContext, dict[str, Any]], Any]
     if spec.request is not None:
         name = spec.response.transform
         transform = loaded.slot(function, "transform", name) if name else None
-        return lambda context, args: run_declarative(spec, context, args, transform)
-    return loaded.handler(function)
+
+        def code(context: CallContext, args: dict[str, Any]) -> Any:
+            return run_declarative(spec, context, args, transform)
+    else:
+        code = loaded.handler(function)
+    patterns = tuple(pattern.lower() for pattern in loaded.manifest.string_keys)
+    if not patterns:
+        return code
+    from ._string_keys import string_keys
+
+    return lambda context, args: string_keys(code(context, args), patterns)
 
 
 def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, Any],
                     transform: Callable[[CallContext, dict[str, Any], Any], Any] | None = None) -> Any:
     """Execute a ``request``/``response`` declaration: fill templates (asking the service for the
-    manifest's ``lookups`` they name, once per account), send, extract, shape, add, slice, transform, wrap."""
+    manifest's ``lookups`` they name, once per account), send, extract, shape, add, slice, remember,
+    transform, wrap."""
     assert spec.request is not None
     values = {**context.account.settings, **args}
     request = spec.request
@@ -280,20 +292,23 @@ def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, An
         if values.get(name) is None and name in request.placeholders:
             values[name] = context.lookup(name)
     template = next((path for name, path in request.path_when.items() if args.get(name) is not None), request.path)
-    path = PLACEHOLDER.sub(lambda m: quote(str(values[m.group(1)]), safe=""), template)
-    query = {k: _fill(v, values) for k, v in request.query.items()}
+    path = fill_path(template, values)
+    query = {k: fill(v, values) for k, v in request.query.items()}
     body: Any = None
     if isinstance(request.body, str):
-        body = _fill(request.body, values)
+        body = fill(request.body, values)
     elif request.body is not None:
-        body = {k: v for k, template in request.body.items() if (v := _fill(template, values)) is not None}
-    headers = {k: str(v) for k, template in request.headers.items() if (v := _fill(template, values)) is not None}
+        body = {k: v for k, template in request.body.items() if (v := fill(template, values)) is not None}
+    headers = {k: str(v) for k, template in request.headers.items() if (v := fill(template, values)) is not None}
     data = context.http.request(request.method, path, params=query, json=body, headers=headers or None)
     response = spec.response
     if response.extract or response.shape or response.add:
         data = shape(data, response.extract, None, response.add, context.scope(args), response.shape)
     if response.slice is not None:
         data = page_slice(data, args.get(response.slice.limit), args.get(response.slice.page) or 1)
+    for lookup, expression in response.remember.items():
+        if (found := evaluate(expression, data, context.scope(args))) is not None:
+            context.memo[lookup] = found
     if transform is not None:
         data = transform(context, args, data)
     return {spec.response.wrap_as: data} if spec.response.wrap_as else data
@@ -312,13 +327,6 @@ def shape(data: Any, extract: str | None, wrap_as: str | None, add: dict[str, st
     if add:
         data = add_fields(data, add, scope)
     return {wrap_as: data} if wrap_as else data
-
-
-def _fill(template: str, values: dict[str, Any]) -> Any:
-    whole = PLACEHOLDER.fullmatch(template)
-    if whole:
-        return values.get(whole.group(1))
-    return PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), template)
 
 
 def _unknown(kind: str, name: str, options: list[str], *, hint_prefix: str, label: str | None = None) -> NotFound:

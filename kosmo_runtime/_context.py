@@ -35,10 +35,35 @@ class CallContext:
     memo: dict[str, Any]
     clock: Clock = utc_now
     lookups: Mapping[str, LookupSpec] = field(default_factory=dict)
-    manifest: Manifest | None = None  # its named paginations and shapes
+    manifest: Manifest | None = None  # its named paginations, shapes, tables and settings' enums
 
     def setting(self, name: str) -> Any:
-        return self.account.settings.get(name)
+        """The account's setting ``name``; a ConfigError when the manifest's ``enum`` for it does not allow its value."""
+        value = self.account.settings.get(name)
+        spec = self.manifest.settings.get(name) if self.manifest is not None else None
+        if value is not None and spec is not None and spec.enum is not None and value not in spec.enum:
+            from ._errors import ConfigError
+
+            raise ConfigError(f"{self.integration}.{self.account.name}: {name} is {value!r}",
+                              hint=f"set {name} to one of {', '.join(map(str, spec.enum))} in the accounts file")
+        return value
+
+    def table(self, name: str) -> dict[Any, Any]:
+        """The manifest's constant table ``name`` (``tables:``), e.g. a code -> region map."""
+        return self._manifest.tables[name]
+
+    def path(self, template: str, **values: Any) -> str:
+        """A path template filled as a declaration's is: ``{name}`` takes ``values``, else a setting,
+        else the manifest's lookup of that name (asked once per account); each value is
+        percent-encoded as one path segment."""
+        from ._endpoint_headers import template_names
+        from ._templates import fill_path
+
+        filled = {**self.account.settings, **values}
+        for name in template_names(template):
+            if filled.get(name) is None and name in self.lookups:
+                filled[name] = self.lookup(name)
+        return fill_path(template, filled)
 
     def now(self) -> datetime:
         """The current time (aware, UTC) by the Runtime's clock: real time, or the demo's simulated date."""
@@ -71,6 +96,10 @@ class CallContext:
             pagination = self._manifest.paginations[pagination]
         return collect(lambda query: self.http.get(path, params=query, headers=headers), pagination, params)
 
+    @overload
+    def shape(self, name: str, value: dict[str, Any]) -> dict[str, Any]: ...
+    @overload
+    def shape(self, name: str, value: list[Any]) -> list[Any]: ...
     def shape(self, name: str, value: Any) -> Any:
         """``value`` (an object, or each object of a list) in the manifest's named shape ``name``."""
         from ._expressions import apply_shape
@@ -90,7 +119,8 @@ class CallContext:
         """What response expressions see of this call (``args`` only in a declaration's own response)."""
         from ._expressions import Scope
 
-        return Scope(self._manifest.shapes, args or {}, self.account.settings, self.account.name)
+        return Scope(self._manifest.shapes, args or {}, self.account.settings, self.account.name, self.account.label,
+                     self.now)
 
     @property
     def _manifest(self) -> Manifest:
@@ -107,14 +137,35 @@ class CallContext:
             return configured
         if self.memo.get(name) is None:
             from ._errors import BadResponse
-            from ._paginate import dig
+            from ._expressions import Scope, evaluate
 
-            found = dig(self.http.request(spec.request.method, spec.request.path), spec.extract)
+            scope = self.scope() if self.manifest is not None else Scope()
+            found = evaluate(spec.extract, self.http.request(spec.request.method, spec.request.path), scope)
             if found is None:
                 raise BadResponse(f"{self.label}: the service's answer to {spec.request.method} {spec.request.path} "
                                   f"has no {spec.extract}", hint="the service may have changed its API")
+            if spec.one is not None:
+                found = self._only(name, spec, found, scope)
             self.memo[name] = found
         return self.memo[name]
+
+    def _only(self, name: str, spec: LookupSpec, found: Any, scope: Scope) -> Any:
+        """The lookup's ``one`` rule: ``found`` must be a list of exactly one item (its ``take``); else an
+        AccountError naming the candidates, as ``show`` renders each."""
+        from ._errors import AccountError
+        from ._expressions import evaluate
+
+        one = spec.one
+        assert one is not None
+        items = found if isinstance(found, list) else [found]
+        if len(items) != 1:
+            setting = f"has no {spec.setting} setting and " if spec.setting else "has "
+            shown = ", ".join(str(evaluate(one.show, item, scope)) for item in items) or "none"
+            raise AccountError(
+                f"{self.label}: account {self.account.name!r} {setting}{len(items)} {one.what}, so its {name} is not known",
+                hint=(f"set {spec.setting} for this account in the accounts file; " if spec.setting else "")
+                + f"{one.what}: {shown}")
+        return evaluate(one.take, items[0], scope) if one.take else items[0]
 
     @property
     def label(self) -> str:

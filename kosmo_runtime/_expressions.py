@@ -7,25 +7,33 @@ against the value being shaped, plus functions that know the call and the manife
 * ``url_path(s)``, ``url_host(s)``: the path or host of a URL (``null`` for ``null``);
 * ``ltrim(s, chars)``: ``s`` without the leading ``chars``;
 * ``compact(object)``: the object without its ``null`` fields (for keys that are only sometimes there);
+* ``omit(object, name, ...)``: the object without the fields named (a secret the result must not carry);
 * ``shape(name, value)``: the manifest's named shape ``name`` applied to an object, or to each
   item of a list;
-* ``arg(name)``, ``setting(name)``, ``account()``: an argument of the call, a setting of the
-  account, the account's name.
+* ``arg(name)``, ``setting(name)``, ``account()``, ``account_label()``: an argument of the call, a
+  setting of the account, the account's name, its label (``null`` when it has none);
+* ``now()``: the call's current time (the Runtime's clock) as ISO 8601 UTC, ``2025-01-15T11:00:00Z``;
+* ``seconds_between(start, end)``: whole seconds from one ISO 8601 time to another (``null`` when
+  either is ``null``), so ``seconds_between(now(), endTime) > `0``` asks whether ``endTime`` is ahead.
 
 A plain name or dotted path (``lengthInMinutes``, ``data.items``) is read without JMESPath.
 A named shape (the manifest's ``shapes``) adds fields to an object, in order, each one seeing
 the fields added before it: ``room: {id: meetingId, roomPath: "roomName || url_path(roomUrl)",
-roomName: "ltrim(roomPath, '/')"}``.
+roomName: "ltrim(roomPath, '/')"}``; or it is one expression whose value replaces the object, for
+fields that must also go: ``project: "merge(omit(@, 'sign_key'), {app_id: vendor_key})"``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 __all__ = ["Scope", "add_fields", "apply_shape", "check_expression", "evaluate", "shape_names"]
 
@@ -38,10 +46,12 @@ class Scope:
     """What an expression's functions can see: the manifest's named shapes and the call. It keeps
     one JMESPath interpreter for all its evaluations (one per search would cost several times more)."""
 
-    shapes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    shapes: Mapping[str, Mapping[str, str] | str] = field(default_factory=dict)
     args: Mapping[str, Any] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)
     account: str = ""
+    label: str | None = None
+    now: Callable[[], datetime] | None = None
     _interpreter: Any = field(default=None, init=False, repr=False, compare=False)
 
     def interpreter(self) -> Any:
@@ -66,8 +76,14 @@ def evaluate(expression: str, data: Any, scope: Scope) -> Any:
 
 
 def apply_shape(name: str, value: Any, scope: Scope) -> Any:
-    """The named shape ``name`` applied to ``value`` (an object, or each object of a list)."""
-    return add_fields(value, scope.shapes[name], scope, f" (shape {name})")
+    """The named shape ``name`` applied to ``value`` (an object, or each object of a list): its
+    fields added, or (a shape that is one expression) the expression's value over each object."""
+    shape = scope.shapes[name]
+    if not isinstance(shape, str):
+        return add_fields(value, shape, scope, f" (shape {name})")
+    if isinstance(value, list):
+        return [evaluate(shape, item, scope) for item in value]
+    return evaluate(shape, value, scope)
 
 
 def add_fields(value: Any, fields: Mapping[str, str], scope: Scope, where: str = "") -> Any:
@@ -135,6 +151,10 @@ def _function_class() -> type:
         def _func_compact(self, value: dict[str, Any]) -> dict[str, Any]:
             return {key: item for key, item in value.items() if item is not None}
 
+        @functions.signature({"types": ["object"]}, {"types": ["string"], "variadic": True})
+        def _func_omit(self, value: dict[str, Any], *names: str) -> dict[str, Any]:
+            return {key: item for key, item in value.items() if key not in names}
+
         @functions.signature({"types": ["string"]}, {"types": ["object", "array", "null"]})
         def _func_shape(self, name: str, value: Any) -> Any:
             return None if value is None else apply_shape(name, value, self.scope)
@@ -150,5 +170,22 @@ def _function_class() -> type:
         @functions.signature()
         def _func_account(self) -> str:
             return self.scope.account
+
+        @functions.signature()
+        def _func_account_label(self) -> str | None:
+            return self.scope.label
+
+        @functions.signature()
+        def _func_now(self) -> str:
+            from ._clock import format_time, utc_now
+
+            return format_time((self.scope.now or utc_now)())
+
+        @functions.signature({"types": ["string", "null"]}, {"types": ["string", "null"]})
+        def _func_seconds_between(self, start: str | None, end: str | None) -> int | None:
+            from ._clock import parse_time
+
+            began, ended = parse_time(start), parse_time(end)
+            return None if began is None or ended is None else int((ended - began).total_seconds())
 
     return _CallFunctions

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -43,6 +43,15 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML w
 _ID = r"^[a-z][a-z0-9-]*$"
 
 
+class Located(ValueError):
+    """A manifest check's refusal that knows where in the manifest it is (``loc``, as pydantic's), so
+    the ManifestError can name the line."""
+
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,6 +72,7 @@ class ParamSpec(_Strict):
     item_enum: list[Any] | None = None
     format: ParamFormat | None = None
     properties: dict[str, ParamSpec] | None = None  # the fields of an object, or of each object item of an array
+    hint: str | None = None  # added to the hint of every refusal of this parameter
     example: Any = None
 
     @model_validator(mode="after")
@@ -101,14 +111,29 @@ class RequestSpec(_Strict):
         return frozenset(name for template in templates for name in template_names(template))
 
 
+class OneSpec(_Strict):
+    """A lookup whose ``extract`` gives candidates, of which there must be exactly one: ``take`` (an
+    expression) is read from it; none or several are an AccountError listing the ``what`` as
+    ``show`` (an expression) renders each."""
+
+    what: str
+    show: str
+    take: str | None = None
+
+
 class LookupSpec(_Strict):
     """A value templates may use that the service has to be asked for once per account, e.g. GoTo's
     organizer key: the account's ``setting`` when it sets one, else ``request`` answered and
-    ``extract`` (a dotted path) taken, remembered for the account (``ctx.memo[name]``)."""
+    ``extract`` (an expression, usually a dotted path) taken, remembered for the account
+    (``ctx.memo[name]``). With ``one``, ``extract`` gives the candidates (Agora's enabled projects)."""
 
     setting: str | None = None
     request: RequestSpec
     extract: str
+    one: OneSpec | None = None
+
+    def expressions(self) -> list[str]:
+        return [self.extract, *((self.one.show, self.one.take or "") if self.one else ())]
 
 
 class SliceSpec(_Strict):
@@ -125,17 +150,19 @@ class ResponseSpec(_Strict):
     add fields (``add: {length: lengthInMinutes}``; both to each item of a list), ``slice`` a list
     to the page the arguments ask for, then wrap it as ``{wrap_as: ...}``. What data cannot say,
     ``transform`` names: a hooks function ``transform(ctx, args, data) -> result`` applied after
-    ``slice``, before ``wrap_as``."""
+    ``slice``, before ``wrap_as``. ``remember`` keeps values of the shaped answer for the manifest's
+    ``lookups`` (``{organizer_key: key}``: later calls need not ask the service for it)."""
 
     extract: str | None = None
     shape: str | None = None
     add: dict[str, str] = Field(default_factory=dict)
     slice: SliceSpec | None = None
+    remember: dict[str, str] = Field(default_factory=dict)  # lookup name -> expression over the shaped answer
     transform: str | None = None
     wrap_as: str | None = None
 
     def expressions(self) -> list[str]:
-        return [e for e in (self.extract, *self.add.values()) if e]
+        return [e for e in (self.extract, *self.add.values(), *self.remember.values()) if e]
 
 
 class FunctionSpec(_Strict):
@@ -163,12 +190,20 @@ class FunctionSpec(_Strict):
 
 
 class FieldSpec(_Strict):
-    """A credential or setting an account provides."""
+    """A credential or setting an account provides; ``enum``: the values a setting may take (checked
+    when a hook reads it with ``ctx.setting``: a ConfigError naming them otherwise)."""
 
     description: str
     required: bool = True
     secret: bool = True
     default: Any = None
+    enum: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _default_allowed(self) -> FieldSpec:
+        if self.enum is not None and self.default is not None and self.default not in self.enum:
+            raise ValueError(f"default {self.default!r} is not one of its enum {self.enum}")
+        return self
 
 
 class AuthSpec(_Strict):
@@ -235,7 +270,9 @@ class Manifest(_Strict):
     hooks: str | None = None
     lookups: dict[str, LookupSpec] = Field(default_factory=dict)
     paginations: dict[str, Pagination] = Field(default_factory=dict)  # named, for hooks: ctx.collect(path, name)
-    shapes: dict[str, dict[str, str]] = Field(default_factory=dict)  # named record shapes: fields to add (_expressions)
+    shapes: dict[str, dict[str, str] | str] = Field(default_factory=dict)  # named: fields to add, or one expression
+    tables: dict[str, dict[Any, Any]] = Field(default_factory=dict)  # named constant maps hooks read (ctx.table)
+    string_keys: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)  # name globs (_string_keys)
     functions: dict[str, FunctionSpec]
 
     @field_validator("functions")
@@ -250,41 +287,49 @@ class Manifest(_Strict):
     def _cross_checks(self) -> Manifest:
         for name in self.auth.fields():
             if name not in self.credentials:
-                raise ValueError(f"auth uses credential {name!r}, which 'credentials' does not declare")
+                raise Located(("auth",), f"auth uses credential {name!r}, which 'credentials' does not declare")
         if self.check not in self.functions:
-            raise ValueError(f"check names {self.check!r}, which is not a function of this manifest")
+            raise Located(("check",), f"check names {self.check!r}, which is not a function of this manifest")
         if self.functions[self.check].operation != "read":
-            raise ValueError("the check function must be a read")
+            raise Located(("check",), "the check function must be a read")
         if "base_url" not in self.settings or self.settings["base_url"].default is None:
-            raise ValueError("settings must declare base_url with the real service's default")
+            raise Located(("settings",), "settings must declare base_url with the real service's default")
         clash = set(self.credentials) & set(self.settings)
         if clash:
-            raise ValueError(f"{sorted(clash)} declared as both credential and setting")
+            raise Located(("settings",), f"{sorted(clash)} declared as both credential and setting")
         for prefix, headers in self.endpoint_headers.items():
             if not prefix.startswith("/"):
-                raise ValueError(f"endpoint_headers: {prefix!r} must be a path starting with '/'")
+                raise Located(("endpoint_headers", prefix), f"endpoint_headers: {prefix!r} must be a path starting with '/'")
             unknown = sorted({n for t in headers.values() for n in template_names(t)} - set(self.settings))
             if unknown:
-                raise ValueError(f"endpoint_headers {prefix}: {unknown} name no setting of this manifest")
+                raise Located(("endpoint_headers", prefix), f"endpoint_headers {prefix}: {unknown} name no setting of this manifest")
         self._check_expressions()
         if any(spec.handler or spec.response.transform for spec in self.functions.values()) and not self.hooks:
-            raise ValueError("a function names a handler or a transform, so 'hooks' must name the hooks module")
+            raise Located(("functions",), "a function names a handler or a transform, so 'hooks' must name the hooks module")
+        for name, spec in self.functions.items():
+            unknown = sorted(set(spec.response.remember) - set(self.lookups))
+            if unknown:
+                raise Located(("functions", name, "response", "remember"),
+                              f"function {name}: remember names {unknown}, which 'lookups' does not declare")
         return self
 
     def _check_expressions(self) -> None:
         """Every response and shape expression readable, every named shape one uses declared."""
-        owners: list[tuple[str, list[str], str | None]] = [
-            (f"shape {name}", list(fields.values()), None) for name, fields in self.shapes.items()]
-        owners += [(f"function {name}", spec.response.expressions(), spec.response.shape)
+        owners: list[tuple[str, tuple[str, ...], list[str], str | None]] = [
+            (f"shape {name}", ("shapes", name), [fields] if isinstance(fields, str) else list(fields.values()), None)
+            for name, fields in self.shapes.items()]
+        owners += [(f"function {name}", ("functions", name, "response"), spec.response.expressions(), spec.response.shape)
                    for name, spec in self.functions.items()]
-        for where, expressions, named in owners:
+        owners += [(f"lookup {name}", ("lookups", name), [e for e in spec.expressions() if e], None)
+                   for name, spec in self.lookups.items()]
+        for where, loc, expressions, named in owners:
             for expression in expressions:
                 problem = check_expression(expression)
                 if problem:
-                    raise ValueError(f"{where}: expression {expression!r} cannot be read: {problem}")
+                    raise Located(loc, f"{where}: expression {expression!r} cannot be read: {problem}")
             for shape in sorted({named or "", *(n for e in expressions for n in shape_names(e))} - {""}):
                 if shape not in self.shapes:
-                    raise ValueError(f"{where} uses shape {shape!r}, which 'shapes' does not declare")
+                    raise Located(loc, f"{where} uses shape {shape!r}, which 'shapes' does not declare")
 
     def full_name(self, function: str) -> str:
         """The function's full name, e.g. ``gotowebinar_list_webinars``."""
@@ -349,16 +394,19 @@ def load_manifest(folder: Path, module: str | None) -> LoadedIntegration:
     """Read and check ``folder/manifest.yaml``; raises ManifestError naming the file and the fix."""
     path = folder / "manifest.yaml"
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+        text = path.read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=_LOADER)
     except (OSError, yaml.YAMLError) as exc:
         raise ManifestError(f"{path}: cannot read manifest: {exc}", file=str(path)) from None
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        cause = first.get("ctx", {}).get("error")
+        loc = (*first["loc"], *cause.loc) if isinstance(cause, Located) else first["loc"]
+        where = ".".join(str(p) for p in loc) or "(top level)"
         raise ManifestError(
-            f"{path}: {where}: {first['msg']}",
+            f"{path}:{_line(text, loc)}: {where}: {first['msg']}",
             file=str(path),
             hint=f"fix '{where}' in the manifest ({exc.error_count()} problem(s) in all)",
         ) from None
@@ -370,3 +418,21 @@ def load_manifest(folder: Path, module: str | None) -> LoadedIntegration:
             hint=f"rename the folder to {expected!r}",
         )
     return LoadedIntegration(manifest, folder, module)
+
+
+def _line(text: str, loc: tuple[int | str, ...]) -> int:
+    """The 1-based line of ``text`` (a YAML document) where the value at ``loc`` starts: the deepest
+    part of the path the document has (a model's own check points at its mapping)."""
+    node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    line = 1
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((value for name, value in node.value if name.value == str(key)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line

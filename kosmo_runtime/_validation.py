@@ -74,10 +74,21 @@ def type_name(value: Any) -> str:
 
 
 def validate_arguments(label: str, spec: FunctionSpec, arguments: dict[str, Any]) -> dict[str, Any]:
-    """Checked arguments with defaults filled in; raises InvalidArgument naming the parameter and the fix.
+    """Checked arguments with defaults filled in; raises InvalidArgument naming the parameter and the fix
+    (and the parameter's own ``hint``, when the manifest gives one).
 
     ``label`` names the function in messages (``whereby.list_rooms``).
     """
+    try:
+        return _validated(label, spec, arguments)
+    except InvalidArgument as exc:
+        param = spec.params.get(exc.param or "")
+        if param is not None and param.hint:
+            exc.hint = f"{exc.hint}; {param.hint}" if exc.hint else param.hint
+        raise
+
+
+def _validated(label: str, spec: FunctionSpec, arguments: dict[str, Any]) -> dict[str, Any]:
     for name in arguments:
         if name not in spec.params:
             close = difflib.get_close_matches(str(name), list(spec.params), n=1)
