@@ -281,9 +281,13 @@ def _approver(runtime: Runtime, timeout: float, show: Callable[[dict[str, Any]],
 
 
 def _preview(runtime: Runtime, request: WriteRequest) -> dict[str, Any] | str:
-    """What the write would send: a dry run of the same call (its reads, if any, run)."""
-    result = runtime.call(f"{request.integration}.{request.function}", request.arguments, account=request.account,
-                          dry_run=True)
+    """What the write would send: a dry run of the same call (its reads, if any, run), in this process.
+
+    Never on a worker: the run asking is one, waiting for this answer, and with every worker so
+    waiting (one worker, or as many ask writes at once as workers) the preview would wait for a
+    free worker until the runs' wall-clock limits."""
+    result = runtime._call_here(f"{request.integration}.{request.function}", request.arguments, request.account,
+                                runtime.run_options(dry_run=True))
     if result.ok and isinstance(result.result, dict) and "would_send" in result.result:
         return dict(redact(result.result["would_send"]))
     if result.error is not None:

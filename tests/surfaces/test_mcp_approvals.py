@@ -242,3 +242,34 @@ def test_a_retry_with_the_same_key_replays_the_approved_write_unasked(notes: tup
     other = envelope(serve(accounts, retry, "execute_lua", {**keyed, "idempotency_key": "note-8"}, mode=mode,
                            state=url), ok=False)  # a new key is a new write: asked, declined, not sent
     assert other["error"]["code"] == "permission_denied" and len(retry.asked) == 1 and posts(simulator) == 1
+
+
+@MODES
+def test_in_worker_processes_the_retry_replays_unasked_on_a_new_worker(notes: tuple[NotesSimulator, Path],
+                                                                       mode: str) -> None:
+    # the pool's own shared state holds the record (the Runtime's is in memory); the question goes to the parent
+    import os
+    import signal
+
+    simulator, accounts = notes
+    human = Human(ElicitResult(action="accept", content={"approve": True}))
+    keyed = {"code": WRITE, "idempotency_key": "note-9"}
+    results = []
+    with Runtime(accounts=accounts, integration_paths=[FIXTURES], store=":memory:", workers=1) as runtime:
+        server = build_server(runtime, approval_timeout=30)
+        pool = runtime.worker_pool
+        assert pool is not None
+
+        async def run() -> None:
+            with anyio.fail_after(120):
+                async with Client(server, mode=mode, elicitation_callback=human) as client:
+                    results.append(await client.call_tool("execute_lua", keyed))
+                    (sender,) = pool.pids
+                    os.kill(sender, signal.SIGKILL)  # the worker that sent the write is gone
+                    results.append(await client.call_tool("execute_lua", keyed))
+                    assert sender not in pool.pids
+
+        anyio.run(run)
+    sent, replayed = (envelope(result, ok=True) for result in results)
+    assert replayed["result"] == sent["result"] and replayed["calls"][0]["replayed"] is True
+    assert len(human.asked) == 1 and posts(simulator) == 1

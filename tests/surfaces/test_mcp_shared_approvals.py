@@ -34,7 +34,7 @@ WRITE = "return app.integrations['test-notes'].create_note{text = 'ship it'}.not
 class Replicas:
     """Two replicas sharing one redis-server and one token, and the notes simulator they write to."""
 
-    def __init__(self, tmp_path: Path, redis_url: str, simulator_url: str) -> None:
+    def __init__(self, tmp_path: Path, redis_url: str, simulator_url: str, workers: int = 0) -> None:
         self.redis_url = redis_url
         self.token = secrets.token_urlsafe(32)
         accounts = tmp_path / "accounts.yaml"
@@ -42,7 +42,7 @@ class Replicas:
                             f"        api_key: {KEY}\n        base_url: {simulator_url}\n        writes: ask\n",
                             encoding="utf-8")
         env = {"KOSMO_STATE_URL": redis_url, "KOSMO_MCP_TOKEN": self.token, "KOSMO_INTEGRATIONS_PATH": str(FIXTURES)}
-        self.servers = [KosmoHttp(tmp_path, "--accounts", str(accounts), "--workers", "0", "--approval-timeout", "30",
+        self.servers = [KosmoHttp(tmp_path, "--accounts", str(accounts), "--workers", str(workers), "--approval-timeout", "30",
                                   env=env, name=name, demo=False) for name in ("a", "b")]
         for server in self.servers:
             server.wait_ready()
@@ -60,10 +60,11 @@ def notes() -> Iterator[tuple[NotesSimulator, str]]:
 
 
 @pytest.fixture
-def replicas(tmp_path: Path, notes: tuple[NotesSimulator, str]) -> Iterator[Replicas]:
+def replicas(tmp_path: Path, notes: tuple[NotesSimulator, str], request: pytest.FixtureRequest) -> Iterator[Replicas]:
+    """Two replicas; parametrized indirectly with N, each runs its scripts in N worker processes (default: none)."""
     assert BINARY is not None
     with RedisServer(BINARY) as redis_server:
-        started = Replicas(tmp_path, redis_server.url, notes[1])
+        started = Replicas(tmp_path, redis_server.url, notes[1], workers=getattr(request, "param", 0))
         try:
             yield started
         finally:
@@ -93,8 +94,9 @@ class Balancer(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def call_through(replicas: Replicas, answer: Any, balancer: Balancer) -> Any:
-    """One execute_lua through the balancer; ``answer(params)`` is the client's elicitation callback."""
+def call_through(replicas: Replicas, answer: Any, balancer: Balancer, arguments: dict[str, Any] | None = None) -> Any:
+    """One execute_lua (``arguments``, default the write) through the balancer; ``answer(params)`` is the client's
+    elicitation callback."""
     results = []
 
     async def run() -> None:
@@ -103,7 +105,7 @@ def call_through(replicas: Replicas, answer: Any, balancer: Balancer) -> Any:
                                           timeout=httpx2.Timeout(30, read=90)) as http:
                 async with Client(streamable_http_client(replicas.servers[0].url, http_client=http), mode="2026-07-28",
                                   elicitation_callback=answer, read_timeout_seconds=90) as client:
-                    results.append(await client.call_tool("execute_lua", {"code": WRITE}))
+                    results.append(await client.call_tool("execute_lua", arguments or {"code": WRITE}))
 
     anyio.run(run)
     return results[0]
@@ -158,3 +160,25 @@ def test_an_operator_decides_with_kosmo_approvals_before_the_client_answers(
                           env={"PATH": "/usr/bin:/bin", "KOSMO_STATE_URL": replicas.redis_url}, capture_output=True,
                           text=True, timeout=60)
     assert json.loads(left.stdout) == []
+
+
+@pytest.mark.parametrize("replicas", [1], indirect=True, ids=["1 worker each"])
+def test_in_worker_processes_a_keyed_write_is_approved_across_replicas_once_and_replayed_unasked(
+        replicas: Replicas, notes: tuple[NotesSimulator, str]) -> None:
+    # kosmo mcp --http's default runs scripts in worker processes: the record is in Redis, the question goes
+    # from the worker to its replica, the answer comes through the other replica
+    simulator, _ = notes
+    asked: list[str] = []
+
+    async def human(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"approve": True})
+
+    keyed = {"code": WRITE, "idempotency_key": "invite-9"}
+    a, b = (server.port for server in replicas.servers)
+    first, again = Balancer([a, b]), Balancer([b, a])  # the retry's tool call goes to B
+    sent = envelope(call_through(replicas, human, first, keyed), ok=True)
+    assert (1, "retry") in first.routed and sent["result"] == "ship it" and posts(simulator) == 1
+    replayed = envelope(call_through(replicas, human, again, keyed), ok=True)  # the client's retry, lost answer
+    assert replayed["result"] == "ship it" and replayed["calls"][0]["replayed"] is True
+    assert len(asked) == 1 and posts(simulator) == 1 and not any(kind == "retry" for _, kind in again.routed)
