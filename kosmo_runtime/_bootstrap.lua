@@ -1,8 +1,11 @@
 -- kosmo sandbox bootstrap. Runs once in every fresh Lua state, in the real
--- globals, before the script. It captures what it needs as locals, builds the
--- sandbox's safe library copies, and returns the `run` function the host calls.
--- The script never sees the real globals, `debug`, `python`, or any Python object:
--- every host callable is wrapped in a Lua closure here.
+-- globals, before the script: the count hook and the limits, the host protocol, the
+-- values shared with the host, and the `run` function the host calls. The standard
+-- library layer (_stdlib.lua: the safe base functions, string, table, os, coroutine,
+-- load, print, json, the refused names) is loaded into the state the first time a run
+-- reads a global or calls a string method (a pooled state loads it ahead), so a run that
+-- uses none pays for none of it. The script never sees the real globals, `debug`,
+-- `python`, or any Python object: every host callable is wrapped in a Lua closure.
 --
 -- Host protocol: host functions return `true, value` on success, `false, err`
 -- (a table describing a structured error) on failure, or `"limit", name` when a
@@ -91,118 +94,6 @@ local function guard(...)
   return ...
 end
 
----------------------------------------------------------------------------
--- Errors as Lua's own C functions word them
----------------------------------------------------------------------------
-
--- A wrapper must raise argument errors as the standard function it stands for would:
--- named as the caller named it ('create', or 'coroutine.create' when called from C), at
--- the caller's line, never naming the bootstrap. `qualified` is the library name. Call it
--- from the wrapper itself, as a statement (not `return argerror(...)`).
---
--- A wrapper called as a tail call (`return setmetatable(t, 1)`) has replaced its caller's
--- frame, so that position is lost: its errors then carry none (Lua's C function would name
--- the line of the `return`).
-local function caller_level(wrapper)   -- `wrapper`: the wrapper's level as seen by the function asking
-  local info = debug_getinfo(wrapper + 1, "t")
-  if info and info.istailcall then return 0 end
-  return wrapper + 1
-end
-
-local function argerror(qualified, arg, extramsg)
-  local info = debug_getinfo(2, "n")   -- 1 this function, 2 the wrapper, as its caller named it
-  local name = info and info.name
-  local level = caller_level(2)
-  if info and info.namewhat == "method" then
-    arg = arg - 1
-    if arg == 0 then error("calling '" .. name .. "' on bad self (" .. extramsg .. ")", level) end
-  end
-  if name == nil then name = qualified end
-  error(str_format("bad argument #%d to '%s' (%s)", arg, name, extramsg), level)
-end
-
-local function typename(v)
-  local mt = debug_getmetatable(v)
-  local name = type(mt) == "table" and rawget(mt, "__name")
-  if type(name) == "string" then return name end
-  return type(v)
-end
-
--- luaL_typeerror's text; `present` false for a missing argument ("got no value").
-local function expected(what, value, present)
-  return what .. " expected, got " .. (present and typename(value) or "no value")
-end
-
--- `error` as in Lua: `level` counts the script's frames (the sandbox's own wrappers, such as
--- pcall's, are skipped), and a "not enough memory" that reaches a pcall as that exact text
--- is noted as the script's own.
-local function safe_error(...)
-  local message, level = ...
-  if level == nil then level = 1 end
-  if type(level) ~= "number" then
-    local n = tonumber(level)
-    if n == nil then argerror("error", 2, expected("number", level, true)) end
-    level = n
-  end
-  if math_type(level) == "float" then level = math.tointeger(level) or level end
-  if type(message) ~= "string" or math_type(level) ~= "integer" or level <= 0 then
-    if rawequal(message, MEMERR) then script_memerr = true end
-    error(message, 0)
-  end
-  local l, k = 2, 0   -- debug_getinfo(2) is the script's level 1 (the caller of error)
-  if debug_getinfo(1, "t").istailcall then k = 1 end   -- `return error(...)`: level 1 is gone
-  if k == level then l = 0 end
-  while l > 0 do
-    local info = debug_getinfo(l, "S")
-    if not info then break end
-    if info.source ~= "=[kosmo]" and info.source ~= "=?" then   -- "=?": the runtime's stripped code
-      k = k + 1
-      if k == level then break end
-    end
-    l = l + 1
-  end
-  if rawequal(message, MEMERR) then
-    local info = l > 0 and debug_getinfo(l, "l")
-    if not (info and info.currentline > 0) then script_memerr = true end
-  end
-  error(message, l)
-end
-
--- Relay error `e` of C function `qualified`, which a wrapper called through pcall, as if the
--- script had called it: named as the caller named it, at the caller's line (when Lua's C
--- code would add a position: `positioned`). Call it from the wrapper, as a statement.
-local function relay(qualified, e, positioned)
-  if type(e) ~= "string" then error(e, 0) end
-  local info = debug_getinfo(2, "n")
-  local name = info and info.name
-  if name then
-    local head = "bad argument #(%d+) to '" .. str_gsub(qualified, "%.", "%%.") .. "'"
-    e = str_gsub(e, "^" .. head, "bad argument #%1 to '" .. str_gsub(name, "%%", "%%%%") .. "'", 1)
-  end
-  error(e, positioned == false and 0 or caller_level(2))
-end
-
--- luaL_where(1) of the wrapper calling this: the wrapper's caller's "script:line: ", or "".
-local function where()
-  local level = caller_level(2)
-  local info = level > 0 and debug_getinfo(level, "Sl")
-  if info and info.currentline > 0 then return info.short_src .. ":" .. info.currentline .. ": " end
-  return ""
-end
-
--- An error raised at the caller's position, for messages Lua's C code raises with luaL_error.
-local function error_here(message)
-  error(message, caller_level(2))
-end
-
--- A deliberate refusal, naming what is missing and why (never "attempt to call a nil value").
-local function refusal(name, reason)
-  return "`" .. name .. "` is not available in the sandbox: " .. reason
-end
-local function refused_function(name, reason)
-  local message = refusal(name, reason)
-  return function() error(message, 2) end
-end
 ---------------------------------------------------------------------------
 -- Structured errors
 ---------------------------------------------------------------------------
@@ -296,221 +187,9 @@ local function inspect(t)
   return str_format("%p", t), rawequal(mt, ARRAY_MT), rawequal(t, NULL), rawequal(mt, ERROR_MT)
 end
 
----------------------------------------------------------------------------
--- Safe libraries
----------------------------------------------------------------------------
-
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
-
--- The string and table libraries, with the pattern-cost guard and Lua's own error
--- messages, live in _strlib.lua.
-local safe_string, safe_table = host.strlib({
-  usage = usage, trip = trip, now = now,
-  remaining = function() return deadline - now() end,
-  tripped = function() return tripped end,
-  calibrate = function() return call(host.calibrate) end,
-  rate = host.rate,
-  model = host.model,
-  wall_time = host.wall_time, memory = host.memory,
-})
-
--- os.time() and os.date(format) read the Runtime's clock (the demo's simulated date in
--- demo mode) instead of the host's; with an explicit time they are standard Lua.
-local os_time, os_date = os.time, os.date
-local function clock_seconds() return call(host.epoch) end
-local safe_os = {clock = os.clock, difftime = os.difftime}
-function safe_os.time(t)
-  if t == nil then return clock_seconds() end
-  local ok, value = pcall(os_time, t)
-  if ok then return value end
-  relay("os.time", value)
-end
-function safe_os.date(format, t)
-  if t == nil then t = clock_seconds() end
-  local ok, value = pcall(os_date, format, t)
-  if ok then return value end
-  relay("os.date", value)
-end
-
--- The string metatable is hidden; its methods are the run's `string` table (make_env).
-local string_mt = debug_getmetatable("")
-string_mt.__metatable = false
-
--- Metatables the runtime sets on a run's globals (loading the app layer on first use):
--- getmetatable(_G) is nil for the script, and setmetatable(_G, mt) replaces it (after
--- defining the layer's globals, so they stay reachable).
-local lazy_mts = setmetatable({}, {__mode = "k"})
-local materialize   -- function(env): define every lazily provided global in env
-
-local function safe_getmetatable(...)
-  if select("#", ...) == 0 then argerror("getmetatable", 1, "value expected") end
-  local mt = getmetatable((...))
-  if mt ~= nil and lazy_mts[mt] then return nil end
-  return mt
-end
-
-local function safe_setmetatable(...)
-  local t, mt = ...
-  local n = select("#", ...)
-  if type(t) ~= "table" then argerror("setmetatable", 1, expected("table", t, n > 0)) end
-  if type(mt) ~= "table" and (mt ~= nil or n < 2) then argerror("setmetatable", 2, expected("nil or table", mt, n > 1)) end
-  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
-    usage("setmetatable: __gc finalizers are not allowed in the sandbox", "use a to-be-closed variable (local x <close>) instead")
-  end
-  local current = debug_getmetatable(t)
-  if current ~= nil and lazy_mts[current] then
-    materialize(t)
-  elseif current ~= nil and rawget(current, "__metatable") ~= nil then
-    error_here("cannot change a protected metatable")
-  end
-  return setmetatable(t, mt)
-end
-
-local function safe_pcall(...)
-  if select("#", ...) == 0 then argerror("pcall", 1, "value expected") end
-  return guard(pcall(...))
-end
-
-local function safe_xpcall(...)
-  local f, handler = ...
-  if type(handler) ~= "function" then argerror("xpcall", 2, expected("function", handler, select("#", ...) > 1)) end
-  return guard(xpcall(f, function(e)
-    if tripped then return e end
-    return handler(e)
-  end, select(3, ...)))
-end
-
+local protected = setmetatable({}, {__mode = "k"})
 -- Coroutines the runtime drives (app.parallel's branches): the script's resume and close refuse them.
 local owned = setmetatable({}, {__mode = "k"})
-local function refuse_owned(co)
-  local owner = owned[co]
-  if owner then
-    usage(owner .. " runs this coroutine (a branch): it cannot be resumed or closed by the script",
-          "return values from the branch instead; app.parallel hands them back in order")
-  end
-end
-local safe_coroutine = copy(coroutine)
-function safe_coroutine.create(...)
-  local f = ...
-  if type(f) ~= "function" then argerror("coroutine.create", 1, expected("function", f, select("#", ...) > 0)) end
-  return arm(co_create(f))
-end
-function safe_coroutine.resume(...)
-  local co = ...
-  if type(co) ~= "thread" then argerror("coroutine.resume", 1, expected("thread", co, select("#", ...) > 0)) end
-  if owned[co] then refuse_owned(co) end
-  return guard(co_resume(...))
-end
--- Lua's own wrap (its errors, its position prefix), with the coroutine hooked like any other.
-function safe_coroutine.wrap(...)
-  local f = ...
-  if type(f) ~= "function" then argerror("coroutine.wrap", 1, expected("function", f, select("#", ...) > 0)) end
-  local wrapped = co_wrap(f)
-  arm(select(2, debug_getupvalue(wrapped, 1)))
-  return wrapped
-end
-function safe_coroutine.close(...)
-  local co = ...
-  if type(co) ~= "thread" then argerror("coroutine.close", 1, expected("thread", co, select("#", ...) > 0)) end
-  if owned[co] then refuse_owned(co) end
-  local status = co_status(co)
-  if status == "running" or status == "normal" then error_here("cannot close a " .. status .. " coroutine") end
-  return guard(co_close(co))
-end
-
--- load as in Lua (chunk names, modes, an explicit nil env), text only: a precompiled chunk
--- could break the VM, so binary chunks are refused whatever the mode.
-local BINARY = "load: binary (precompiled) chunks are not allowed in the sandbox"
-local function loaded(fn, err)
-  if fn == nil and rawequal(err, MEMERR) then trip("memory") end
-  return fn, err
-end
-local function safe_load_for(env)
-  return function(...)
-    local chunk, chunkname, mode = ...
-    local chunk_env = env
-    if select("#", ...) > 3 then chunk_env = select(4, ...) end
-    -- checked in Lua's order: mode, chunk name, then the chunk
-    if mode ~= nil and type(mode) ~= "string" and type(mode) ~= "number" then
-      argerror("load", 3, expected("string", mode, true))
-    end
-    if chunkname ~= nil and type(chunkname) ~= "string" and type(chunkname) ~= "number" then
-      argerror("load", 2, expected("string", chunkname, true))
-    end
-    if type(chunk) == "number" then chunk = tostring(chunk) end
-    if type(chunk) == "function" then
-      local parts, reader = {}, chunk
-      while true do
-        local ok, piece = guard(pcall(reader))
-        if not ok then return nil, piece end
-        if piece == nil or piece == "" then break end
-        if type(piece) ~= "string" then return nil, where() .. "reader function must return a string" end
-        parts[#parts + 1] = piece
-      end
-      chunk = concat(parts)
-      if chunkname == nil then chunkname = "=(load)" end
-    elseif type(chunk) ~= "string" then
-      argerror("load", 1, expected("function", chunk, select("#", ...) > 0))
-    end
-    if str_byte(chunk, 1) == 27 and mode ~= "t" then return nil, BINARY end
-    if chunkname == nil then chunkname = chunk end
-    return loaded(load(chunk, chunkname, mode or "bt", chunk_env))
-  end
-end
-
--- The runtime's read-only tables (json, app, namespaces, json.null): label by table.
-local protected = setmetatable({}, {__mode = "k"})
-local function safe_rawset(...)
-  local t, k, v = ...
-  if type(t) ~= "table" then argerror("rawset", 1, expected("table", t, select("#", ...) > 0)) end
-  if select("#", ...) < 2 then argerror("rawset", 2, "value expected") end
-  if select("#", ...) < 3 then argerror("rawset", 3, "value expected") end
-  local label = protected[t]
-  if label then error(label .. " is read-only (cannot set '" .. tostring(k) .. "')", 2) end
-  if k == nil then error("table index is nil", 0) end
-  if k ~= k then error("table index is NaN", 0) end
-  return rawset(t, k, v)
-end
-
--- collectgarbage: what cannot weaken the limits. A full collection is C work the count
--- hook never sees, so it checks the clock first.
-local GC_ALLOWED = {count = true, collect = true, step = true, isrunning = true}
-local GC_REFUSED = {stop = true, restart = true, incremental = true, generational = true,
-                    setpause = true, setstepmul = true}
-local function safe_collectgarbage(option, ...)
-  if option == nil then option = "collect" end
-  if type(option) ~= "string" and type(option) ~= "number" then
-    argerror("collectgarbage", 1, expected("string", option, true))
-  end
-  option = tostring(option)
-  if not GC_ALLOWED[option] and not GC_REFUSED[option] then
-    argerror("collectgarbage", 1, "invalid option '" .. option .. "'")
-  end
-  if option == "step" and ... ~= nil and math_type(tonumber((...))) ~= "integer" then
-    argerror("collectgarbage", 2, tonumber((...)) and "number has no integer representation" or expected("number", (...), true))
-  end
-  if GC_REFUSED[option] then
-    error(refusal('collectgarbage("' .. option .. '")', "the runtime's limits rely on the collector running as "
-      .. 'configured; "count", "collect", "step" and "isrunning" are available'), 2)
-  end
-  if option == "collect" or option == "step" then
-    if tripped then error(tripped, 0) end
-    if now() > deadline then trip("wall_time") end
-  end
-  return collectgarbage(option, ...)
-end
-
-local NO_FILES = "scripts have no file access; return data instead (or print it)"
-local REFUSED_OS = {
-  execute = "scripts cannot run processes", exit = "a script ends by returning (or with error())",
-  getenv = "the host's environment is not visible to scripts", remove = NO_FILES, rename = NO_FILES,
-  tmpname = NO_FILES, setlocale = "the locale is fixed",
-}
-
 -- debug: only traceback (without the runtime's own frames); the rest could reach past the sandbox.
 local function strip_traceback(tb)
   local lines = {}
@@ -523,85 +202,6 @@ local function strip_traceback(tb)
   if lines[#lines] == "\t[C]: in function 'xpcall'" then lines[#lines] = nil end  -- the run's own boundary
   return concat(lines, "\n")
 end
-local function safe_traceback(...)
-  local co = ...
-  if type(co) == "thread" then
-    local _, message, level = ...
-    if message ~= nil and type(message) ~= "string" and type(message) ~= "number" then return message end
-    return strip_traceback(debug_traceback(co, message, level or 0))
-  end
-  local message, level = ...
-  if message ~= nil and type(message) ~= "string" and type(message) ~= "number" then return message end
-  return strip_traceback(debug_traceback(message, (level or 1) + 1))
-end
-
----------------------------------------------------------------------------
--- print and json
----------------------------------------------------------------------------
-
--- A string as text: bytes that are not UTF-8 become \xNN (as Python's "backslashreplace").
-local function as_text(s)
-  if utf8_len(s) then return s end
-  local out, i = {}, 1
-  while true do
-    local ok, bad = utf8_len(s, i)
-    if ok then out[#out + 1] = str_sub(s, i) break end
-    out[#out + 1] = str_sub(s, i, bad - 1)
-    out[#out + 1] = str_format("\\x%02x", str_byte(s, bad))
-    i = bad + 1
-  end
-  return concat(out)
-end
-
--- A copy of table `v` whose strings (keys and values) are text, for print.
-local function printable(v, seen, depth)
-  if type(v) == "string" then return as_text(v) end
-  if type(v) ~= "table" or rawequal(v, NULL) then return v end
-  if seen[v] then return seen[v] end
-  if depth > 100 then return "{...}" end
-  local c = {}
-  seen[v] = c
-  if rawequal(debug_getmetatable(v), ARRAY_MT) then setmetatable(c, ARRAY_MT) end
-  for k, x in next, v do c[printable(k, seen, depth + 1)] = printable(x, seen, depth + 1) end
-  return c
-end
-
-local function print_(...)
-  local n = select("#", ...)
-  local parts = {}
-  for i = 1, n do
-    local v = select(i, ...)
-    local mt = type(v) == "table" and debug_getmetatable(v)
-    if type(v) == "table" and not (mt and rawget(mt, "__tostring")) then
-      parts[i] = v
-    elseif type(v) == "string" then
-      parts[i] = as_text(v)
-    elseif mt then   -- the script's __tostring (or __name) decides
-      local ok, text = pcall(tostring, v)
-      if not ok then relay("print", text, text == "'__tostring' must return a string") end
-      parts[i] = as_text(text)
-    else
-      parts[i] = tostring(v)
-    end
-  end
-  if not call(host.print, parts, n) then   -- a table holds strings that are not UTF-8
-    local seen = {}
-    for i = 1, n do parts[i] = printable(parts[i], seen, 0) end
-    call(host.print, parts, n)
-  end
-end
-
-local json = {
-  null = NULL,
-  encode = function(value, options) return call(host.json_encode, value, options) end,
-  decode = function(text) return call(host.json_decode, text) end,
-  array = function(t)
-    if t == nil then t = {} end
-    if type(t) ~= "table" then usage("json.array expects a table or nothing") end
-    return mark_array(t)
-  end,
-}
-
 ---------------------------------------------------------------------------
 -- The environment of one run
 ---------------------------------------------------------------------------
@@ -626,13 +226,6 @@ local function readonly(t, label)
   return proxy
 end
 protected[NULL] = "json.null"
-
-local BASE = {
-  "assert", "ipairs", "next", "pairs", "select", "tonumber", "tostring", "type",
-  "rawequal", "rawlen", "rawget",
-}
-local LIBRARIES = "string, table, math, utf8, coroutine, os"
-
 local extras = {}  -- name -> value added to every env by later layers (app, docs functions)
 local lazy = {}    -- name -> true for globals a not-yet-loaded layer will define
 local function load_lazy(name)
@@ -640,91 +233,123 @@ local function load_lazy(name)
   return extras[name]
 end
 
+---------------------------------------------------------------------------
+-- The standard library layer, loaded on first use
+---------------------------------------------------------------------------
+
+-- The string metatable is hidden; its methods are the run's `string` table, which the
+-- library layer installs (until then, a string method call installs it first).
+local string_mt = debug_getmetatable("")
+string_mt.__metatable = false
+
+-- Metatables the runtime sets on a run's globals (loading layers on first use):
+-- getmetatable(_G) is nil for the script, and setmetatable(_G, mt) replaces it (after
+-- defining the layers' globals, so they stay reachable).
+local lazy_mts = setmetatable({}, {__mode = "k"})
+local installed = setmetatable({}, {__mode = "k"})   -- env -> true once the layer is installed in it
+local assigned_in = setmetatable({}, {__mode = "k"}) -- env -> the names its script set before they were defined
+local install = nil   -- _stdlib.lua's install(env, assigned), once the layer is loaded
+local current_env = nil
+local materialize
+
+local function note_memerr() script_memerr = true end
+
+-- The globals _stdlib.lua defines: reading one installs the layer in the run's env.
+local STANDARD = {_G = true, _VERSION = true, assert = true, collectgarbage = true, coroutine = true,
+  debug = true, dofile = true, error = true, getmetatable = true, io = true, ipairs = true, json = true,
+  load = true, loadfile = true, math = true, next = true, os = true, package = true, pairs = true,
+  pcall = true, print = true, rawequal = true, rawget = true, rawlen = true, rawset = true, require = true,
+  select = true, setmetatable = true, string = true, table = true, tonumber = true, tostring = true,
+  type = true, utf8 = true, warn = true, xpcall = true}
+
+
+-- Load _stdlib.lua into this state: the runtime's own work, so neither its instructions nor
+-- its memory count against the run (the memory cap grows by what it keeps).
+local function load_stdlib()
+  local saved_steps, saved_ticks = steps, ticks
+  lift()
+  local before = collectgarbage("count")
+  local core = {
+    now = now, trip = trip, guard = guard, arm = arm, call = call, usage = usage, NULL = NULL,
+    ARRAY_MT = ARRAY_MT, mark_array = mark_array, readonly = readonly, protected = protected, owned = owned,
+    lazy_mts = lazy_mts, strip_traceback = strip_traceback, MEMERR = MEMERR, string_mt = string_mt,
+    note_memerr = note_memerr,
+    tripped = function() return tripped end,
+    remaining = function() return deadline - now() end,
+    materialize = function(env) return materialize(env) end,
+  }
+  core.host = host.library()
+  install = load(core.host.stdlib, "=[kosmo]", "b")(core)
+  core.host.grow(collectgarbage("count") - before)
+  if settle() then trip("memory") end
+  steps, ticks = saved_steps, saved_ticks
+end
+
+-- Define the standard globals in `env` (first use, or at once when the layer is loaded).
+local function install_into(env)
+  if not install then load_stdlib() end
+  installed[env] = true
+  install(env, assigned_in[env] or {})
+end
+
+-- A string method called before the run's env has its library: install it, then look up.
+local function string_index(s, key)
+  if current_env and not installed[current_env] then install_into(current_env) end
+  local index = string_mt.__index
+  if index == string_index then return nil end
+  return index[key]
+end
+
 materialize = function(env)
+  if not installed[env] then install_into(env) end
+  local assigned = assigned_in[env] or {}
   for name in pairs(lazy) do
     local value = load_lazy(name)
-    if rawget(env, name) == nil then rawset(env, name, value) end
+    if rawget(env, name) == nil and not assigned[name] then rawset(env, name, value) end
   end
 end
 
-local function require_for(libraries)
-  return function(...)
-    local name = ...
-    if type(name) ~= "string" and type(name) ~= "number" then
-      argerror("require", 1, expected("string", name, select("#", ...) > 0))
-    end
-    local lib = libraries[tostring(name)]
-    if lib ~= nil then return lib end
-    error("module '" .. tostring(name) .. "' not found: the sandbox loads no modules; require gives the standard "
-      .. "libraries only (" .. LIBRARIES .. "); put the code in the script", 2)
-  end
-end
-
-local function refused_library(name, reason, members)
-  local library = setmetatable(members or {}, {
-    __index = function(_, key) error(refusal(name .. "." .. tostring(key), reason), 2) end,
-    __newindex = function(_, key) error(refusal(name .. "." .. tostring(key), reason), 2) end,
-    __pairs = function() error(refusal(name, reason), 2) end,
-    __metatable = "locked",
-  })
-  protected[library] = name
-  return library
-end
-
--- The refused names, made once per state (before the run starts: pooled states are built ahead).
-local REFUSED = {
-  dofile = refused_function("dofile", NO_FILES .. "; load(text) runs code from a string"),
-  loadfile = refused_function("loadfile", NO_FILES .. "; load(text) compiles code from a string"),
-  warn = refused_function("warn", "use print"),
-  io = refused_library("io", NO_FILES),
-  debug = refused_library("debug", "it reaches past the sandbox; debug.traceback is available", {traceback = safe_traceback}),
-  package = refused_library("package", "scripts cannot load modules; require gives the standard libraries"),
-}
-local safe_os_full = copy(safe_os)
-for name, reason in pairs(REFUSED_OS) do safe_os_full[name] = refused_function("os." .. name, reason) end
-
+-- A run's globals: empty until the script reads one, when the library layer fills them in
+-- (a state that has the layer already installs it now). The script never sees this
+-- metatable: getmetatable(_G) is nil, setmetatable(_G, mt) replaces it (after materialize).
 local function make_env()
   local env = {}
-  for _, name in ipairs(BASE) do env[name] = _G[name] end
-  env._VERSION = _VERSION
-  env.getmetatable = safe_getmetatable
-  env.setmetatable = safe_setmetatable
-  env.rawset = safe_rawset
-  env.error = safe_error
-  env.pcall = safe_pcall
-  env.xpcall = safe_xpcall
-  env.print = print_
-  env.load = safe_load_for(env)
-  env.collectgarbage = safe_collectgarbage
-  for name, value in pairs(REFUSED) do env[name] = value end
-  -- Each run has its own Lua state, so most libraries need no per-run copies; the
-  -- bootstrap keeps its own references to every function it relies on.
-  env.string = copy(safe_string)  -- the run's own: what a script adds to it reaches methods
-  string_mt.__index = env.string
-  env.table = safe_table
-  env.math = math
-  env.utf8 = utf8
-  env.coroutine = safe_coroutine
-  env.os = copy(safe_os_full)
-  env.require = require_for({string = env.string, table = env.table, math = env.math, utf8 = env.utf8,
-                             coroutine = env.coroutine, os = env.os, io = env.io, debug = env.debug,
-                             package = env.package, _G = env})
-  env.json = readonly(json, "json")
+  current_env = env
+  string_mt.__index = string_index
   -- a lazy layer loaded ahead (a pooled sandbox) still shows up on first use, as when loaded then
   for name, value in pairs(extras) do if not lazy[name] then env[name] = value end end
-  env._G = env
-  -- Globals of layers not loaded yet (app, the docs functions): loaded on first use. The
-  -- script never sees this metatable (getmetatable(_G) is nil; setmetatable(_G) replaces it).
+  local assigned = {}   -- standard or lazy names the script set before they were defined
+  assigned_in[env] = assigned
   local mt = {
     __index = function(t, name)
+      if assigned[name] then return nil end
+      if STANDARD[name] then
+        if installed[t] then return nil end
+        install_into(t)
+        return rawget(t, name)
+      end
       local value = load_lazy(name)
       if value ~= nil then rawset(t, name, value) end
       return value
     end,
+    __newindex = function(t, name, value)
+      if name == nil then error("table index is nil", 2) end
+      if name ~= name then error("table index is NaN", 2) end
+      if (STANDARD[name] and not installed[t]) or lazy[name] then assigned[name] = true end
+      rawset(t, name, value)
+    end,
   }
   lazy_mts[mt] = true
   setmetatable(env, mt)
+  if install then install_into(env) end
   return env
+end
+
+-- A pooled state: the library layer loaded and the run's env made ahead (off the run's path).
+local prepared_env = nil
+local function prepare()
+  if not install then load_stdlib() end
+  prepared_env = make_env()
 end
 
 ---------------------------------------------------------------------------
@@ -749,7 +374,8 @@ local function run(source, chunkname, chunk_deadline, keep_env)
   if settle() then return "limit", "memory" end   -- the host lifted the cap to pass the source
   deadline = chunk_deadline or deadline
   steps, ticks = 0, 0
-  local env = keep_env and session_env or make_env()
+  local env = keep_env and session_env or prepared_env or make_env()
+  prepared_env = nil
   if keep_env then session_env = env end
   local fn, err = load(source, "=" .. chunkname, "t", env)
   if not fn then
@@ -801,4 +427,5 @@ return {
   protect = function(t, label) protected[t] = label end,
   own = function(co, owner) owned[co] = owner end,
   release = function(co) owned[co] = nil end,
+  prepare = prepare,
 }

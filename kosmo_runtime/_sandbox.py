@@ -86,25 +86,19 @@ class Sandbox:
             attribute_handlers=(_deny, _deny),
             max_memory=1 << 40,
         )
+        self._date_clock = date_clock
+        # What the bootstrap needs for every run; the rest (library_host) only when the state
+        # loads its library layer: each Python callable handed to Lua costs a wrapper.
         host = self.lua.table_from({
             "period": _PERIOD,
             "max_instructions": limits.instructions,
             "deadline": self.deadline,
             "now": self._now,
-            "epoch": self._host(lambda: math.floor(read(date_clock).timestamp())),
             "limit": self._record_limit,
             "lift": self._lift,
             "settle": self._settle,
-            "print": self._host(self._print),
-            "json_encode": self._host(self._json_encode),
-            "json_decode": self._host(self._json_decode),
             "load_layers": self._host(self._load_layers),
-            "strlib": self.lua.compile(bytecode("_strlib.lua"), name="=[kosmo]", mode="b"),
-            "model": bytecode("_patmodel.lua"),  # loaded by the state itself, on its first pattern analysis
-            "calibrate": self._host(pattern_rate),
-            "rate": pattern_rate() if pattern_rate.cache_info().currsize else None,  # known: no host call
-            "wall_time": limits.wall_time,
-            "memory": limits.memory,
+            "library": self._library_host,
         })
         boot = self.lua.compile(bytecode("_bootstrap.lua"), name="=[kosmo]", mode="b")
         self.kit = boot(host)
@@ -133,9 +127,11 @@ class Sandbox:
         self.kit.provide_lazily(self.lua.table_from(names))
 
     def load_pending(self) -> None:
-        """Load the lazily installed layers now (a pooled sandbox, off the run's path); the script
-        sees their globals exactly as if they had loaded on first use."""
+        """Load the lazily installed layers and the standard library layer now, and make the run's
+        globals (a pooled sandbox, off the run's path); the script sees them exactly as if they
+        had loaded on first use."""
         self._load_layers()
+        self.kit.prepare()
 
     def _load_layers(self) -> None:
         while self._pending:
@@ -206,6 +202,30 @@ class Sandbox:
             return False
         self.lua.set_max_memory(self._cap)
         return bool(self._cap and self.lua.get_memory_used() > self._cap)
+
+    def _library_host(self) -> Any:
+        """The host table of the library layer (_stdlib.lua), made when the state loads it (with
+        the memory cap lifted): its host functions, and the bytecode it loads itself (the string
+        and table layer at once, the pattern analysis on the first pattern call)."""
+        return self.lua.table_from({
+            "epoch": self._host(lambda: math.floor(read(self._date_clock).timestamp())),
+            "print": self._host(self._print),
+            "json_encode": self._host(self._json_encode),
+            "json_decode": self._host(self._json_decode),
+            "grow": self._grow,
+            "stdlib": bytecode("_stdlib.lua"),
+            "strlib": bytecode("_strlib.lua"),
+            "model": bytecode("_patmodel.lua"),
+            "calibrate": self._host(pattern_rate),
+            "rate": pattern_rate() if pattern_rate.cache_info().currsize else None,  # known: no host call
+            "wall_time": self.limits.wall_time,
+            "memory": self.limits.memory,
+        })
+
+    def _grow(self, kib: float) -> None:
+        """The state loaded a layer of its own during a run: the cap grows by what it keeps."""
+        if self._cap:
+            self._cap += math.ceil(kib * 1024)
 
     def _checkpoint(self) -> None:
         """Bound host work on Lua values: the wall clock and the memory cap (also while lifted)."""

@@ -1,0 +1,489 @@
+-- kosmo sandbox: the standard library layer a script sees (the safe base functions,
+-- string and table through _strlib.lua, os, coroutine, load, print, json, require, and the
+-- refused names). Loaded by the bootstrap into a state the first time a run reads a global
+-- or calls a string method (a pooled state loads it ahead), in the real globals, with the
+-- bootstrap's `core` table; returns `install(env, assigned)`, which defines these globals
+-- in a run's env (except the names in `assigned`, which the script set first).
+
+local core = ...
+local host = core.host
+local trip, guard, arm, call, usage = core.trip, core.guard, core.arm, core.call, core.usage
+local NULL, ARRAY_MT, mark_array, readonly = core.NULL, core.ARRAY_MT, core.mark_array, core.readonly
+local protected, owned, lazy_mts, materialize = core.protected, core.owned, core.lazy_mts, core.materialize
+local strip_traceback, MEMERR, string_mt, note_memerr = core.strip_traceback, core.MEMERR, core.string_mt, core.note_memerr
+local is_tripped, remaining = core.tripped, core.remaining
+
+local debug_traceback, debug_getinfo, debug_getmetatable, debug_getupvalue =
+  debug.traceback, debug.getinfo, debug.getmetatable, debug.getupvalue
+local co_create, co_resume, co_status, co_close, co_wrap =
+  coroutine.create, coroutine.resume, coroutine.status, coroutine.close, coroutine.wrap
+local error, pcall, xpcall, select, type, tostring, tonumber, rawget, rawset, rawequal, next, pairs, ipairs, load,
+      setmetatable, getmetatable, collectgarbage =
+  error, pcall, xpcall, select, type, tostring, tonumber, rawget, rawset, rawequal, next, pairs, ipairs, load,
+  setmetatable, getmetatable, collectgarbage
+local utf8_len = utf8.len
+local str_sub, str_gsub, math_type = string.sub, string.gsub, math.type
+local concat = table.concat
+local str_find, str_gmatch, str_byte, str_format = string.find, string.gmatch, string.byte, string.format
+---------------------------------------------------------------------------
+-- Errors as Lua's own C functions word them
+---------------------------------------------------------------------------
+
+-- A wrapper must raise argument errors as the standard function it stands for would:
+-- named as the caller named it ('create', or 'coroutine.create' when called from C), at
+-- the caller's line, never naming the bootstrap. `qualified` is the library name. Call it
+-- from the wrapper itself, as a statement (not `return argerror(...)`).
+--
+-- A wrapper called as a tail call (`return setmetatable(t, 1)`) has replaced its caller's
+-- frame, so that position is lost: its errors then carry none (Lua's C function would name
+-- the line of the `return`).
+local function caller_level(wrapper)   -- `wrapper`: the wrapper's level as seen by the function asking
+  local info = debug_getinfo(wrapper + 1, "t")
+  if info and info.istailcall then return 0 end
+  return wrapper + 1
+end
+
+local function argerror(qualified, arg, extramsg)
+  local info = debug_getinfo(2, "n")   -- 1 this function, 2 the wrapper, as its caller named it
+  local name = info and info.name
+  local level = caller_level(2)
+  if info and info.namewhat == "method" then
+    arg = arg - 1
+    if arg == 0 then error("calling '" .. name .. "' on bad self (" .. extramsg .. ")", level) end
+  end
+  if name == nil then name = qualified end
+  error(str_format("bad argument #%d to '%s' (%s)", arg, name, extramsg), level)
+end
+
+local function typename(v)
+  local mt = debug_getmetatable(v)
+  local name = type(mt) == "table" and rawget(mt, "__name")
+  if type(name) == "string" then return name end
+  return type(v)
+end
+
+-- luaL_typeerror's text; `present` false for a missing argument ("got no value").
+local function expected(what, value, present)
+  return what .. " expected, got " .. (present and typename(value) or "no value")
+end
+
+-- `error` as in Lua: `level` counts the script's frames (the sandbox's own wrappers, such as
+-- pcall's, are skipped), and a "not enough memory" that reaches a pcall as that exact text
+-- is noted as the script's own.
+local function safe_error(...)
+  local message, level = ...
+  if level == nil then level = 1 end
+  if type(level) ~= "number" then
+    local n = tonumber(level)
+    if n == nil then argerror("error", 2, expected("number", level, true)) end
+    level = n
+  end
+  if math_type(level) == "float" then level = math.tointeger(level) or level end
+  if type(message) ~= "string" or math_type(level) ~= "integer" or level <= 0 then
+    if rawequal(message, MEMERR) then note_memerr() end
+    error(message, 0)
+  end
+  local l, k = 2, 0   -- debug_getinfo(2) is the script's level 1 (the caller of error)
+  if debug_getinfo(1, "t").istailcall then k = 1 end   -- `return error(...)`: level 1 is gone
+  if k == level then l = 0 end
+  while l > 0 do
+    local info = debug_getinfo(l, "S")
+    if not info then break end
+    if info.source ~= "=[kosmo]" and info.source ~= "=?" then   -- "=?": the runtime's stripped code
+      k = k + 1
+      if k == level then break end
+    end
+    l = l + 1
+  end
+  if rawequal(message, MEMERR) then
+    local info = l > 0 and debug_getinfo(l, "l")
+    if not (info and info.currentline > 0) then note_memerr() end
+  end
+  error(message, l)
+end
+
+-- Relay error `e` of C function `qualified`, which a wrapper called through pcall, as if the
+-- script had called it: named as the caller named it, at the caller's line (when Lua's C
+-- code would add a position: `positioned`). Call it from the wrapper, as a statement.
+local function relay(qualified, e, positioned)
+  if type(e) ~= "string" then error(e, 0) end
+  local info = debug_getinfo(2, "n")
+  local name = info and info.name
+  if name then
+    local head = "bad argument #(%d+) to '" .. str_gsub(qualified, "%.", "%%.") .. "'"
+    e = str_gsub(e, "^" .. head, "bad argument #%1 to '" .. str_gsub(name, "%%", "%%%%") .. "'", 1)
+  end
+  error(e, positioned == false and 0 or caller_level(2))
+end
+
+-- luaL_where(1) of the wrapper calling this: the wrapper's caller's "script:line: ", or "".
+local function where()
+  local level = caller_level(2)
+  local info = level > 0 and debug_getinfo(level, "Sl")
+  if info and info.currentline > 0 then return info.short_src .. ":" .. info.currentline .. ": " end
+  return ""
+end
+
+-- An error raised at the caller's position, for messages Lua's C code raises with luaL_error.
+local function error_here(message)
+  error(message, caller_level(2))
+end
+
+-- A deliberate refusal, naming what is missing and why (never "attempt to call a nil value").
+local function refusal(name, reason)
+  return "`" .. name .. "` is not available in the sandbox: " .. reason
+end
+local function refused_function(name, reason)
+  local message = refusal(name, reason)
+  return function() error(message, 2) end
+end
+---------------------------------------------------------------------------
+-- Safe libraries
+---------------------------------------------------------------------------
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+-- The string and table libraries, with the pattern-cost guard and Lua's own error
+-- messages, live in _strlib.lua.
+local safe_string, safe_table = load(host.strlib, "=[kosmo]", "b")({
+  usage = usage, trip = trip, now = core.now,
+  remaining = remaining,
+  tripped = is_tripped,
+  calibrate = function() return call(host.calibrate) end,
+  rate = host.rate,
+  model = host.model,
+  wall_time = host.wall_time, memory = host.memory,
+})
+
+-- os.time() and os.date(format) read the Runtime's clock (the demo's simulated date in
+-- demo mode) instead of the host's; with an explicit time they are standard Lua.
+local os_time, os_date = os.time, os.date
+local function clock_seconds() return call(host.epoch) end
+local safe_os = {clock = os.clock, difftime = os.difftime}
+function safe_os.time(t)
+  if t == nil then return clock_seconds() end
+  local ok, value = pcall(os_time, t)
+  if ok then return value end
+  relay("os.time", value)
+end
+function safe_os.date(format, t)
+  if t == nil then t = clock_seconds() end
+  local ok, value = pcall(os_date, format, t)
+  if ok then return value end
+  relay("os.date", value)
+end
+
+
+local function safe_getmetatable(...)
+  if select("#", ...) == 0 then argerror("getmetatable", 1, "value expected") end
+  local mt = getmetatable((...))
+  if mt ~= nil and lazy_mts[mt] then return nil end
+  return mt
+end
+
+local function safe_setmetatable(...)
+  local t, mt = ...
+  local n = select("#", ...)
+  if type(t) ~= "table" then argerror("setmetatable", 1, expected("table", t, n > 0)) end
+  if type(mt) ~= "table" and (mt ~= nil or n < 2) then argerror("setmetatable", 2, expected("nil or table", mt, n > 1)) end
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    usage("setmetatable: __gc finalizers are not allowed in the sandbox", "use a to-be-closed variable (local x <close>) instead")
+  end
+  local current = debug_getmetatable(t)
+  if current ~= nil and lazy_mts[current] then
+    materialize(t)
+  elseif current ~= nil and rawget(current, "__metatable") ~= nil then
+    error_here("cannot change a protected metatable")
+  end
+  return setmetatable(t, mt)
+end
+
+local function safe_pcall(...)
+  if select("#", ...) == 0 then argerror("pcall", 1, "value expected") end
+  return guard(pcall(...))
+end
+
+local function safe_xpcall(...)
+  local f, handler = ...
+  if type(handler) ~= "function" then argerror("xpcall", 2, expected("function", handler, select("#", ...) > 1)) end
+  return guard(xpcall(f, function(e)
+    if is_tripped() then return e end
+    return handler(e)
+  end, select(3, ...)))
+end
+
+local function refuse_owned(co)
+  local owner = owned[co]
+  if owner then
+    usage(owner .. " runs this coroutine (a branch): it cannot be resumed or closed by the script",
+          "return values from the branch instead; app.parallel hands them back in order")
+  end
+end
+local safe_coroutine = copy(coroutine)
+function safe_coroutine.create(...)
+  local f = ...
+  if type(f) ~= "function" then argerror("coroutine.create", 1, expected("function", f, select("#", ...) > 0)) end
+  return arm(co_create(f))
+end
+function safe_coroutine.resume(...)
+  local co = ...
+  if type(co) ~= "thread" then argerror("coroutine.resume", 1, expected("thread", co, select("#", ...) > 0)) end
+  if owned[co] then refuse_owned(co) end
+  return guard(co_resume(...))
+end
+-- Lua's own wrap (its errors, its position prefix), with the coroutine hooked like any other.
+function safe_coroutine.wrap(...)
+  local f = ...
+  if type(f) ~= "function" then argerror("coroutine.wrap", 1, expected("function", f, select("#", ...) > 0)) end
+  local wrapped = co_wrap(f)
+  arm(select(2, debug_getupvalue(wrapped, 1)))
+  return wrapped
+end
+function safe_coroutine.close(...)
+  local co = ...
+  if type(co) ~= "thread" then argerror("coroutine.close", 1, expected("thread", co, select("#", ...) > 0)) end
+  if owned[co] then refuse_owned(co) end
+  local status = co_status(co)
+  if status == "running" or status == "normal" then error_here("cannot close a " .. status .. " coroutine") end
+  return guard(co_close(co))
+end
+
+-- load as in Lua (chunk names, modes, an explicit nil env), text only: a precompiled chunk
+-- could break the VM, so binary chunks are refused whatever the mode.
+local BINARY = "load: binary (precompiled) chunks are not allowed in the sandbox"
+local function loaded(fn, err)
+  if fn == nil and rawequal(err, MEMERR) then trip("memory") end
+  return fn, err
+end
+local function safe_load_for(env)
+  return function(...)
+    local chunk, chunkname, mode = ...
+    local chunk_env = env
+    if select("#", ...) > 3 then chunk_env = select(4, ...) end
+    -- checked in Lua's order: mode, chunk name, then the chunk
+    if mode ~= nil and type(mode) ~= "string" and type(mode) ~= "number" then
+      argerror("load", 3, expected("string", mode, true))
+    end
+    if chunkname ~= nil and type(chunkname) ~= "string" and type(chunkname) ~= "number" then
+      argerror("load", 2, expected("string", chunkname, true))
+    end
+    if type(chunk) == "number" then chunk = tostring(chunk) end
+    if type(chunk) == "function" then
+      local parts, reader = {}, chunk
+      while true do
+        local ok, piece = guard(pcall(reader))
+        if not ok then return nil, piece end
+        if piece == nil or piece == "" then break end
+        if type(piece) ~= "string" then return nil, where() .. "reader function must return a string" end
+        parts[#parts + 1] = piece
+      end
+      chunk = concat(parts)
+      if chunkname == nil then chunkname = "=(load)" end
+    elseif type(chunk) ~= "string" then
+      argerror("load", 1, expected("function", chunk, select("#", ...) > 0))
+    end
+    if str_byte(chunk, 1) == 27 and mode ~= "t" then return nil, BINARY end
+    if chunkname == nil then chunkname = chunk end
+    return loaded(load(chunk, chunkname, mode or "bt", chunk_env))
+  end
+end
+
+-- The runtime's read-only tables (json, app, namespaces, json.null): label by table.
+local function safe_rawset(...)
+  local t, k, v = ...
+  if type(t) ~= "table" then argerror("rawset", 1, expected("table", t, select("#", ...) > 0)) end
+  if select("#", ...) < 2 then argerror("rawset", 2, "value expected") end
+  if select("#", ...) < 3 then argerror("rawset", 3, "value expected") end
+  local label = protected[t]
+  if label then error(label .. " is read-only (cannot set '" .. tostring(k) .. "')", 2) end
+  if k == nil then error("table index is nil", 0) end
+  if k ~= k then error("table index is NaN", 0) end
+  return rawset(t, k, v)
+end
+
+-- collectgarbage: what cannot weaken the limits. A full collection is C work the count
+-- hook never sees, so it checks the clock first.
+local GC_ALLOWED = {count = true, collect = true, step = true, isrunning = true}
+local GC_REFUSED = {stop = true, restart = true, incremental = true, generational = true,
+                    setpause = true, setstepmul = true}
+local function safe_collectgarbage(option, ...)
+  if option == nil then option = "collect" end
+  if type(option) ~= "string" and type(option) ~= "number" then
+    argerror("collectgarbage", 1, expected("string", option, true))
+  end
+  option = tostring(option)
+  if not GC_ALLOWED[option] and not GC_REFUSED[option] then
+    argerror("collectgarbage", 1, "invalid option '" .. option .. "'")
+  end
+  if option == "step" and ... ~= nil and math_type(tonumber((...))) ~= "integer" then
+    argerror("collectgarbage", 2, tonumber((...)) and "number has no integer representation" or expected("number", (...), true))
+  end
+  if GC_REFUSED[option] then
+    error(refusal('collectgarbage("' .. option .. '")', "the runtime's limits rely on the collector running as "
+      .. 'configured; "count", "collect", "step" and "isrunning" are available'), 2)
+  end
+  if option == "collect" or option == "step" then
+    local tripped = is_tripped()
+    if tripped then error(tripped, 0) end
+    if remaining() < 0 then trip("wall_time") end
+  end
+  return collectgarbage(option, ...)
+end
+
+local NO_FILES = "scripts have no file access; return data instead (or print it)"
+local REFUSED_OS = {
+  execute = "scripts cannot run processes", exit = "a script ends by returning (or with error())",
+  getenv = "the host's environment is not visible to scripts", remove = NO_FILES, rename = NO_FILES,
+  tmpname = NO_FILES, setlocale = "the locale is fixed",
+}
+
+local function safe_traceback(...)
+  local co = ...
+  if type(co) == "thread" then
+    local _, message, level = ...
+    if message ~= nil and type(message) ~= "string" and type(message) ~= "number" then return message end
+    return strip_traceback(debug_traceback(co, message, level or 0))
+  end
+  local message, level = ...
+  if message ~= nil and type(message) ~= "string" and type(message) ~= "number" then return message end
+  return strip_traceback(debug_traceback(message, (level or 1) + 1))
+end
+
+---------------------------------------------------------------------------
+-- print and json
+---------------------------------------------------------------------------
+
+-- A string as text: bytes that are not UTF-8 become \xNN (as Python's "backslashreplace").
+local function as_text(s)
+  if utf8_len(s) then return s end
+  local out, i = {}, 1
+  while true do
+    local ok, bad = utf8_len(s, i)
+    if ok then out[#out + 1] = str_sub(s, i) break end
+    out[#out + 1] = str_sub(s, i, bad - 1)
+    out[#out + 1] = str_format("\\x%02x", str_byte(s, bad))
+    i = bad + 1
+  end
+  return concat(out)
+end
+
+-- A copy of table `v` whose strings (keys and values) are text, for print.
+local function printable(v, seen, depth)
+  if type(v) == "string" then return as_text(v) end
+  if type(v) ~= "table" or rawequal(v, NULL) then return v end
+  if seen[v] then return seen[v] end
+  if depth > 100 then return "{...}" end
+  local c = {}
+  seen[v] = c
+  if rawequal(debug_getmetatable(v), ARRAY_MT) then setmetatable(c, ARRAY_MT) end
+  for k, x in next, v do c[printable(k, seen, depth + 1)] = printable(x, seen, depth + 1) end
+  return c
+end
+
+local function print_(...)
+  local n = select("#", ...)
+  local parts = {}
+  for i = 1, n do
+    local v = select(i, ...)
+    local mt = type(v) == "table" and debug_getmetatable(v)
+    if type(v) == "table" and not (mt and rawget(mt, "__tostring")) then
+      parts[i] = v
+    elseif type(v) == "string" then
+      parts[i] = as_text(v)
+    elseif mt then   -- the script's __tostring (or __name) decides
+      local ok, text = pcall(tostring, v)
+      if not ok then relay("print", text, text == "'__tostring' must return a string") end
+      parts[i] = as_text(text)
+    else
+      parts[i] = tostring(v)
+    end
+  end
+  if not call(host.print, parts, n) then   -- a table holds strings that are not UTF-8
+    local seen = {}
+    for i = 1, n do parts[i] = printable(parts[i], seen, 0) end
+    call(host.print, parts, n)
+  end
+end
+
+local json = {
+  null = NULL,
+  encode = function(value, options) return call(host.json_encode, value, options) end,
+  decode = function(text) return call(host.json_decode, text) end,
+  array = function(t)
+    if t == nil then t = {} end
+    if type(t) ~= "table" then usage("json.array expects a table or nothing") end
+    return mark_array(t)
+  end,
+}
+
+local BASE = {
+  "assert", "ipairs", "next", "pairs", "select", "tonumber", "tostring", "type",
+  "rawequal", "rawlen", "rawget",
+}
+local LIBRARIES = "string, table, math, utf8, coroutine, os"
+
+local function require_for(libraries)
+  return function(...)
+    local name = ...
+    if type(name) ~= "string" and type(name) ~= "number" then
+      argerror("require", 1, expected("string", name, select("#", ...) > 0))
+    end
+    local lib = libraries[tostring(name)]
+    if lib ~= nil then return lib end
+    error("module '" .. tostring(name) .. "' not found: the sandbox loads no modules; require gives the standard "
+      .. "libraries only (" .. LIBRARIES .. "); put the code in the script", 2)
+  end
+end
+
+local function refused_library(name, reason, members)
+  local library = setmetatable(members or {}, {
+    __index = function(_, key) error(refusal(name .. "." .. tostring(key), reason), 2) end,
+    __newindex = function(_, key) error(refusal(name .. "." .. tostring(key), reason), 2) end,
+    __pairs = function() error(refusal(name, reason), 2) end,
+    __metatable = "locked",
+  })
+  protected[library] = name
+  return library
+end
+
+-- The refused names, made once per state (before the run starts: pooled states are built ahead).
+local REFUSED = {
+  dofile = refused_function("dofile", NO_FILES .. "; load(text) runs code from a string"),
+  loadfile = refused_function("loadfile", NO_FILES .. "; load(text) compiles code from a string"),
+  warn = refused_function("warn", "use print"),
+  io = refused_library("io", NO_FILES),
+  debug = refused_library("debug", "it reaches past the sandbox; debug.traceback is available", {traceback = safe_traceback}),
+  package = refused_library("package", "scripts cannot load modules; require gives the standard libraries"),
+}
+local safe_os_full = copy(safe_os)
+for name, reason in pairs(REFUSED_OS) do safe_os_full[name] = refused_function("os." .. name, reason) end
+
+-- The standard globals in a run's env (each run has its own Lua state, so most libraries
+-- need no per-run copies; this layer keeps its own references to every function it relies
+-- on). Names in `assigned` (set by the script before the layer was installed) are left alone.
+local function install(env, assigned)
+  local string = copy(safe_string)  -- the run's own: what a script adds to it reaches methods
+  string_mt.__index = string
+  local os = copy(safe_os_full)
+  local json_proxy = readonly(json, "json")
+  local globals = {
+    _G = env, _VERSION = _VERSION,
+    getmetatable = safe_getmetatable, setmetatable = safe_setmetatable, rawset = safe_rawset, error = safe_error,
+    pcall = safe_pcall, xpcall = safe_xpcall, print = print_, load = safe_load_for(env),
+    collectgarbage = safe_collectgarbage, string = string, table = safe_table, math = math, utf8 = utf8,
+    coroutine = safe_coroutine, os = os, json = json_proxy,
+    require = require_for({string = string, table = safe_table, math = math, utf8 = utf8, coroutine = safe_coroutine,
+                           os = os, io = REFUSED.io, debug = REFUSED.debug, package = REFUSED.package, _G = env}),
+  }
+  for _, name in ipairs(BASE) do globals[name] = _G[name] end
+  for name, value in pairs(REFUSED) do globals[name] = value end
+  for name, value in next, globals do
+    if rawget(env, name) == nil and not assigned[name] then rawset(env, name, value) end
+  end
+end
+
+return install
