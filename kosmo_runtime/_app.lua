@@ -18,6 +18,14 @@ local pack = table.pack
 local math_type = math.type
 local getinfo, pcall = debug.getinfo, pcall
 
+-- The host functions most runs never call (listing, app.parallel, the docs), handed over on
+-- first use: each Python function handed to Lua costs a wrapper when the layer loads.
+local rare = nil
+local function rare_host()
+  if rare == nil then rare = call(host.rare) end
+  return rare
+end
+
 -- Where the script last looked up an integration function: a call made as a tail call
 -- (`return app.integrations.x.f{}`) has no script frame left when it fails, so its error
 -- names this line instead.
@@ -52,7 +60,7 @@ local scheduling = false  -- an app.parallel is running (they do not nest)
 
 local function call_integration(id, account, name, args)
   if branch_of[co_running()] and co_isyieldable() then
-    local ticket = call(host.submit, id, account, name, args)
+    local ticket = call(rare_host().submit, id, account, name, args)
     local token, ok, value = co_yield(WAIT, ticket)
     if token ~= RESUMED then error("app.parallel: a branch was resumed while it waited for a call", 0) end
     if ok then return value end
@@ -116,7 +124,7 @@ local function namespace(id, account)
     end,
     __newindex = locked_newindex(label),
     __pairs = function()
-      local names = call(host.members, id, account)
+      local names = call(rare_host().members, id, account)
       local i = 0
       return function()
         i = i + 1
@@ -146,7 +154,7 @@ local integrations = setmetatable({}, {
   end,
   __newindex = locked_newindex("app.integrations"),
   __pairs = function(self)
-    local names = call(host.integrations)
+    local names = call(rare_host().integrations)
     local i = 0
     return function()
       i = i + 1
@@ -216,7 +224,7 @@ local function parallel(branches, options)
         step(started)
       end
       if running == 0 then break end
-      for _, done in ipairs(call(host.wait_any)) do
+      for _, done in ipairs(call(rare_host().wait_any)) do
         local i = waiting[done.ticket]
         if i then
           waiting[done.ticket] = nil
@@ -243,13 +251,13 @@ extend("app", app)
 
 extend("lua_list_docs", function(...)
   if select("#", ...) > 0 then usage("lua_list_docs takes no arguments") end
-  return call(host.list_docs)
+  return call(rare_host().list_docs)
 end)
 extend("lua_search_docs", function(query, limit)
   if type(query) ~= "string" then usage("lua_search_docs(query) expects a string, e.g. lua_search_docs(\"webinar sessions\")") end
-  return call(host.search_docs, query, limit)
+  return call(rare_host().search_docs, query, limit)
 end)
 extend("lua_read_doc", function(path)
   if type(path) ~= "string" then usage("lua_read_doc(path) expects a string, e.g. lua_read_doc(\"integrations.whereby\")") end
-  return call(host.read_doc, path)
+  return call(rare_host().read_doc, path)
 end)

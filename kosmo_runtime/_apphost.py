@@ -44,12 +44,16 @@ class AppHost:
         self._run, self._tape, self._span = run, tape, span
 
     def functions(self) -> dict[str, Callable[..., Any]]:
-        """The host functions ``_app.lua`` expects, by name."""
-        return {
-            "integration": self.integration, "integrations": self.integrations, "member": self.member,
-            "members": self.members, "call": self.call, "submit": self.submit, "wait_any": self.wait_any,
-            "list_docs": self.list_docs, "search_docs": self.search_docs, "read_doc": self.read_doc,
-        }
+        """The host functions ``_app.lua`` gets when it loads, by name (the rest: ``rare``)."""
+        return {"integration": self.integration, "member": self.member, "call": self.call, "rare": self.rare}
+
+    def rare(self) -> tuple[Any]:
+        """The host functions ``_app.lua`` asks for on first use (listing, ``app.parallel``, the docs)."""
+        return (self._sandbox.host_table({
+            "integrations": self.integrations, "members": self.members, "submit": self.submit,
+            "wait_any": self.wait_any, "list_docs": self.list_docs, "search_docs": self.search_docs,
+            "read_doc": self.read_doc,
+        }),)
 
     @property
     def invoker(self) -> Invoker:

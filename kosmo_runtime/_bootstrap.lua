@@ -13,30 +13,23 @@
 -- again, and the pcall/xpcall/coroutine wrappers re-raise it, so the script
 -- cannot swallow it.
 
-local host = ...
+-- The host's values and functions, as arguments (cheaper to pass than a table).
+local PERIOD, max_steps, deadline, now, host_limit, lift, settle, load_layers, library = ...
 
-local debug_sethook, debug_traceback, debug_getinfo, debug_getmetatable, debug_getupvalue =
-  debug.sethook, debug.traceback, debug.getinfo, debug.getmetatable, debug.getupvalue
-local co_create, co_resume, co_status, co_close, co_wrap =
-  coroutine.create, coroutine.resume, coroutine.status, coroutine.close, coroutine.wrap
+local debug_sethook, debug_traceback, debug_getinfo, debug_getmetatable =
+  debug.sethook, debug.traceback, debug.getinfo, debug.getmetatable
 local co_running = coroutine.running
 local error, assert, pcall, xpcall, select, type, tostring, rawget, rawset, rawequal, next, pairs, ipairs, load,
       setmetatable, getmetatable, collectgarbage =
   error, assert, pcall, xpcall, select, type, tostring, rawget, rawset, rawequal, next, pairs, ipairs, load,
   setmetatable, getmetatable, collectgarbage
-local utf8_len = utf8.len
-local str_sub, str_gsub, math_type = string.sub, string.gsub, math.type  -- (also used by the string wrappers)
-local pack, unpack, concat = table.pack, table.unpack, table.concat
-local str_find, str_gmatch, str_byte, str_format = string.find, string.gmatch, string.byte, string.format
+local pack, concat = table.pack, table.concat
+local str_find, str_gmatch, str_format = string.find, string.gmatch, string.format
 
 python = nil
 package.loaded.python = nil
 
-local PERIOD = host.period
 local TIME_EVERY = 16                 -- check the wall clock every TIME_EVERY hooks
-local max_steps = host.max_instructions
-local deadline = host.deadline
-local now = host.now
 local steps, ticks = 0, 0
 local tripped = nil                   -- the limit sentinel, once a limit is hit
 
@@ -51,7 +44,7 @@ local hook
 -- Make limit `kind` sticky without raising (for message handlers, which must return).
 local function mark_tripped(kind)
   if not tripped then
-    host.limit(kind)
+    host_limit(kind)
     LIMIT.limit = kind
     tripped = LIMIT
   end
@@ -131,7 +124,6 @@ end
 -- results are on the Lua stack (see Sandbox._host): a Lua memory error must never
 -- unwind through Python frames. `settle` restores the cap and says whether the
 -- state is over it.
-local lift, settle = host.lift, host.settle
 
 -- Unwrap a host result.
 local function checked(status, value, ...)
@@ -228,8 +220,20 @@ end
 protected[NULL] = "json.null"
 local extras = {}  -- name -> value added to every env by later layers (app, docs functions)
 local lazy = {}    -- name -> true for globals a not-yet-loaded layer will define
+local kit   -- what the host and the layers use (returned at the end)
+-- Load the pending layers (the host hands each one's bytecode and host functions over),
+-- then look `name` up among what they defined.
 local function load_lazy(name)
-  if lazy[name] and not extras[name] then call(host.load_layers) end
+  if lazy[name] and not extras[name] then
+    while true do
+      local code, functions = call(load_layers)
+      if code == nil then break end
+      lift()   -- the layer's own memory is made with the cap lifted, as the host's values are
+      local ok, err = pcall(load(code, "=[kosmo]", "b"), kit, functions)
+      if settle() then trip("memory") end
+      if not ok then error(err, 0) end
+    end
+  end
   return extras[name]
 end
 
@@ -278,7 +282,7 @@ local function load_stdlib()
     remaining = function() return deadline - now() end,
     materialize = function(env) return materialize(env) end,
   }
-  core.host = host.library()
+  core.host = library()
   install = load(core.host.stdlib, "=[kosmo]", "b")(core)
   core.host.grow(collectgarbage("count") - before)
   if settle() then trip("memory") end
@@ -409,11 +413,11 @@ end
 -- main thread: count it too, so no script code ever runs unhooked.
 debug_sethook(hook, "", PERIOD)
 
-return {
+kit = {
   run = run,
   call = call,
   extend = function(name, value) extras[name] = value end,
-  provide_lazily = function(names) for _, name in ipairs(names) do lazy[name] = true end end,
+  provide_lazily = function(...) for i = 1, select("#", ...) do lazy[select(i, ...)] = true end end,
   usage = usage,
   null = NULL,
   mark_array = mark_array,
@@ -429,3 +433,4 @@ return {
   release = function(co) owned[co] = nil end,
   prepare = prepare,
 }
+return kit

@@ -87,21 +87,11 @@ class Sandbox:
             max_memory=1 << 40,
         )
         self._date_clock = date_clock
-        # What the bootstrap needs for every run; the rest (library_host) only when the state
-        # loads its library layer: each Python callable handed to Lua costs a wrapper.
-        host = self.lua.table_from({
-            "period": _PERIOD,
-            "max_instructions": limits.instructions,
-            "deadline": self.deadline,
-            "now": self._now,
-            "limit": self._record_limit,
-            "lift": self._lift,
-            "settle": self._settle,
-            "load_layers": self._host(self._load_layers),
-            "library": self._library_host,
-        })
+        # What the bootstrap needs for every run, as arguments; the rest (library_host) only when
+        # the state loads its library layer: each Python callable handed to Lua costs a wrapper.
         boot = self.lua.compile(bytecode("_bootstrap.lua"), name="=[kosmo]", mode="b")
-        self.kit = boot(host)
+        self.kit = boot(_PERIOD, limits.instructions, self.deadline, self._now, self._record_limit, self._lift,
+                        self._settle, self._host(self._next_layer), self._library_host)
         self.convert = Converter(self.lua, self.kit, limits.depth, checkpoint=self._checkpoint,
                                  budgets={"memory": limits.memory, "result": limits.result, "output": limits.output})
 
@@ -124,24 +114,32 @@ class Sandbox:
     def install_lazily(self, filename: str, names: list[str], functions: Callable[[], dict[str, Callable[..., Any]]]) -> None:
         """Install a layer the first time the script reads one of the globals ``names`` defines."""
         self._pending.append((filename, functions))
-        self.kit.provide_lazily(self.lua.table_from(names))
+        self.kit.provide_lazily(*names)
 
     def load_pending(self) -> None:
         """Load the lazily installed layers and the standard library layer now, and make the run's
         globals (a pooled sandbox, off the run's path); the script sees them exactly as if they
         had loaded on first use."""
-        self._load_layers()
-        self.kit.prepare()
-
-    def _load_layers(self) -> None:
         while self._pending:
             filename, functions = self._pending.pop(0)
             self.install(filename, functions())
+        self.kit.prepare()
+
+    def _next_layer(self) -> tuple[Any, ...]:
+        """The next pending layer, for the state to load: its bytecode and host functions (none left: nil)."""
+        if not self._pending:
+            return (None,)
+        filename, functions = self._pending.pop(0)
+        return bytecode(filename), self.host_table(functions())
 
     def install(self, filename: str, functions: dict[str, Callable[..., Any]]) -> None:
         """Run a Lua layer of this package (e.g. ``_app.lua``) with the given host functions."""
         layer = self.lua.compile(bytecode(filename), name="=[kosmo]", mode="b")
-        layer(self.kit, self.lua.table_from({name: self._host(fn) for name, fn in functions.items()}))
+        layer(self.kit, self.host_table(functions))
+
+    def host_table(self, functions: dict[str, Callable[..., Any]]) -> Any:
+        """A Lua table of host functions, each wrapped to keep the bootstrap's protocol (``_host``)."""
+        return self.lua.table_from({name: self._host(fn) for name, fn in functions.items()})
 
     # -- host functions --------------------------------------------------------
 
