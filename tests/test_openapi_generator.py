@@ -19,7 +19,7 @@ import yaml
 
 from kosmo_runtime import Runtime
 from kosmo_runtime._errors import ConfigError
-from kosmo_runtime._manifest import load_manifest
+from kosmo_runtime._manifest import PARSED_COPY, load_manifest, parsed_copy
 from kosmo_runtime._openapi import generate, load_spec, snake, write_integration
 from kosmo_runtime._simulate import LoopbackServer
 from tests.contract.openapi import SpecChecker
@@ -163,6 +163,19 @@ def test_generated_manifests_pass_the_manifest_checks(tmp_path: Path) -> None:
         loaded = load_manifest(folder, None)
         assert set(loaded.manifest.functions) == set(generated.manifest["functions"])
         assert all(f.request is not None and f.handler is None for f in loaded.manifest.functions.values())
+
+
+def test_the_parsed_copy_is_the_yaml_and_is_ignored_once_the_yaml_is_edited(tmp_path: Path) -> None:
+    for service, (spec_file, _server, options, _ops) in CASES.items():
+        folder = write_integration(generate(_document(spec_file), f"copy-{service}", **options), tmp_path)
+        text = (folder / "manifest.yaml").read_text(encoding="utf-8")
+        assert parsed_copy(folder, text) == yaml.safe_load(text)  # the copy says exactly what the YAML says
+    edited = text.replace("\nname: ", "\nname: Edited ", 1)
+    (folder / "manifest.yaml").write_text(edited, encoding="utf-8")
+    assert parsed_copy(folder, edited) is None
+    assert load_manifest(folder, None).manifest.name.startswith("Edited ")  # the YAML, parsed again
+    (folder / PARSED_COPY).write_text("{not json", encoding="utf-8")
+    assert parsed_copy(folder, edited) is None and load_manifest(folder, None).manifest.name.startswith("Edited ")
 
 
 def _tiny_spec(**operation: Any) -> dict[str, Any]:
