@@ -355,3 +355,34 @@ def test_kosmo_run_audit_log_flag_with_demo(tmp_path: Path, capsys: pytest.Captu
         for secret in secrets:
             assert secret not in text
     assert os.environ.get("KOSMO_AUDIT_LOG") is None
+
+
+# -- replicas: one file on one machine, per-replica files merged by time --------------------------
+
+_APPENDER = """
+import sys
+from kosmo_runtime._audit import AuditLog
+from kosmo_runtime._result import CallRecord
+log = AuditLog(sys.argv[1])
+for n in range(int(sys.argv[3])):
+    log.record(CallRecord(integration="whereby", function="create_room", account="default", operation="write",
+                          duration=0.001, ok=True, run_id=f"{sys.argv[2]}-{n}"), {"pad": "x" * 8000})  # 8 KB lines
+log.close()
+"""
+
+
+def test_replicas_on_one_machine_share_a_file_and_per_replica_files_sort_by_time(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    shared, lines = tmp_path / "audit.jsonl", 200
+    children = [subprocess.Popen([sys.executable, "-c", _APPENDER, str(shared), name, str(lines)])
+                for name in ("a", "b")]
+    assert [child.wait(timeout=120) for child in children] == [0, 0]
+    written = shared.read_text(encoding="utf-8").splitlines()
+    entries = [json.loads(line) for line in written]  # whole lines only: none torn or interleaved
+    assert sorted(entry["run_id"] for entry in entries) == sorted(f"{r}-{n}" for r in "ab" for n in range(lines))
+    # README (Deployment): each line begins with its UTC time, so `sort` of per-replica files is the merged log
+    assert all(line.startswith('{"time": "') for line in written)
+    merged = sorted(written)
+    assert [json.loads(line)["time"] for line in merged] == sorted(entry["time"] for entry in entries)

@@ -160,3 +160,14 @@ def test_deny_refuses_a_replay_too_and_asks_nobody(demo: Demo, state: State, ref
         assert replay.error is not None and replay.error.code == "permission_denied"
         assert "read-only" in replay.error.message and approve.asked == [] and _posts(demo) == 1
         assert runtime.run(CREATE, idempotency_key="k").calls[0].replayed is True  # the record is still there
+
+
+def test_a_replayed_write_is_audited_as_replayed(demo: Demo, state: State, tmp_path: Path) -> None:
+    import json
+
+    audit = tmp_path / "audit.jsonl"
+    with demo.runtime(state=state, audit_log=audit) as runtime:
+        assert runtime.run(CREATE, idempotency_key="k").ok and runtime.run(CREATE, idempotency_key="k").ok
+    sent, replayed = (json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines())
+    assert "replayed" not in sent and sent["requests"] != []
+    assert replayed["replayed"] is True and replayed["requests"] == [] and replayed["run_id"] != sent["run_id"]

@@ -144,3 +144,20 @@ def test_a_runtime_on_sqlite_state_keeps_agora_recordings_there(tmp_path: Path) 
             listed = second.run(listing)
         assert listed.ok, listed.error
         assert started.result in listed.result
+
+
+def test_redis_is_an_optional_extra_the_default_never_imports(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom kosmo_runtime import Demo\n"
+             "with Demo(['whereby', 'agora']) as demo, demo.runtime() as runtime:\n"
+             "    assert runtime.run('return #app.integrations.whereby.list_rooms{limit = 1}.data').ok\n"
+             "print(sorted(name for name in sys.modules if name.split('.')[0] == 'redis'))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if the extra were not installed
+    with pytest.raises(ConfigError, match=r"redis://:\*\*\*@db:6379/0 needs the redis client library") as refused:
+        open_state("redis://:secret@db:6379/0")
+    assert refused.value.hint == "pip install 'kosmo-runtime[redis]'" and "secret" not in str(refused.value)
