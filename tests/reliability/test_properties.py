@@ -228,7 +228,8 @@ def expected_value(param: ParamSpec, value: Any) -> Any:
         value = [coerced(param.items, item) for item in value]
     if param.properties is not None:
         fields = param.properties
-        shaped = [{k: expected_value(f, item[k]) for k, f in fields.items() if item.get(k) is not None}
+        shaped = [{**{k: v for k, v in item.items() if k not in fields},  # unknown fields stay: they are refused
+                   **{k: expected_value(f, item[k]) for k, f in fields.items() if item.get(k) is not None}}
                   if isinstance(item, dict) else item for item in (value if isinstance(value, list) else [value])]
         value = shaped if isinstance(value, list) else shaped[0]
     return value
