@@ -12,6 +12,9 @@ finished state is ever alive), then builds sandboxes while fewer than ``size`` a
 is started when a second run ends (a one-run process such as ``kosmo run`` never starts it) or by
 ``wait_full``, and ends when the pool is closed or garbage-collected (it holds the pool only
 weakly). A forked child starts with an empty pool and no thread.
+
+With ``background=False`` (a worker process) no thread is started: the owner calls ``top_up``
+between runs, which frees the finished state and builds on the calling thread.
 """
 
 from __future__ import annotations
@@ -41,9 +44,10 @@ _JOIN_SECONDS = 10.0  # building one state takes well under a second; a wedged t
 class SandboxPool(Generic[_Item]):
     """Up to ``size`` items made by ``make`` ahead of use; each handed out once, never returned."""
 
-    def __init__(self, make: Callable[[], _Item], size: int) -> None:
+    def __init__(self, make: Callable[[], _Item], size: int, *, background: bool = True) -> None:
         self._make = make
         self.size = size
+        self._background = background
         self._ready: deque[_Item] = deque()
         self._used: deque[_Closable] = deque()  # finished, waiting for the thread to free them
         self._lock = threading.Lock()
@@ -65,16 +69,25 @@ class SandboxPool(Generic[_Item]):
     def discard(self, item: _Closable) -> None:
         """A run ended with ``item``: free it (on the thread when it is idle) and top the pool up."""
         self._ended += 1
-        if self.size <= 0 or self._closed or self._used or (self._thread is None and self._ended < 2):
+        if self.size <= 0 or self._closed or self._used or (
+                self._background and self._thread is None and self._ended < 2):
             item.close()
         else:
             self._used.append(item)
-        if self._ended >= 2:
+        if self._ended >= 2 and self._background:
             self.refill()
 
+    def top_up(self) -> None:
+        """Free the finished item and build until ``size`` are ready, on the calling thread."""
+        while self._build_one():
+            pass
+
     def refill(self) -> None:
-        """Ask the builder thread to top the pool up (off the caller's path)."""
+        """Ask the builder thread to top the pool up (off the caller's path; without a thread: now)."""
         if self.size <= 0 or self._closed or (len(self._ready) >= self.size and not self._used):
+            return
+        if not self._background:
+            self.top_up()
             return
         if self._thread is None:
             with self._lock:

@@ -17,6 +17,7 @@ import pytest
 import kosmo_runtime._runtime as runtime_module
 from kosmo_runtime import Demo, Limits, Runtime
 from kosmo_runtime._sandbox import Sandbox
+from kosmo_runtime._workers import _foreground_sandboxes
 
 
 class _Probe:
@@ -176,3 +177,26 @@ def test_a_single_run_starts_no_pool_thread() -> None:
         assert runtime._sandboxes._thread is None
         assert runtime.run("return 1").ok
         assert runtime._sandboxes._thread is not None
+
+
+def test_a_worker_style_pool_builds_between_runs_on_the_callers_thread(
+        demo: Demo, probes: list[weakref.ref[_Probe]], no_gc: None) -> None:
+    """``background=False`` (what a worker process uses): no thread; ``top_up`` frees the finished
+    state and builds the next, and every run still gets a state nobody used before."""
+    with demo.runtime(pool=2) as runtime:
+        _foreground_sandboxes(runtime)
+        runtime._sandboxes.top_up()
+        assert len(runtime._sandboxes._ready) == 2 and len(probes) == 2
+        for _ in range(3):
+            tampered = runtime.run(TAMPER)
+            assert tampered.ok and tampered.result == "tampered", tampered.to_dict()
+            assert [probe() is None for probe in probes].count(False) == 2  # the finished state waits for top_up
+            runtime._sandboxes.top_up()
+            looked = runtime.run(LOOK)
+            assert looked.ok and looked.result == {key: True for key in looked.result}, looked.result
+            runtime._sandboxes.top_up()
+            assert len(runtime._sandboxes._ready) == 2
+            assert [probe() is None for probe in probes].count(False) == 2  # the two ready ones only
+        assert runtime._sandboxes._thread is None
+        assert len(probes) == 8  # 2 built ahead + one per run, each run's own
+    assert all(probe() is None for probe in probes)

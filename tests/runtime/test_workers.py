@@ -135,6 +135,16 @@ def test_output_streams_to_the_caller_as_it_is_printed(pool: Runtime) -> None:
     assert result.ok and "".join(pieces) == result.output == "line\t1\nline\t2\nline\t3\n"
 
 
+def test_runs_on_one_worker_never_see_each_others_state(demo: Demo) -> None:
+    """A worker builds its next sandbox between jobs (no pool thread); each run still gets a new state."""
+    tamper = "leaked = 'leak' string.upper = function() return 'leak' end math.pi = 3 return 'tampered'"
+    look = "return {rawget(_G, 'leaked') == nil, ('a'):upper() == 'A', math.pi > 3.14}"
+    with demo.runtime(workers=1) as runtime:
+        for _ in range(4):
+            assert runtime.run(tamper).result == "tampered"
+            assert runtime.run(look).result == [True, True, True]
+
+
 def test_a_run_stuck_in_c_code_is_killed_at_its_deadline_and_others_go_on(demo: Demo) -> None:
     with demo.runtime(workers=2) as runtime:
         assert runtime.worker_pool is not None
