@@ -284,7 +284,11 @@ local function load_stdlib()
   }
   core.host = library()
   install = load(core.host.stdlib, "=[kosmo]", "b")(core)
-  core.host.grow(collectgarbage("count") - before)
+  local grown = collectgarbage("count") - before
+  core.host.grow(grown)
+  -- The collector's debt for what the layer allocated is paid here, as the layer's own cost (a
+  -- step bounded by that amount), not by the script's next allocations
+  collectgarbage("step", grown // 1)
   if settle() then trip("memory") end
   steps, ticks = saved_steps, saved_ticks
 end
