@@ -13,8 +13,8 @@ against the value being shaped, plus functions that know the call and the manife
 * ``arg(name)``, ``setting(name)``, ``account()``, ``account_label()``: an argument of the call, a
   setting of the account, the account's name, its label (``null`` when it has none);
 * ``now()``: the call's current time (the Runtime's clock) as ISO 8601 UTC, ``2025-01-15T11:00:00Z``;
-* ``seconds_between(start, end)``: whole seconds from one ISO 8601 time to another (``null`` when
-  either is ``null``), so ``seconds_between(now(), endTime) > `0``` asks whether ``endTime`` is ahead.
+* ``seconds_between(start, end)``: the seconds from one ISO 8601 time to another, rounded to a whole
+  number (``null`` when either is ``null``), so ``seconds_between(now(), endTime) > `0``` asks whether ``endTime`` is ahead.
 
 A plain name or dotted path (``lengthInMinutes``, ``data.items``) is read without JMESPath.
 A named shape (the manifest's ``shapes``) adds fields to an object, in order, each one seeing
@@ -186,6 +186,6 @@ def _function_class() -> type:
             from ._clock import parse_time
 
             began, ended = parse_time(start), parse_time(end)
-            return None if began is None or ended is None else int((ended - began).total_seconds())
+            return None if began is None or ended is None else round((ended - began).total_seconds())
 
     return _CallFunctions

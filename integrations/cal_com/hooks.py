@@ -46,7 +46,8 @@ def create_booking(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     body |= {key: fields.pop(key) for key in _BOOKING_LEVEL_FIELDS if key in fields}
     if fields:
         body["bookingFieldsResponses"] = fields
-    length = _booking_length(ctx, _fetch_event_type(ctx, args["eventTypeId"]), int(minutes))
+    event_type = ctx.http.get(ctx.path("/v2/event-types/{id}", id=args["eventTypeId"]))["data"]
+    length = _booking_length(ctx, event_type, int(minutes))
     if length is not None:
         body["lengthInMinutes"] = length
     created = ctx.http.post("/v2/bookings", json=body)["data"]
@@ -72,7 +73,7 @@ def list_bookings(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
 def get_booking(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """One booking: its uid is looked up by id in the user's bookings, then the booking is read by uid."""
     uid = _uid_of(ctx, args["id"])
-    body = ctx.http.get(f"/v2/bookings/{uid}")
+    body = ctx.http.get(ctx.path("/v2/bookings/{uid}", uid=uid))
     return _booking_result(ctx, body["data"], args["id"])
 
 
@@ -90,12 +91,6 @@ def _booking_result(ctx: CallContext, data: Any, booking_id: int | None = None) 
     bookings: list[dict[str, Any]] = ctx.shape("booking", data)
     chosen = next((item for item in bookings if item["id"] == booking_id), bookings[0])
     return {"booking": chosen, "bookings": bookings}
-
-
-def _fetch_event_type(ctx: CallContext, event_type_id: int) -> dict[str, Any]:
-    body = ctx.http.get(f"/v2/event-types/{event_type_id}")
-    event_type: dict[str, Any] = body["data"]
-    return event_type
 
 
 def _booking_length(ctx: CallContext, event_type: dict[str, Any], minutes: int) -> int | None:

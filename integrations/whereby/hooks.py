@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 from kosmo_runtime.integration import CallContext, InvalidArgument, UpstreamNotFound
 
@@ -41,15 +40,6 @@ def _end_date(ctx: CallContext, now: datetime, start: datetime | None, end: date
     end_date = ctx.format_time(now + length)
     return end_date, (f"end_date {requested} has passed and Whereby only accepts a future end date, so the room "
                       f"ends at {end_date} instead ({length.total_seconds() / 60:g} minutes from now)")
-
-
-def _session_seconds(ctx: CallContext, session: dict[str, Any]) -> int:
-    """How long a room session lasted, in seconds (0 while it has no end)."""
-    started: str | None = session.get("startedAt") or session.get("createdAt")
-    ended: str | None = session.get("endedAt") or session.get("endAt")
-    if not started or not ended:
-        return 0
-    return round((ctx.parse_time(ended) - ctx.parse_time(started)).total_seconds())
 
 
 # -- upstream access --------------------------------------------------------------------
@@ -123,19 +113,15 @@ def create_room(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
 def delete_room(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """Delete the meeting whose room is ``room_name``."""
     room = _find_meeting(ctx, args["room_name"])
-    ctx.http.delete(f"{MEETINGS}/{quote(room['meetingId'], safe='')}")
+    ctx.http.delete(ctx.path(MEETINGS + "/{id}", id=room["meetingId"]))
     return {**room, "deleted": True}
 
 
 def get_meeting(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
-    """A meeting plus its room's session insights: ``sessions``, ``duration`` (s) and ``participants``."""
-    meeting = ctx.shape("room", ctx.http.get(f"{MEETINGS}/{quote(args['meeting_id'], safe='')}"))
+    """A meeting plus its room's session insights, in the manifest's ``meeting`` shape: ``sessions``,
+    ``duration`` (s) and ``participants`` (each session's connections)."""
+    meeting = ctx.shape("room", ctx.http.get(ctx.path(MEETINGS + "/{meeting_id}", **args)))
     sessions = list(ctx.collect("/v1/insights/room-sessions", "pages", {"roomName": meeting["roomPath"]}))
-    participants = [
-        {**person, "name": person.get("displayName")}
-        for session in sessions
-        for person in ctx.collect("/v1/insights/participants", "pages",
-                                  {"roomSessionId": session["roomSessionId"], "sortBy": "joinedAt:asc"})
-    ]
-    return {**meeting, "duration": sum(_session_seconds(ctx, s) for s in sessions), "sessions": sessions,
-            "participants": participants}
+    participants = [person for session in sessions for person in ctx.collect(
+        "/v1/insights/participants", "pages", {"roomSessionId": session["roomSessionId"], "sortBy": "joinedAt:asc"})]
+    return ctx.shape("meeting", {**meeting, "sessions": sessions, "participants": participants})

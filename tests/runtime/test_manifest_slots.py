@@ -92,6 +92,7 @@ def test_time_account_and_omit_expression_functions() -> None:
     scope = Scope(account="work", label="Work (QA)", now=lambda: NOW)
     assert evaluate("now()", {}, scope) == "2025-01-15T11:00:00Z"
     assert evaluate("seconds_between(a, b)", {"a": "2025-01-15T10:00:00Z", "b": "2025-01-15T11:02:35+00:00"}, scope) == 3755
+    assert evaluate("seconds_between(a, b)", {"a": "2025-01-15T10:00:00.600Z", "b": "2025-01-15T10:00:02Z"}, scope) == 1
     assert evaluate("seconds_between(a, missing)", {"a": "2025-01-15T10:00:00Z"}, scope) is None
     ahead = "times[?seconds_between(now(), endTime) > `0`]"
     times = {"times": [{"endTime": "2025-01-15T10:59:59Z"}, {"endTime": "2025-01-15T11:00:01Z"}]}
