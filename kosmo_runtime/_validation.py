@@ -175,7 +175,7 @@ def _check_fields(label: str, name: str, where: str, fields: dict[str, ParamSpec
     """An object's fields against ``fields`` (no unknown ones, the required ones present, each checked)."""
     shape = "{" + ", ".join(f"{key} = {_example(field)}" for key, field in fields.items()) + "}"
     expected = "{" + ", ".join(f"{key} = {field.type}" for key, field in fields.items()) + "}"
-    extra = sorted(_show(key) for key in value if key not in fields)[:5]
+    extra = sorted(_show(key) for key, item in value.items() if key not in fields and item is not None)[:5]  # nil: absent
     wrong = [key for key, field in fields.items()
              if (value.get(key) is None and field.required)
              or (value.get(key) is not None and not _CHECKS[field.type](_coerce(field.type, value[key])))]

@@ -243,6 +243,10 @@ def _fields_conform(fields: dict[str, ParamSpec], value: Any, formats: bool) -> 
 
 def conforms(param: ParamSpec, value: Any, formats: bool = True) -> bool:
     """Whether a present (non-None) value satisfies its declaration (independent of the product code)."""
+    if param.properties is not None and any(  # an unknown field with a value is refused (expected_value drops it)
+            isinstance(item, dict) and any(key not in param.properties and field is not None for key, field in item.items())
+            for item in (value if isinstance(value, list) else [value])):
+        return False
     value = expected_value(param, value)
     if not _TYPES[param.type](value):
         return False

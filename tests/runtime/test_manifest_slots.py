@@ -154,6 +154,7 @@ def test_a_parameters_hint_joins_every_refusal_of_it() -> None:
                    "properties": {"server": {"type": "string", "min_length": 1, "description": "s"}}},
         "name": {"type": "string", "description": "n"}}})
     assert validate_arguments("x.f", spec, {"config": {"server": "a:1"}}) == {"config": {"server": "a:1"}}
+    assert validate_arguments("x.f", spec, {"config": {"other": None}}) == {"config": {}}  # null: absent, as Lua's nil
     with pytest.raises(InvalidArgument, match="unknown field") as unknown:
         validate_arguments("x.f", spec, {"config": {"max_idle": 3}})
     assert unknown.value.hint is not None and unknown.value.hint.endswith("; other options go to start_recording")
