@@ -58,6 +58,29 @@ local branch_of = setmetatable({}, {__mode = "k"})
 local MAX_CONCURRENCY = 64
 local scheduling = false  -- an app.parallel is running (they do not nest)
 
+-- A call's named arguments as key, value, ... when every key is text and every value is text, a
+-- boolean or a finite number (at most 8 of them: the common call): the host takes them as they
+-- are instead of walking a table. `flat` is scratch, filled and passed in one go.
+local utf8_len, unpack, HUGE = utf8.len, table.unpack, math.huge
+local flat = {}
+local function flatten(args)
+  local n = 0
+  for k, v in next, args do
+    if n >= 16 or type(k) ~= "string" or not utf8_len(k) then return nil end
+    local kind = type(v)
+    if kind == "string" then
+      if not utf8_len(v) then return nil end
+    elseif kind == "number" then
+      if v ~= v or v == HUGE or v == -HUGE then return nil end
+    elseif kind ~= "boolean" then
+      return nil
+    end
+    flat[n + 1], flat[n + 2] = k, v
+    n = n + 2
+  end
+  if n > 0 then return n end
+end
+
 local function call_integration(id, account, name, args)
   if branch_of[co_running()] and co_isyieldable() then
     local ticket = call(rare_host().submit, id, account, name, args)
@@ -66,6 +89,8 @@ local function call_integration(id, account, name, args)
     if ok then return value end
     kit.raise(value)
   end
+  local n = flatten(args)
+  if n then return call(host.call_flat, id, account, name, unpack(flat, 1, n)) end
   return call(host.call, id, account, name, args)
 end
 

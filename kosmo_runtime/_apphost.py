@@ -45,7 +45,8 @@ class AppHost:
 
     def functions(self) -> dict[str, Callable[..., Any]]:
         """The host functions ``_app.lua`` gets when it loads, by name (the rest: ``rare``)."""
-        return {"integration": self.integration, "member": self.member, "call": self.call, "rare": self.rare}
+        return {"integration": self.integration, "member": self.member, "call": self.call,
+                "call_flat": self.call_flat, "rare": self.rare}
 
     def rare(self) -> tuple[Any]:
         """The host functions ``_app.lua`` asks for on first use (listing, ``app.parallel``, the docs)."""
@@ -95,6 +96,13 @@ class AppHost:
     def call(self, ident: str, account: str | None, function: str, args: Any) -> Any:
         invoker = self._invoker or self.invoker
         return invoker.call(ident, account, function, self._sandbox.convert.arguments(args, ident + "." + function))
+
+    def call_flat(self, ident: str, account: str | None, function: str, *pairs: Any) -> Any:
+        """A call whose named arguments are all text, booleans or finite numbers, passed by
+        ``_app.lua`` as name, value, ... (no table to walk)."""
+        invoker = self._invoker or self.invoker
+        names_values = iter(pairs)
+        return invoker.call(ident, account, function, dict(zip(names_values, names_values, strict=True)))
 
     def submit(self, ident: str, account: str | None, function: str, args: Any) -> int:
         return self.parallel.submit(ident, account, function, args)
