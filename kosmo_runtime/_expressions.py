@@ -67,12 +67,21 @@ class Scope:
 
 
 def evaluate(expression: str, data: Any, scope: Scope) -> Any:
-    """The value of ``expression`` over ``data``."""
+    """The value of ``expression`` over ``data``; a TypeError when a function gets a value of the wrong
+    type (``length(projects)`` over an answer without ``projects``), as Python's own code would raise,
+    so that an answer without the documented shape is a ``bad_response``."""
     if _PATH.fullmatch(expression):
         for part in expression.split("."):
             data = data.get(part) if isinstance(data, Mapping) else None
         return data
-    return scope.interpreter().visit(_compiled(expression).parsed, data)
+    try:
+        return scope.interpreter().visit(_compiled(expression).parsed, data)
+    except ValueError as exc:  # JMESPath's errors are ValueErrors
+        from jmespath.exceptions import JMESPathTypeError
+
+        if isinstance(exc, JMESPathTypeError):
+            raise TypeError(f"{expression}: {exc}") from None
+        raise
 
 
 def apply_shape(name: str, value: Any, scope: Scope) -> Any:

@@ -101,6 +101,15 @@ def test_time_account_and_omit_expression_functions() -> None:
     assert evaluate("omit(@, 'secret', 'other')", {"secret": "s", "other": 1, "kept": 2}, scope) == {"kept": 2}
 
 
+def test_an_answer_without_the_expected_shape_is_a_type_error_not_a_crash() -> None:
+    with pytest.raises(TypeError, match=r"length\(projects\): In function length\(\), invalid type"):
+        evaluate("length(projects)", {}, Scope())  # the Invoker makes it a bad_response after a 2xx answer
+    manifest = _manifest("agora")
+    context = _context(manifest, _Http({"/dev/v1/projects": {"message": "not the project list"}}))
+    with pytest.raises(TypeError):
+        run_declarative(manifest.functions["list_projects"], context, {})
+
+
 def test_a_shape_that_is_one_expression_replaces_each_object() -> None:
     scope = Scope(shapes={"project": "merge(omit(@, 'sign_key'), {app_id: vendor_key, sign_key_enabled: !!sign_key})"})
     projects = [{"id": "a", "vendor_key": "v1", "sign_key": "secret"}, {"id": "b", "vendor_key": "v2", "sign_key": ""}]
