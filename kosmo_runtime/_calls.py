@@ -24,7 +24,7 @@ from ._idempotency import Idempotency
 from ._limits import limit_exceeded
 from ._local_pages import page_slice
 from ._log import log
-from ._manifest import FunctionSpec, LoadedIntegration
+from ._manifest import FunctionSpec, LoadedIntegration, RequestSpec
 from ._policy import Approver, WriteRequest, ask_approval, authorize
 from ._result import CallRecord
 from ._state import State
@@ -283,7 +283,8 @@ def _code(loaded: LoadedIntegration, function: str, spec: FunctionSpec) -> Calla
 def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, Any],
                     transform: Callable[[CallContext, dict[str, Any], Any], Any] | None = None) -> Any:
     """Execute a ``request``/``response`` declaration: fill templates (asking the service for the
-    manifest's ``lookups`` they name, once per account), send, extract, shape, add, slice, remember,
+    manifest's ``lookups`` they name, once per account), send the included reads and then the request
+    (each included answer under its name in the request's), extract, shape, add, slice, remember,
     transform, wrap."""
     assert spec.request is not None
     values = {**context.account.settings, **args}
@@ -291,16 +292,10 @@ def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, An
     for name in context.lookups:
         if values.get(name) is None and name in request.placeholders:
             values[name] = context.lookup(name)
-    template = next((path for name, path in request.path_when.items() if args.get(name) is not None), request.path)
-    path = fill_path(template, values)
-    query = {k: fill(v, values) for k, v in request.query.items()}
-    body: Any = None
-    if isinstance(request.body, str):
-        body = fill(request.body, values)
-    elif request.body is not None:
-        body = {k: v for k, template in request.body.items() if (v := fill(template, values)) is not None}
-    headers = {k: str(v) for k, template in request.headers.items() if (v := fill(template, values)) is not None}
-    data = context.http.request(request.method, path, params=query, json=body, headers=headers or None)
+    included = {name: _send(extra, context, args, values) for name, extra in request.include.items()}
+    data = _send(request, context, args, values)
+    if included:
+        data = {**(data or {}), **included}
     response = spec.response
     if response.extract or response.shape or response.add:
         data = shape(data, response.extract, None, response.add, context.scope(args), response.shape)
@@ -312,6 +307,20 @@ def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, An
     if transform is not None:
         data = transform(context, args, data)
     return {spec.response.wrap_as: data} if spec.response.wrap_as else data
+
+
+def _send(request: RequestSpec, context: CallContext, args: dict[str, Any], values: dict[str, Any]) -> Any:
+    """One declared request, its templates filled from ``values`` (settings, arguments, lookups); its answer."""
+    template = next((path for name, path in request.path_when.items() if args.get(name) is not None), request.path)
+    path = fill_path(template, values)
+    query = {k: fill(v, values) for k, v in request.query.items()}
+    body: Any = None
+    if isinstance(request.body, str):
+        body = fill(request.body, values)
+    elif request.body is not None:
+        body = {k: v for k, template in request.body.items() if (v := fill(template, values)) is not None}
+    headers = {k: str(v) for k, template in request.headers.items() if (v := fill(template, values)) is not None}
+    return context.http.request(request.method, path, params=query, json=body, headers=headers or None)
 
 
 def shape(data: Any, extract: str | None, wrap_as: str | None, add: dict[str, str] | None = None,

@@ -94,7 +94,9 @@ class RequestSpec(_Strict):
     """A declarative HTTP request: ``{name}`` in path, query, headers and body takes an argument or setting
     (an argument not given leaves its query value, header or body field out). ``path_when`` gives
     other paths by argument: the first whose argument is given replaces ``path``
-    (``{teamId: "/v2/teams/{teamId}/event-types"}``)."""
+    (``{teamId: "/v2/teams/{teamId}/event-types"}``). ``include`` names reads the call needs beside
+    its request, sent before it, each answer put into this one's under its name (GoTo's
+    ``get_session``: the attendee list beside the performance figures)."""
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     path: str
@@ -102,13 +104,23 @@ class RequestSpec(_Strict):
     query: dict[str, str] = Field(default_factory=dict)
     body: dict[str, str] | str | None = None  # one template per body field, or one for the whole body
     headers: dict[str, str] = Field(default_factory=dict)
+    include: dict[str, RequestSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _reads_included(self) -> RequestSpec:
+        for name, extra in self.include.items():
+            if extra.method != "GET" or extra.include:
+                raise Located(("include", name), f"include {name}: an included request is a GET without includes of its "
+                                                 "own (several writes are a handler's job)")
+        return self
 
     @cached_property
     def placeholders(self) -> frozenset[str]:
-        """Every ``{name}`` the request's templates use (worked out once per manifest load)."""
+        """Every ``{name}`` the request's templates use, its includes' too (worked out once per manifest load)."""
         templates = [self.path, *self.path_when.values(), *self.query.values(), *self.headers.values()]
         templates += [self.body] if isinstance(self.body, str) else list((self.body or {}).values())
-        return frozenset(name for template in templates for name in template_names(template))
+        named = {name for template in templates for name in template_names(template)}
+        return frozenset(named.union(*(extra.placeholders for extra in self.include.values())))
 
 
 class OneSpec(_Strict):

@@ -2,8 +2,8 @@
 
 Every G2W path is rooted at ``/organizers/{organizer_key}``: the manifest's lookup (the account's
 setting, else ``GET /admin/rest/v1/me`` asked once per account). The manifest's ``string_keys``
-turn GoTo's int64 keys into strings and its ``webinar`` and ``session`` shapes derive ``status``,
-``duration`` and the counts, on what these handlers return as on the declarations' answers.
+turn GoTo's int64 keys into strings and its ``webinar`` shape derives ``status``, on what these
+handlers return as on the declarations' answers.
 """
 
 from __future__ import annotations
@@ -65,14 +65,6 @@ def create_webinar(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     kind = "single_session" if len(args["times"]) == 1 else "series"  # times: checked by the manifest's properties
     body = {name: args[name] for name in ("subject", "description", "times") if args.get(name) is not None}
     return {**ctx.http.post(ctx.path(f"{ORGANIZER}/webinars"), json={**body, "type": kind}), "type": kind}
-
-
-def get_session(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
-    """A past session: its attendee list and GoTo's performance figures (two requests), in the ``session`` shape."""
-    path = ctx.path(f"{ORGANIZER}/webinars/{{webinar_id}}/sessions/{{id}}", **args)
-    attendees = ctx.http.get(path) or []
-    performance = ctx.http.get(f"{path}/performance")
-    return ctx.shape("session", {**performance, "webinarKey": args["webinar_id"], "attendeeList": attendees})
 
 
 def panelist_page(ctx: CallContext, args: dict[str, Any], panelists: list[dict[str, Any]] | None) -> dict[str, Any]:

@@ -88,6 +88,25 @@ def test_remember_keeps_a_value_for_a_lookup_and_the_lookup_then_asks_nothing() 
         Manifest.model_validate(data)
 
 
+def test_include_sends_the_reads_first_and_puts_each_answer_under_its_name() -> None:
+    manifest = _manifest("goto-webinar")
+    session = "/G2W/rest/v2/organizers/5/webinars/w%2F1/sessions/9"
+    performance = {"sessionInfo": {"sessionKey": 9, "startTime": "2025-01-15T10:00:00Z", "endTime": "2025-01-15T11:00:00Z"}}
+    http = _Http({session: [{"registrantKey": 1}, {"registrantKey": 2}], f"{session}/performance": performance})
+    result = run_declarative(manifest.functions["get_session"], _context(manifest, http, organizer_key="5"),
+                             {"webinar_id": "w/1", "id": "9"})
+    assert http.sent == [("GET", session), ("GET", f"{session}/performance")]  # the included read first
+    assert (result["attendees"], result["duration"], result["webinarKey"]) == (2, 3600, "w/1")
+    assert result["attendeeList"] == [{"registrantKey": 1}, {"registrantKey": 2}]
+    empty = _Http({session: None, f"{session}/performance": performance})  # no attendees: GoTo may answer nothing
+    assert run_declarative(manifest.functions["get_session"], _context(manifest, empty, organizer_key="5"),
+                           {"webinar_id": "w/1", "id": "9"})["attendees"] == 0
+    data = manifest.model_dump(exclude_defaults=True)
+    data["functions"]["get_session"]["request"]["include"]["attendeeList"]["method"] = "POST"
+    with pytest.raises(ValueError, match="include attendeeList: an included request is a GET"):
+        Manifest.model_validate(data)
+
+
 def test_time_account_and_omit_expression_functions() -> None:
     scope = Scope(account="work", label="Work (QA)", now=lambda: NOW)
     assert evaluate("now()", {}, scope) == "2025-01-15T11:00:00Z"
