@@ -12,7 +12,8 @@ against the value being shaped, plus functions that know the call and the manife
   item of a list;
 * ``arg(name)``, ``setting(name)``, ``account()``, ``account_label()``: an argument of the call, a
   setting of the account, the account's name, its label (``null`` when it has none);
-* ``now()``: the call's current time (the Runtime's clock) as ISO 8601 UTC, ``2025-01-15T11:00:00Z``;
+* ``now()``: the call's current time (the Runtime's clock, read once per call) as ISO 8601 UTC,
+  ``2025-01-15T11:00:00Z``;
 * ``seconds_between(start, end)``: the seconds from one ISO 8601 time to another, rounded to a whole
   number (``null`` when either is ``null``), so ``seconds_between(now(), endTime) > `0``` asks whether ``endTime`` is ahead.
 
@@ -53,6 +54,15 @@ class Scope:
     label: str | None = None
     now: Callable[[], datetime] | None = None
     _interpreter: Any = field(default=None, init=False, repr=False, compare=False)
+    _now: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def now_text(self) -> str:
+        """The scope's current time as ISO 8601 UTC, read once: a call sees one instant."""
+        if self._now is None:
+            from ._clock import format_time, utc_now
+
+            self._now = format_time((self.now or utc_now)())
+        return self._now
 
     def interpreter(self) -> Any:
         """The JMESPath tree interpreter with this scope's functions, made on first use."""
@@ -186,9 +196,7 @@ def _function_class() -> type:
 
         @functions.signature()
         def _func_now(self) -> str:
-            from ._clock import format_time, utc_now
-
-            return format_time((self.scope.now or utc_now)())
+            return self.scope.now_text()
 
         @functions.signature({"types": ["string", "null"]}, {"types": ["string", "null"]})
         def _func_seconds_between(self, start: str | None, end: str | None) -> int | None:

@@ -8,25 +8,47 @@ any key can be passed back as an ``id``.
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
+import re
+from fnmatch import translate
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["string_keys"]
 
 
 def string_keys(value: Any, patterns: tuple[str, ...]) -> Any:
-    """``value`` with every integer field matching ``patterns`` (lower-case globs) as a string; an
-    object or list with no such field anywhere below it is returned as it is, not copied."""
-    if isinstance(value, list):
+    """``value`` with every integer field matching ``patterns`` (globs) as a string; an object or
+    list with no such field anywhere below it is returned as it is, not copied."""
+    kind = type(value)
+    if kind is dict:
+        changed: dict[Any, Any] | None = None
+        for key, item in value.items():
+            if type(item) is int:
+                if not _matches(key, patterns):
+                    continue
+                new: Any = str(item)
+            elif type(item) is dict or type(item) is list:
+                new = string_keys(item, patterns)
+                if new is item:
+                    continue
+            else:
+                continue
+            if changed is None:
+                changed = dict(value)
+            changed[key] = new
+        return value if changed is None else changed
+    if kind is list:
         items = [string_keys(item, patterns) for item in value]
         return items if any(new is not old for new, old in zip(items, value, strict=True)) else value
-    if not isinstance(value, dict):
-        return value
-    shaped = {key: str(item) if type(item) is int and _matches(key, patterns) else string_keys(item, patterns)
-              for key, item in value.items()}
-    return shaped if any(shaped[key] is not item for key, item in value.items()) else value
+    return value
 
 
+@lru_cache(maxsize=4096)
 def _matches(name: Any, patterns: tuple[str, ...]) -> bool:
-    lowered = str(name).lower()
-    return any(fnmatchcase(lowered, pattern) for pattern in patterns)
+    """Whether field ``name`` matches one of the globs, case-insensitively (names repeat: cached)."""
+    return _pattern(patterns).match(str(name).lower()) is not None
+
+
+@lru_cache(maxsize=64)
+def _pattern(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(translate(pattern.lower()) for pattern in patterns))

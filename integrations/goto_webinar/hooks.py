@@ -2,13 +2,12 @@
 
 Every G2W path is rooted at ``/organizers/{organizer_key}``: the manifest's lookup (the account's
 setting, else ``GET /admin/rest/v1/me`` asked once per account). The manifest's ``string_keys``
-turn GoTo's int64 keys into strings and its ``webinar`` shape derives ``status``, on what these
-handlers return as on the declarations' answers.
+turn GoTo's int64 keys into strings, on what these handlers return as on the declarations' answers.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from kosmo_runtime.integration import CallContext, Pagination
@@ -24,6 +23,14 @@ def _paged(ctx: CallContext, key: str, items: list[Any], args: dict[str, Any]) -
     chosen, at = ctx.local_page(items, args["size"], args["page"] + 1)
     return {"_embedded": {key: chosen}, "page": {"size": at["itemsPerPage"], "totalElements": at["totalItems"],
                                                  "totalPages": at["totalPages"], "number": args["page"]}}
+
+
+def _status(ctx: CallContext, webinar: dict[str, Any], in_session: bool, now: datetime) -> str:
+    """IN_SESSION when GoTo says so, ACTIVE while one of its times is ahead, else ENDED (Python, not a
+    shape: it is on get_webinar's path, where an expression's cost shows)."""
+    if in_session:
+        return "IN_SESSION"
+    return "ACTIVE" if any(ctx.parse_time(slot["endTime"]) > now for slot in webinar.get("times") or []) else "ENDED"
 
 
 def _status_warning(status: str) -> str:
@@ -54,7 +61,7 @@ def list_webinars(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     else:
         pages = Pagination("page_size", items="_embedded.webinars", size=MAX_PAGE_SIZE, size_param="size")
         found = list(ctx.collect(path, pages, window))
-    webinars = ctx.shape("webinar", [{**w, "inSession": str(w["webinarKey"]) in live} for w in found])
+    webinars = [{**w, "status": _status(ctx, w, str(w["webinarKey"]) in live, now)} for w in found]
     if wanted is None:
         return {**body, "_embedded": {"webinars": webinars}, "window": window}
     return {**_paged(ctx, "webinars", [w for w in webinars if w["status"] == wanted], args), "window": window}
@@ -65,6 +72,11 @@ def create_webinar(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     kind = "single_session" if len(args["times"]) == 1 else "series"  # times: checked by the manifest's properties
     body = {name: args[name] for name in ("subject", "description", "times") if args.get(name) is not None}
     return {**ctx.http.post(ctx.path(f"{ORGANIZER}/webinars"), json={**body, "type": kind}), "type": kind}
+
+
+def webinar_with_status(ctx: CallContext, args: dict[str, Any], webinar: dict[str, Any]) -> dict[str, Any]:
+    """Transform of ``get_webinar``: the webinar (``WebinarByKey``) with its derived ``status``."""
+    return {**webinar, "status": _status(ctx, webinar, bool(webinar.get("inSession")), ctx.now())}
 
 
 def panelist_page(ctx: CallContext, args: dict[str, Any], panelists: list[dict[str, Any]] | None) -> dict[str, Any]:

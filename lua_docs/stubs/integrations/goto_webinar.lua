@@ -21,7 +21,7 @@ local goto_webinar = {}
 ---@field warnings? any # only when `status` can match nothing (`CANCELED` or an unknown value)
 
 ---@class kosmo.goto_webinar.list_webinars.Result._embedded
----@field webinars table # array of webinars: `webinarKey`, `webinarID` (9-digit id), `subject`, `description`, `times` (`{startTime, endTime}` UTC), `timeZone`, `registrationUrl`, `recurrenceType`, `inSession` (from GoTo's in-session list), `status`, ...
+---@field webinars table # array of webinars: `webinarKey`, `webinarID` (9-digit id), `subject`, `description`, `times` (`{startTime, endTime}` UTC), `timeZone`, `registrationUrl`, `recurrenceType`, `status`, ...
 
 ---@class kosmo.goto_webinar.list_webinars.Result.page
 ---@field size any
