@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AppHost"]
 
+_UNBOUND = RunOptions()  # until bind: frozen, so one serves every host
+
 
 class AppHost:
     """What ``_app.lua``'s host table calls, for one sandbox and its one run."""
@@ -32,7 +34,7 @@ class AppHost:
         self._runtime = runtime
         self._sandbox = sandbox
         self._limits: Limits = sandbox.limits
-        self._run = RunOptions()
+        self._run = _UNBOUND
         self._tape: Tape | None = None
         self._span: RunSpan | None = None
         self._invoker: Invoker | None = None

@@ -131,6 +131,7 @@ class Runtime:
         self.catalog = Catalog(integration_paths)
         self._docs_path = docs_path
         self.writes, self.approve = base.writes, base.approve
+        self._defaults: tuple[tuple[Any, ...], RunOptions] | None = None  # see defaults
         self.retry = retry or RetryPolicy()
         self._accounts_source = accounts
         self._accounts: AccountsConfig | None = None
@@ -275,11 +276,19 @@ class Runtime:
     def defaults(self) -> RunOptions:
         """The Runtime's own run options (``options``, its ``limits``, ``writes`` and ``approve``), which each
         run's are merged over."""
-        return RunOptions(limits=self.limits, dry_run=self._dry_run, read_only=self._read_only, writes=self.writes,
-                          approve=self.approve)
+        key = (self.limits, self._dry_run, self._read_only, self.writes, self.approve)
+        made = self._defaults
+        if made is None or made[0] != key:  # made once, again only when one of them was reassigned
+            made = self._defaults = (key, RunOptions(limits=self.limits, dry_run=self._dry_run,
+                                                     read_only=self._read_only, writes=self.writes,
+                                                     approve=self.approve))
+        return made[1]
 
     def run_options(self, options: RunOptions | None = None, **overrides: Unpack[RunOverrides]) -> RunOptions:
-        """The options a run gets: ``options`` (default none), ``overrides`` applied, merged over ``defaults``."""
+        """The options a run gets: ``options`` (default none), ``overrides`` applied, merged over ``defaults``
+        (none of either: ``defaults`` itself, which merged over itself is unchanged)."""
+        if options is None and not overrides:
+            return self.defaults
         return (options or RunOptions()).replace(**overrides).over(self.defaults)
 
     def run(

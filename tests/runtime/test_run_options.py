@@ -180,6 +180,18 @@ def test_a_runtime_s_default_options_hold_for_every_run_and_cannot_be_loosened(
     assert _posts(simulator) == 0
 
 
+def test_a_run_without_options_gets_the_defaults_and_sees_a_reassigned_one() -> None:
+    runtime = Runtime(accounts=None, store=":memory:", pool=0, limits=Limits(calls=3))
+    with runtime:
+        assert runtime.run_options() is runtime.defaults  # nothing to merge: no copy per run
+        assert runtime.run_options(dry_run=True) == RunOptions(limits=Limits(calls=3), dry_run=True)
+        runtime.limits = Limits(output=64)  # reassigned after runs: the next run has the new defaults
+        runtime.writes = "deny"
+        assert runtime.run_options() == RunOptions(limits=Limits(output=64), writes="deny")
+        result = runtime.run("print(('x'):rep(100))")
+    assert result.error is not None and result.error.limit == "output"
+
+
 def test_a_runtime_refuses_a_default_idempotency_key_and_bad_defaults() -> None:
     with pytest.raises(ValueError, match="idempotency_key: a key names one run"):
         Runtime(options=RunOptions(idempotency_key="job-1"))
