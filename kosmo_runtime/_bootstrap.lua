@@ -23,8 +23,8 @@ local error, assert, pcall, xpcall, select, type, tostring, rawget, rawset, rawe
       setmetatable, getmetatable, collectgarbage =
   error, assert, pcall, xpcall, select, type, tostring, rawget, rawset, rawequal, next, pairs, ipairs, load,
   setmetatable, getmetatable, collectgarbage
-local pack, concat = table.pack, table.concat
-local str_find, str_gmatch, str_format = string.find, string.gmatch, string.format
+local pack = table.pack
+local str_format = string.format
 
 python = nil
 package.loaded.python = nil
@@ -182,18 +182,6 @@ end
 local protected = setmetatable({}, {__mode = "k"})
 -- Coroutines the runtime drives (app.parallel's branches): the script's resume and close refuse them.
 local owned = setmetatable({}, {__mode = "k"})
--- debug: only traceback (without the runtime's own frames); the rest could reach past the sandbox.
-local function strip_traceback(tb)
-  local lines = {}
-  for line in str_gmatch(tb, "[^\n]+") do
-    if not str_find(line, "[C]: in ?", 1, true) and not str_find(line, "[kosmo]", 1, true)
-       and not str_find(line, "[C]: in function 'error'", 1, true) and not str_find(line, "^%s*%?:") then
-      lines[#lines + 1] = line
-    end
-  end
-  if lines[#lines] == "\t[C]: in function 'xpcall'" then lines[#lines] = nil end  -- the run's own boundary
-  return concat(lines, "\n")
-end
 ---------------------------------------------------------------------------
 -- The environment of one run
 ---------------------------------------------------------------------------
@@ -258,14 +246,6 @@ local materialize
 
 local function note_memerr() script_memerr = true end
 
--- The globals _stdlib.lua defines: reading one installs the layer in the run's env.
-local STANDARD = {_G = true, _VERSION = true, assert = true, collectgarbage = true, coroutine = true,
-  debug = true, dofile = true, error = true, getmetatable = true, io = true, ipairs = true, json = true,
-  load = true, loadfile = true, math = true, next = true, os = true, package = true, pairs = true,
-  pcall = true, print = true, rawequal = true, rawget = true, rawlen = true, rawset = true, require = true,
-  select = true, setmetatable = true, string = true, table = true, tonumber = true, tostring = true,
-  type = true, utf8 = true, warn = true, xpcall = true}
-
 
 -- Load _stdlib.lua into this state: the runtime's own work, so neither its instructions nor
 -- its memory count against the run (the memory cap grows by what it keeps).
@@ -276,7 +256,7 @@ local function load_stdlib()
   local core = {
     now = now, trip = trip, guard = guard, arm = arm, call = call, usage = usage, NULL = NULL,
     ARRAY_MT = ARRAY_MT, mark_array = mark_array, readonly = readonly, protected = protected, owned = owned,
-    lazy_mts = lazy_mts, strip_traceback = strip_traceback, MEMERR = MEMERR, string_mt = string_mt,
+    lazy_mts = lazy_mts, MEMERR = MEMERR, string_mt = string_mt,
     note_memerr = note_memerr,
     tripped = function() return tripped end,
     remaining = function() return deadline - now() end,
@@ -326,24 +306,26 @@ local function make_env()
   string_mt.__index = string_index
   -- a lazy layer loaded ahead (a pooled sandbox) still shows up on first use, as when loaded then
   for name, value in pairs(extras) do if not lazy[name] then env[name] = value end end
-  local assigned = {}   -- standard or lazy names the script set before they were defined
+  local assigned = {}   -- names the script set before they were defined (lazy ones, or any before the layer)
   assigned_in[env] = assigned
   local mt = {
+    -- A name read before the library layer is installed installs it (the layer defines every
+    -- standard global; any other name is then simply absent); a lazy layer's name loads that layer.
     __index = function(t, name)
       if assigned[name] then return nil end
-      if STANDARD[name] then
-        if installed[t] then return nil end
-        install_into(t)
-        return rawget(t, name)
+      if lazy[name] then
+        local value = load_lazy(name)
+        if value ~= nil then rawset(t, name, value) end
+        return value
       end
-      local value = load_lazy(name)
-      if value ~= nil then rawset(t, name, value) end
-      return value
+      if installed[t] then return nil end
+      install_into(t)
+      return rawget(t, name)
     end,
     __newindex = function(t, name, value)
       if name == nil then error("table index is nil", 2) end
       if name ~= name then error("table index is NaN", 2) end
-      if (STANDARD[name] and not installed[t]) or lazy[name] then assigned[name] = true end
+      if not installed[t] or lazy[name] then assigned[name] = true end
       rawset(t, name, value)
     end,
   }
@@ -410,7 +392,7 @@ local function run(source, chunkname, chunk_deadline, keep_env)
       message = ok and text or nil
     end
   end
-  return "error", err, strip_traceback(run_traceback or ""), message
+  return "error", err, run_traceback, message   -- the host strips the runtime's own frames
 end
 
 -- Host code that calls into Lua (conversions, metamethods of script values) runs on the

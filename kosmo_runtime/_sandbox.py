@@ -114,7 +114,7 @@ class Sandbox:
     def install_lazily(self, filename: str, names: list[str], functions: Callable[[], dict[str, Callable[..., Any]]]) -> None:
         """Install a layer the first time the script reads one of the globals ``names`` defines."""
         self._pending.append((filename, functions))
-        self.kit.provide_lazily(*names)
+        self.kit["provide_lazily"](*names)  # indexing: cheaper than attributes
 
     def load_pending(self) -> None:
         """Load the lazily installed layers and the standard library layer now, and make the run's
@@ -341,7 +341,7 @@ class Sandbox:
             # first thing. After the run the cap stays lifted: the host reads the results.
             self._lifts = 0
             self._lift()
-            outcome = self.kit.run(source, name, self.deadline, keep_env)
+            outcome = self.kit["run"](source, name, self.deadline, keep_env)
             self._lifts = 0
             self._lift()
             status = outcome[0]
@@ -482,10 +482,28 @@ def _syntax_error(message: str, source: str) -> ScriptError:
 
 
 def _traceback_only(traceback: str | None) -> str | None:
+    """The run's traceback from its ``stack traceback:`` line on, the runtime's own frames left out."""
+    if not traceback:
+        return None
+    traceback = _strip_traceback(traceback)
     if not traceback:
         return None
     index = traceback.find("stack traceback:")
     return traceback[index:] if index >= 0 else traceback
+
+
+_OWN_FRAMES = ("[C]: in ?", "[kosmo]", "[C]: in function 'error'")
+_STRIPPED_FRAME = re.compile(r"[ \t\n\v\f\r]*\?:")
+
+
+def _strip_traceback(traceback: str) -> str:
+    """The traceback without the runtime's own frames (as ``strip_traceback`` in _stdlib.lua does for
+    ``debug.traceback``): C frames it calls through, its chunks, and the run's ``xpcall`` boundary."""
+    lines = [line for line in traceback.split("\n")
+             if line and not any(frame in line for frame in _OWN_FRAMES) and not _STRIPPED_FRAME.match(line)]
+    if lines and lines[-1] == "\t[C]: in function 'xpcall'":
+        lines.pop()
+    return "\n".join(lines)
 
 
 _ERROR_CLASSES: dict[str, type[KosmoError]] = {}

@@ -10,7 +10,7 @@ local host = core.host
 local trip, guard, arm, call, usage = core.trip, core.guard, core.arm, core.call, core.usage
 local NULL, ARRAY_MT, mark_array, readonly = core.NULL, core.ARRAY_MT, core.mark_array, core.readonly
 local protected, owned, lazy_mts, materialize = core.protected, core.owned, core.lazy_mts, core.materialize
-local strip_traceback, MEMERR, string_mt, note_memerr = core.strip_traceback, core.MEMERR, core.string_mt, core.note_memerr
+local MEMERR, string_mt, note_memerr = core.MEMERR, core.string_mt, core.note_memerr
 local is_tripped, remaining = core.tripped, core.remaining
 
 local debug_traceback, debug_getinfo, debug_getmetatable, debug_getupvalue =
@@ -340,6 +340,20 @@ local REFUSED_OS = {
   getenv = "the host's environment is not visible to scripts", remove = NO_FILES, rename = NO_FILES,
   tmpname = NO_FILES, setlocale = "the locale is fixed",
 }
+
+-- debug: only traceback (without the runtime's own frames); the rest could reach past the sandbox.
+-- (The run's own traceback is stripped the same way by the host: Sandbox._strip_traceback.)
+local function strip_traceback(tb)
+  local lines = {}
+  for line in str_gmatch(tb, "[^\n]+") do
+    if not str_find(line, "[C]: in ?", 1, true) and not str_find(line, "[kosmo]", 1, true)
+       and not str_find(line, "[C]: in function 'error'", 1, true) and not str_find(line, "^%s*%?:") then
+      lines[#lines + 1] = line
+    end
+  end
+  if lines[#lines] == "\t[C]: in function 'xpcall'" then lines[#lines] = nil end  -- the run's own boundary
+  return concat(lines, "\n")
+end
 
 local function safe_traceback(...)
   local co = ...
