@@ -393,7 +393,7 @@ class Runtime:
         if ready is None:
             sandbox = Sandbox(limits, date_clock=tape.clock if tape else self.clock)
             host = AppHost(self, sandbox)
-            sandbox.install_lazily("_app.lua", list(APP_GLOBALS), host.functions)
+            sandbox.install_lazily("_app.lua", APP_GLOBALS, host.functions)
         else:
             sandbox, host = ready
             sandbox.begin()
@@ -404,7 +404,7 @@ class Runtime:
         """A sandbox for the pool: the Runtime's limits, the app layer already loaded."""
         sandbox = Sandbox(self.limits, date_clock=self.clock)
         host = AppHost(self, sandbox)
-        sandbox.install_lazily("_app.lua", list(APP_GLOBALS), host.functions)
+        sandbox.install_lazily("_app.lua", APP_GLOBALS, host.functions)
         sandbox.load_pending()
         return _Prebuilt(sandbox, host)
 

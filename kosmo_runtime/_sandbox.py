@@ -90,9 +90,10 @@ class Sandbox:
         # What the bootstrap needs for every run, as arguments; the rest (library_host) only when
         # the state loads its library layer: each Python callable handed to Lua costs a wrapper.
         boot = self.lua.compile(bytecode("_bootstrap.lua"), name="=[kosmo]", mode="b")
-        self.kit = boot(_PERIOD, limits.instructions, self.deadline, self._now, self._record_limit, self._lift,
-                        self._settle, self._host(self._next_layer), self._library_host)
-        self.convert = Converter(self.lua, self.kit, limits.depth, checkpoint=self._checkpoint,
+        self.kit, self._run_chunk, inspect, mark_array, null = boot(
+            _PERIOD, limits.instructions, self.deadline, self._now, self._record_limit, self._lift, self._settle,
+            self._host(self._next_layer), self._library_host)
+        self.convert = Converter(self.lua, inspect, mark_array, null, limits.depth, checkpoint=self._checkpoint,
                                  budgets={"memory": limits.memory, "result": limits.result, "output": limits.output})
 
     def begin(self) -> None:
@@ -109,9 +110,10 @@ class Sandbox:
         if convert is not None:
             convert.close()
         self.__dict__.pop("kit", None)
+        self.__dict__.pop("_run_chunk", None)
         self.__dict__.pop("lua", None)
 
-    def install_lazily(self, filename: str, names: list[str], functions: Callable[[], dict[str, Callable[..., Any]]]) -> None:
+    def install_lazily(self, filename: str, names: tuple[str, ...], functions: Callable[[], dict[str, Callable[..., Any]]]) -> None:
         """Install a layer the first time the script reads one of the globals ``names`` defines."""
         self._pending.append((filename, functions))
         self.kit["provide_lazily"](*names)  # indexing: cheaper than attributes
@@ -341,7 +343,7 @@ class Sandbox:
             # first thing. After the run the cap stays lifted: the host reads the results.
             self._lifts = 0
             self._lift()
-            outcome = self.kit["run"](source, name, self.deadline, keep_env)
+            outcome = self._run_chunk(source, name, self.deadline, keep_env)
             self._lifts = 0
             self._lift()
             status = outcome[0]

@@ -43,12 +43,13 @@ class Opaque(str):
 class Converter:
     """Converts values between one Lua state and Python, following the rules above."""
 
-    def __init__(self, lua: lua54.LuaRuntime, kit: Any, depth: int, *,
+    def __init__(self, lua: lua54.LuaRuntime, inspect: Callable[..., tuple[str, bool, bool, bool]],
+                 mark_array: Callable[[Any], Any], null: Any, depth: int, *,
                  budgets: dict[str, int] | None = None, checkpoint: Callable[[], None] = lambda: None) -> None:
         self._table_from = lua.table_from
-        self._inspect: Callable[..., tuple[str, bool, bool, bool]] = kit["inspect"]  # indexing: cheaper than attributes
-        self._mark_array = kit["mark_array"]
-        self.null = kit["null"]
+        self._inspect = inspect  # the bootstrap's own (its kit's inspect, mark_array and null)
+        self._mark_array = mark_array
+        self.null = null
         self.depth = depth
         #: limit name -> units a walk may spend before that limit's error ends it
         self.budgets = budgets or {}
