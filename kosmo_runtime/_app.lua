@@ -7,7 +7,7 @@
 -- are sub-namespaces with the same functions and other credentials.
 
 local kit, host = ...
-local call, usage, extend = kit.call, kit.usage, kit.extend
+local call, call_flat, usage, extend = kit.call, kit.call_flat, kit.usage, kit.extend
 local setmetatable, type, tostring, error, next, select, ipairs = setmetatable, type, tostring, error, next, select, ipairs
 
 local is_namespace = setmetatable({}, {__mode = "k"})
@@ -90,7 +90,7 @@ local function call_integration(id, account, name, args)
     kit.raise(value)
   end
   local n = flatten(args)
-  if n then return call(host.call_flat, id, account, name, unpack(flat, 1, n)) end
+  if n then return call_flat(host.call_flat, id, account, name, unpack(flat, 1, n)) end
   return call(host.call, id, account, name, args)
 end
 

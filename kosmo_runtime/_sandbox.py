@@ -140,20 +140,25 @@ class Sandbox:
         layer(self.kit, self.host_table(functions))
 
     def host_table(self, functions: dict[str, Callable[..., Any]]) -> Any:
-        """A Lua table of host functions, each wrapped to keep the bootstrap's protocol (``_host``)."""
-        return self.lua.table_from({name: self._host(fn) for name, fn in functions.items()})
+        """A Lua table of host functions, each wrapped to keep the bootstrap's protocol (``_host``); one
+        named ``*_flat`` takes text, numbers and booleans only and lifts the cap itself (``kit.call_flat``)."""
+        return self.lua.table_from({name: self._host(fn, lifts=name.endswith("_flat")) for name, fn in functions.items()})
 
     # -- host functions --------------------------------------------------------
 
-    def _host(self, fn: Callable[..., Any]) -> Callable[..., tuple[Any, ...]]:
+    def _host(self, fn: Callable[..., Any], *, lifts: bool = False) -> Callable[..., tuple[Any, ...]]:
         """Wrap a host function so that it never raises into Lua (see the bootstrap's protocol).
 
         The bootstrap calls every wrapped function between ``lift`` and ``settle``: its arguments,
         its work on Lua values and its results are made with the memory cap lifted, so no Lua
         memory error can unwind through Python frames (the checkpoint bounds the overshoot).
+        With ``lifts`` the wrapper lifts the cap itself, first thing (``kit.call_flat``: arguments
+        that are only text, numbers and booleans reach Python without Lua allocating).
         """
 
         def call(*args: Any) -> tuple[Any, ...]:
+            if lifts:
+                self._lift()
             try:
                 try:
                     value = fn(*args)

@@ -97,3 +97,19 @@ def test_values_the_converter_refuses_are_refused_as_before(rt: Runtime, seen: l
     result = rt.run(f"return app.integrations.test_notes.get_note({args})")
     assert not result.ok and result.error is not None and result.error.code == "invalid_argument", result
     assert seen == []
+
+
+def test_a_flat_call_restores_the_memory_cap_and_its_result_counts(rt: Runtime,
+                                                                   seen: list[tuple[str, dict[str, Any]]]) -> None:
+    # the flat path lifts the cap inside the host function: after it the cap is back, whatever the count
+    from kosmo_runtime import Limits
+
+    limits = Limits(memory=2 * 1024 * 1024)
+    calls = "local ns = app.integrations.test_notes for i = 1, 50 do ns.get_note{id = 'a'} end "
+    over = rt.run(calls + "local ok = pcall(string.rep, 'x', 4 * 1024 * 1024) return ok", limits=limits)
+    assert over.error is not None and over.error.limit == "memory", over
+    kept = rt.run(calls + "local t = {} for i = 1, 200000 do t[i] = ns.get_note{id = 'a'} end return #t",
+                  limits=limits)
+    assert kept.error is not None and kept.error.limit == "memory", kept  # the results it keeps are the run's
+    fits = rt.run(calls + "return #string.rep('x', 1024)", limits=limits)
+    assert fits.ok and fits.result == 1024 and seen[-1] == ("flat", {"id": "a"})
