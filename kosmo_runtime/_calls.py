@@ -153,9 +153,7 @@ class Invoker:
             return result
         except KosmoError as exc:
             record.error = exc.code
-            for key, value in (("integration", ident), ("function", function), ("account", record.account)):
-                if getattr(exc, key, None) is None:
-                    setattr(exc, key, value)
+            _stamp(exc, label, ident, function, record.account)
             raise
         except (KeyError, TypeError, IndexError, AttributeError) as exc:
             log.exception("integration handler %s failed", label)
@@ -336,6 +334,17 @@ def shape(data: Any, extract: str | None, wrap_as: str | None, add: dict[str, st
     if add:
         data = add_fields(data, add, scope)
     return {wrap_as: data} if wrap_as else data
+
+
+def _stamp(exc: KosmoError, label: str, ident: str, function: str, account: str) -> None:
+    """The one place an integration's error gets its context: integration, function and account
+    where unset, and the message led by the call's label (``whereby.get_room: ...``) unless it is."""
+    for key, value in (("integration", ident), ("function", function), ("account", account)):
+        if getattr(exc, key, None) is None:
+            setattr(exc, key, value)
+    if not exc.message.startswith(label + ":"):
+        exc.message = f"{label}: {exc.message}"
+        exc.args = (exc.message,)
 
 
 def _unknown(kind: str, name: str, options: list[str], *, hint_prefix: str, label: str | None = None) -> NotFound:

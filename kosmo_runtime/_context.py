@@ -142,7 +142,7 @@ class CallContext:
             scope = self.scope() if self.manifest is not None else Scope()
             found = evaluate(spec.extract, self.http.request(spec.request.method, spec.request.path), scope)
             if found is None:
-                raise BadResponse(f"{self.label}: the service's answer to {spec.request.method} {spec.request.path} "
+                raise BadResponse(f"the service's answer to {spec.request.method} {spec.request.path} "
                                   f"has no {spec.extract}", hint="the service may have changed its API")
             if spec.one is not None:
                 found = self._only(name, spec, found, scope)
@@ -162,7 +162,7 @@ class CallContext:
             setting = f"has no {spec.setting} setting and " if spec.setting else "has "
             shown = ", ".join(str(evaluate(one.show, item, scope)) for item in items) or "none"
             raise AccountError(
-                f"{self.label}: account {self.account.name!r} {setting}{len(items)} {one.what}, so its {name} is not known",
+                f"account {self.account.name!r} {setting}{len(items)} {one.what}, so its {name} is not known",
                 hint=(f"set {spec.setting} for this account in the accounts file; " if spec.setting else "")
                 + f"{one.what}: {shown}")
         return evaluate(one.take, items[0], scope) if one.take else items[0]

@@ -7,12 +7,13 @@ a private ``kosmo_runtime._`` module or the package façade)::
 
     def create_thing(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
         if args["size"] > ctx.setting("max_size"):
-            raise InvalidArgument(f"{ctx.label}: size is too large", param="size")
+            raise InvalidArgument("size is too large", param="size")
         return {"thing": ctx.http.post("/things", json=args)}
 
 * :class:`CallContext` — the call: ``http`` bound to the account, ``setting()``, ``store``,
   ``memo``, ``now()`` and ``label``. The framework adds ``integration``, ``function`` and
-  ``account`` to every error a handler raises: handlers never set them.
+  ``account`` to every error a handler raises and leads its message with the call's label
+  (``whereby.get_room: ...``): handlers never stamp errors themselves.
 * :class:`Clock` — the type of the Runtime's clock (``ctx.now()`` reads it).
 * :class:`ScopedStore` — the per-account record store (``ctx.store``).
 * The errors an integration may raise: :class:`InvalidArgument` (an argument the manifest cannot

@@ -31,7 +31,7 @@ def project_by_id(ctx: CallContext, args: dict[str, Any], projects: list[dict[st
         if project["id"] == args["project_id"]:
             return project
     known = ", ".join(f"{p['id']} ({p['name']})" for p in projects) or "none"
-    raise UpstreamNotFound(f"{ctx.label}: the account has no project with id {args['project_id']!r}",
+    raise UpstreamNotFound(f"the account has no project with id {args['project_id']!r}",
                            hint=f"project ids of this account: {known}")
 
 
@@ -112,7 +112,7 @@ def get_recording(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     record = ctx.store.get(RECORDINGS, sid)
     if record is None:
         raise NotFound(
-            f"{ctx.label}: no recording {sid!r} is known for account {ctx.account.name!r}",
+            f"no recording {sid!r} is known for account {ctx.account.name!r}",
             hint="only recordings started through this runtime (start_recording, on this machine) are known, "
                  "because Agora cannot list recordings; see list_recordings")
     path = (f"/v1/apps/{record['app_id']}/cloud_recording/resourceid/{record['resourceId']}"
@@ -144,7 +144,7 @@ def start_recording(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     client = args.get("clientRequest") or {}
     if not isinstance(client.get("storageConfig"), dict):
         raise InvalidArgument(
-            f"{ctx.label}: clientRequest.storageConfig is missing; Agora Cloud Recording only records "
+            "clientRequest.storageConfig is missing; Agora Cloud Recording only records "
             "into your own cloud storage", param="clientRequest", expected="clientRequest.storageConfig",
             hint="pass clientRequest = {storageConfig = {vendor = 1, region = 0, bucket = ..., accessKey = ..., "
                  "secretKey = ..., fileNamePrefix = {...}}}")
@@ -157,7 +157,7 @@ def start_recording(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     started = ctx.http.post(f"{recording}/resourceid/{resource_id}/mode/{mode}/start",
                             json={**who, "clientRequest": client})
     if not started.get("sid"):
-        raise BadResponse(f"{ctx.label}: Agora answered start without a sid "
+        raise BadResponse(f"Agora answered start without a sid "
                           f"(code {started.get('code')}: {started.get('reason')})")
     record = recording_record(sid=started["sid"], resource_id=resource_id, mode=mode, app_id=app_id,
                               started_at=int(ctx.now().timestamp()), storage=client["storageConfig"], **who)

@@ -33,12 +33,12 @@ def create_booking(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     start, end = ctx.parse_time(args["start"]), ctx.parse_time(args["end"])
     minutes = (end - start).total_seconds() / 60
     if minutes <= 0 or not minutes.is_integer():
-        raise InvalidArgument(f"{ctx.label}: end must be a whole number of minutes after start, got {minutes:g} minutes",
+        raise InvalidArgument(f"end must be a whole number of minutes after start, got {minutes:g} minutes",
                               param="end", hint="e.g. start = \"2026-04-10T09:00:00Z\", [\"end\"] = \"2026-04-10T09:30:00Z\"")
     fields = dict(args["responses"])
     for required in ("name", "email"):
         if not isinstance(fields.get(required), str) or not fields[required].strip():
-            raise InvalidArgument(f"{ctx.label}: responses.{required} is required (a non-empty string)",
+            raise InvalidArgument(f"responses.{required} is required (a non-empty string)",
                                   param="responses", hint='responses = {name = "John Doe", email = "john@example.com"}')
     attendee = {target: fields.pop(source) for source, target in _ATTENDEE_FIELDS.items() if source in fields}
     attendee.setdefault("timeZone", ctx.setting("attendee_time_zone"))
@@ -86,7 +86,7 @@ def _booking_result(ctx: CallContext, data: Any, booking_id: int | None = None) 
     if not isinstance(data, list):
         return {"booking": ctx.shape("booking", data)}
     if not data:
-        raise BadResponse(f"{ctx.label}: Cal.com answered an empty list of bookings",
+        raise BadResponse("Cal.com answered an empty list of bookings",
                           hint="the service may be having problems; list_bookings shows what was booked")
     bookings: list[dict[str, Any]] = ctx.shape("booking", data)
     chosen = next((item for item in bookings if item["id"] == booking_id), bookings[0])
@@ -102,7 +102,7 @@ def _booking_length(ctx: CallContext, event_type: dict[str, Any], minutes: int) 
         return minutes
     allowed = ", ".join(str(m) for m in sorted({event_type.get("lengthInMinutes"), *options} - {None}))
     raise InvalidArgument(
-        f"{ctx.label}: event type {event_type.get('id')} cannot be booked for {minutes} minutes (end - start); "
+        f"event type {event_type.get('id')} cannot be booked for {minutes} minutes (end - start); "
         f"its allowed length(s): {allowed}",
         param="end", hint="set end so that end - start is one of the event type's lengths",
     )
@@ -122,7 +122,7 @@ def _uid_of(ctx: CallContext, booking_id: int) -> str:
                 break
         else:
             raise UpstreamNotFound(
-                f"{ctx.label}: no booking with id {booking_id} among the bookings this account can list",
+                f"no booking with id {booking_id} among the bookings this account can list",
                 hint="list_bookings shows the ids this account can see (as organizer, attendee or team admin)",
             )
     return uids[booking_id]

@@ -53,7 +53,7 @@ def _find_meeting(ctx: CallContext, room_name: str) -> dict[str, Any]:
         if room["roomPath"] == wanted:
             return room
     raise UpstreamNotFound(
-        f"{ctx.label}: Whereby has no room named {wanted.lstrip('/')!r} "
+        f"Whereby has no room named {wanted.lstrip('/')!r} "
         f"(searched every meeting of the organization)",
         hint="list_rooms shows the rooms that exist; Whereby deletes a room an hour after its end date",
     )
@@ -96,7 +96,7 @@ def create_room(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """
     start, end = ctx.parse_time(args.get("start_date")), ctx.parse_time(args.get("end_date"))
     if start and end and end <= start:
-        raise InvalidArgument(f"{ctx.label}: end_date must be after start_date", param="end_date",
+        raise InvalidArgument("end_date must be after start_date", param="end_date",
                               hint="give an end_date later than start_date")
     end_date, note = _end_date(ctx, ctx.now(), start, end, args.get("end_date"))
     body: dict[str, Any] = {"endDate": end_date}

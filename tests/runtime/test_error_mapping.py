@@ -69,3 +69,29 @@ def test_every_error_status_maps_to_its_error(status: int) -> None:
     assert error.status == status and error.code in error_table() and error.hint
     assert error.retryable == (status in (429, 502, 503, 504))
     assert error.message.startswith(f"whereby.list_rooms: Whereby answered HTTP {status}")
+
+
+def test_the_call_boundary_stamps_an_integration_error_once() -> None:
+    """Hooks raise bare messages; the Invoker alone adds the call's label and context fields, and
+    never twice (framework errors that already lead with the label keep one)."""
+    from kosmo_runtime._demo import Demo
+    from kosmo_runtime._store import Store
+
+    script = """
+        local function fail(f, args) local ok, e = pcall(f, args) assert(not ok) return e end
+        local w = app.integrations.whereby
+        return {fail(w.get_room, {room_name = "nope"}), fail(app.integrations.agora.get_project, {project_id = "zz"}),
+                fail(w.get_room, {}), fail(app.integrations.goto_webinar.get_webinar, {id = "404"})}
+    """
+    with Demo(["whereby", "agora", "goto-webinar"], rate_limits=False) as demo, \
+            demo.runtime(store=Store(":memory:")) as runtime:
+        result = runtime.run(script)
+    assert result.ok, result.error and result.error.to_dict()
+    labels = ["whereby.get_room", "agora.get_project", "whereby.get_room", "goto-webinar.get_webinar"]
+    for error, label in zip(result.result, labels, strict=True):
+        assert error["message"].startswith(label + ": "), error
+        assert error["message"].count(label) == 1, error
+        integration, function = label.split(".")
+        assert (error["integration"], error["function"], error["account"]) == (integration, function, "default"), error
+    assert "no room named 'nope'" in result.result[0]["message"]
+    assert "no project with id 'zz'" in result.result[1]["message"]
