@@ -338,6 +338,8 @@ def test_create_with_past_time_is_refused_upstream(runtime: Runtime, sim: Sim) -
         ('subject = "x", times = {{startTime = "2030-01-01T10:00:00Z"}}', "times", "needs endTime as a string"),
         ('subject = "x", times = {{startTime = 1, endTime = 2}}', "times", "needs startTime and endTime as a string"),
         ('subject = "x", times = {{timeZone = "UTC", startTime = "a", endTime = "a"}}', "times", "timeZone"),
+        ('subject = "x", times = {{startTime = "next tuesday", endTime = "2030-01-01T10:00:00Z"}}', "times[1].startTime",
+         "times[1].startTime' must be an ISO 8601 date-time, got 'next tuesday'"),
         ('subject = string.rep("x", 129), times = {SLOT}', "subject", "at most 128"),
         ('subject = "", times = {SLOT}', "subject", "at least 1 long"),
         ('subject = "x", description = 5, times = {SLOT}', "description", "must be a string"),
