@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["RedisServer", "redis_server_binary"]
+__all__ = ["RedisServer", "emptied", "redis_keys", "redis_server_binary"]
 
 
 def redis_server_binary() -> str | None:
@@ -95,3 +95,24 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def emptied(server: RedisServer) -> str:
+    """``server``'s URL, its database emptied first (each test starts from no keys)."""
+    import redis
+
+    client = redis.Redis.from_url(server.url)
+    client.flushdb()
+    client.close()
+    return server.url
+
+
+def redis_keys(url: str) -> list[bytes]:
+    """Every key the Redis at ``url`` holds."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return list(client.scan_iter("*"))
+    finally:
+        client.close()

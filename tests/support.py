@@ -63,15 +63,15 @@ def serving(factory: Callable[[], S]) -> Iterator[Switchboard[S]]:
 
 
 @contextlib.contextmanager
-def notes_asking(folder: Path) -> Iterator[tuple[Any, Path]]:
+def notes_service(folder: Path, writes: str = "ask") -> Iterator[tuple[Any, Path]]:
     """The test-notes simulator on loopback and an accounts file in ``folder`` whose one account,
-    ``main``, has ``writes: ask``."""
+    ``main``, has ``writes: ask`` (or the policy ``writes`` names)."""
     from tests.fixtures.integrations.test_notes.simulator import KEY, NotesSimulator
 
     simulator = NotesSimulator([KEY])
     with LoopbackServer(simulator) as server:
         accounts = folder / "accounts.yaml"
         accounts.write_text(f"version: 1\nintegrations:\n  test-notes:\n    accounts:\n      main:\n"
-                            f"        api_key: {KEY}\n        base_url: {server.url}\n        writes: ask\n",
+                            f"        api_key: {KEY}\n        base_url: {server.url}\n        writes: {writes}\n",
                             encoding="utf-8")
         yield simulator, accounts

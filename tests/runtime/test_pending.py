@@ -18,7 +18,7 @@ from kosmo_runtime import _pending
 from kosmo_runtime._errors import StateUnavailable
 from kosmo_runtime._policy import WriteRequest
 from kosmo_runtime._state import MemoryState, SqliteState, State
-from tests.redis_server import RedisServer, redis_server_binary
+from tests.redis_server import RedisServer, emptied, redis_keys, redis_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = redis_server_binary()
@@ -38,22 +38,7 @@ def redis_server() -> Iterator[RedisServer | None]:
 def _flushed(server: RedisServer | None) -> str:
     if server is None:
         pytest.skip(NO_REDIS)
-    import redis
-
-    client = redis.Redis.from_url(server.url)
-    client.flushdb()
-    client.close()
-    return server.url
-
-
-def _redis_keys(url: str) -> list[bytes]:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        return list(client.scan_iter("*"))
-    finally:
-        client.close()
+    return emptied(server)
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -168,15 +153,15 @@ def test_redis_keys_carry_ttls_expire_and_stay_bounded(redis_server: RedisServer
             assert (_pending.await_decision(state, approval["id"], 0 if n % 2 == 0 else 5) is None) is (n % 2 == 0)
             state.post(f"round:{n}", {"done": {}}, 30)
             assert state.take(f"round:{n}", 5) == {"done": {}}
-        assert _redis_keys(url) == []
+        assert redis_keys(url) == []
         state.ask_approval({"id": "short", "asked": 1}, 0.2)  # nobody waits for this one: it expires by itself
         state.post("round:left", {"n": 1}, 0.2)
-        assert sorted(_redis_keys(url)) == [b"kosmo:approval:short", b"kosmo:approvals", b"kosmo:mail:round:left"]
-        assert all(0 < client.pttl(key) <= 200 for key in _redis_keys(url))
+        assert sorted(redis_keys(url)) == [b"kosmo:approval:short", b"kosmo:approvals", b"kosmo:mail:round:left"]
+        assert all(0 < client.pttl(key) <= 200 for key in redis_keys(url))
         deadline = time.monotonic() + 10
-        while _redis_keys(url) and time.monotonic() < deadline:
+        while redis_keys(url) and time.monotonic() < deadline:
             state.take("round:nothing", 0.05)  # a bounded wait on Redis while the TTLs run out
-        assert _redis_keys(url) == [] and state.pending_approvals() == []
+        assert redis_keys(url) == [] and state.pending_approvals() == []
     finally:
         client.close()
         state.close()

@@ -17,7 +17,7 @@ import kosmo_runtime
 from kosmo_runtime import Limits, RunOptions, Runtime, WriteRequest
 from kosmo_runtime._options import RunOverrides
 from tests.fixtures.integrations.test_notes.simulator import NotesSimulator
-from tests.support import notes_asking
+from tests.support import notes_service
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "integrations"
 WRITE = "return app.integrations['test-notes'].create_note{text = 'hi'}"
@@ -31,7 +31,7 @@ def notes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Not
     monkeypatch.setenv("KOSMO_INTEGRATIONS_PATH", str(FIXTURES))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    with notes_asking(tmp_path) as pair:
+    with notes_service(tmp_path) as pair:
         yield pair
 
 

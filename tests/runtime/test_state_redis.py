@@ -18,7 +18,7 @@ import pytest
 from kosmo_runtime import Runtime
 from kosmo_runtime._errors import StateUnavailable
 from kosmo_runtime._simulate import LoopbackServer
-from tests.redis_server import RedisServer, redis_server_binary
+from tests.redis_server import RedisServer, emptied, redis_server_binary
 
 BINARY = redis_server_binary()
 pytestmark = pytest.mark.skipif(BINARY is None, reason="redis-server is not installed (apt-get install redis-server)")
@@ -34,22 +34,7 @@ def server() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def redis_url(server: RedisServer) -> str:
-    import redis
-
-    client = redis.Redis.from_url(server.url)
-    client.flushdb()
-    client.close()
-    return server.url
-
-
-def _keys(url: str) -> list[bytes]:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        return list(client.scan_iter("*"))
-    finally:
-        client.close()
+    return emptied(server)
 
 
 def test_bucket_passes_a_burst_then_asks_to_wait_and_honours_costs(redis_url: str) -> None:

@@ -17,7 +17,7 @@ from kosmo_runtime import Runtime
 from kosmo_runtime._mcp import build_server
 from kosmo_runtime._mcp_gate import RunGate
 from tests.fixtures.integrations.test_notes.simulator import KEY, NotesSimulator
-from tests.support import notes_asking
+from tests.support import notes_service
 from tests.surfaces.test_mcp import FIXTURES, drive, envelope, params
 
 MODES = pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])  # elicitation/create mid-call; input_required rounds
@@ -26,7 +26,7 @@ WRITE = "return app.integrations['test-notes'].create_note{text = 'ship it', tag
 
 @pytest.fixture
 def notes(tmp_path: Path) -> Iterator[tuple[NotesSimulator, Path]]:
-    with notes_asking(tmp_path) as pair:
+    with notes_service(tmp_path) as pair:
         yield pair
 
 

@@ -12,10 +12,11 @@ import anyio
 import pytest
 from mcp import Client
 
-from kosmo_runtime import LoopbackServer, Runtime
+from kosmo_runtime import Runtime
 from kosmo_runtime._mcp import IDEMPOTENCY_KEY, build_server
-from tests.fixtures.integrations.test_notes.simulator import KEY, NotesSimulator
+from tests.fixtures.integrations.test_notes.simulator import NotesSimulator
 from tests.redis_server import RedisServer, redis_server_binary
+from tests.support import notes_service
 from tests.surfaces.test_mcp import FIXTURES, envelope, text
 from tests.surfaces.test_mcp_http import KosmoHttp, drive
 
@@ -24,13 +25,8 @@ WRITE = "return app.integrations['test-notes'].create_note{text = 'once'}.note.i
 
 @pytest.fixture
 def notes(tmp_path: Path) -> Iterator[tuple[NotesSimulator, Path]]:
-    simulator = NotesSimulator([KEY])
-    with LoopbackServer(simulator) as server:
-        accounts = tmp_path / "accounts.yaml"
-        accounts.write_text(f"version: 1\nintegrations:\n  test-notes:\n    accounts:\n      main:\n"
-                            f"        api_key: {KEY}\n        base_url: {server.url}\n        writes: allow\n",
-                            encoding="utf-8")
-        yield simulator, accounts
+    with notes_service(tmp_path, writes="allow") as pair:
+        yield pair
 
 
 def posts(simulator: NotesSimulator) -> int:
