@@ -24,7 +24,7 @@ from ._idempotency import Idempotency
 from ._limits import limit_exceeded
 from ._local_pages import page_slice
 from ._log import log
-from ._manifest import FunctionSpec, LoadedIntegration, RequestSpec
+from ._manifest import FunctionSpec, LoadedIntegration, PaginateSpec, RequestSpec
 from ._policy import Approver, WriteRequest, ask_approval, authorize
 from ._result import CallRecord
 from ._state import State
@@ -62,6 +62,16 @@ class Invoker:
     _targets: dict[tuple[str, str], _Target] = field(default_factory=dict, repr=False)
     clock: Clock = utc_now
     idempotency: Idempotency | None = None  # the run's idempotency key: its writes are sent once
+    _pages: int = field(default=0, init=False, repr=False)  # pages after a call's first: each counts as a call
+
+    def __post_init__(self) -> None:
+        self._next_page = self._count_page  # bound once: each call's context gets it
+
+    def _count_page(self) -> None:
+        """Before each further page of a collecting call: one more call against the run's ``calls`` limit."""
+        if len(self.records) + self._pages + 1 >= self.max_calls:
+            raise limit_exceeded("calls", self.max_calls)
+        self._pages += 1
 
     def integration(self, name: str) -> LoadedIntegration:
         """The installed integration called ``name``; raises NotFound with the closest names."""
@@ -119,7 +129,7 @@ class Invoker:
         if span is not None:
             trace.observer = span.request
         try:
-            if len(self.records) >= self.max_calls:
+            if len(self.records) + self._pages >= self.max_calls:
                 raise limit_exceeded("calls", self.max_calls)
             args = target.validate(arguments)
             bound = self._bindings.get((ident, account_name)) or self._bind(loaded, account_name)
@@ -137,7 +147,7 @@ class Invoker:
                         remaining=self.remaining, dry_run=self.dry_run, retry=self.retry, trace=trace,
                         limiter=bound.limiter)
             context = CallContext(ident, function, account, http, bound.store, bound.memo, self.clock, manifest.lookups,
-                                  manifest)
+                                  manifest, self._next_page)
             try:
                 if keyed and self.idempotency is not None:
                     asking = (lambda: ask_approval(request, self.approve)) if policy == "ask" else None
@@ -282,8 +292,8 @@ def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, An
                     transform: Callable[[CallContext, dict[str, Any], Any], Any] | None = None) -> Any:
     """Execute a ``request``/``response`` declaration: fill templates (asking the service for the
     manifest's ``lookups`` they name, once per account), send the included reads and then the request
-    (each included answer under its name in the request's), extract, shape, add, slice, remember,
-    transform, wrap."""
+    (each included answer under its name in the request's) or, for a request that collects pages,
+    collect its items into a list; then extract, shape, add, slice, remember, transform, wrap."""
     assert spec.request is not None
     values = {**context.account.settings, **args}
     request = spec.request
@@ -308,17 +318,31 @@ def run_declarative(spec: FunctionSpec, context: CallContext, args: dict[str, An
 
 
 def _send(request: RequestSpec, context: CallContext, args: dict[str, Any], values: dict[str, Any]) -> Any:
-    """One declared request, its templates filled from ``values`` (settings, arguments, lookups); its answer."""
+    """One declared request, its templates filled from ``values`` (settings, arguments, lookups); its
+    answer, or the list of items it collects across pages."""
     template = next((path for name, path in request.path_when.items() if args.get(name) is not None), request.path)
     path = fill_path(template, values)
     query = {k: fill(v, values) for k, v in request.query.items()}
+    headers = {k: str(v) for k, template in request.headers.items() if (v := fill(template, values)) is not None}
+    if request.paginate is not None and request.paginate.collect is not None:
+        return _collect(request.paginate, context, args, path, query, headers or None)
     body: Any = None
     if isinstance(request.body, str):
         body = fill(request.body, values)
     elif request.body is not None:
         body = {k: v for k, template in request.body.items() if (v := fill(template, values)) is not None}
-    headers = {k: str(v) for k, template in request.headers.items() if (v := fill(template, values)) is not None}
     return context.http.request(request.method, path, params=query, json=body, headers=headers or None)
+
+
+def _collect(paginate: PaginateSpec, context: CallContext, args: dict[str, Any], path: str, query: dict[str, Any],
+             headers: dict[str, str] | None) -> list[Any]:
+    """The items a declared read collects: up to ``collect`` (or its ``collect_param`` argument, at
+    most ``collect``), the page parameters sent by the named pagination's strategy."""
+    assert paginate.collect is not None
+    most = paginate.collect
+    if paginate.collect_param is not None and args.get(paginate.collect_param) is not None:
+        most = min(most, args[paginate.collect_param])
+    return list(context.collect(path, paginate.using, query, headers, most=most))
 
 
 def shape(data: Any, extract: str | None, wrap_as: str | None, add: dict[str, str] | None = None,

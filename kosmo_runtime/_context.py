@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import islice
 from typing import TYPE_CHECKING, Any, overload
 
 from ._clock import Clock, format_time, parse_time, read, utc_now
@@ -36,6 +37,7 @@ class CallContext:
     clock: Clock = utc_now
     lookups: Mapping[str, LookupSpec] = field(default_factory=dict)
     manifest: Manifest | None = None  # its named paginations, shapes, tables and settings' enums
+    next_page: Callable[[], None] | None = None  # before each further page of ``collect``: the run's calls limit
 
     def setting(self, name: str) -> Any:
         """The account's setting ``name``; a ConfigError when the manifest's ``enum`` for it does not allow its value."""
@@ -87,14 +89,22 @@ class CallContext:
         return format_time(moment)
 
     def collect(self, path: str, pagination: Pagination | str, params: Mapping[str, Any] | None = None,
-                headers: Mapping[str, str] | None = None) -> Iterator[Any]:
+                headers: Mapping[str, str] | None = None, *, most: int | None = None) -> Iterator[Any]:
         """Every item of the list endpoint ``path``, fetched lazily page by page (``GET``); ``pagination``
-        is a :class:`Pagination` or the name of one of the manifest's ``paginations``."""
+        is a :class:`Pagination` or the name of one of the manifest's ``paginations``. With ``most``, at
+        most that many items: pages no larger, none requested once they are in. Each page after the
+        first counts as a call against the run's ``calls`` limit."""
         from ._paginate import collect
 
         if isinstance(pagination, str):
             pagination = self._manifest.paginations[pagination]
-        return collect(lambda query: self.http.get(path, params=query, headers=headers), pagination, params)
+        if most is not None:
+            if most < 1:
+                return iter(())
+            pagination = replace(pagination, size=min(pagination.size, most))
+        items = collect(lambda query, url=None: self.http.page(url or path, params=None if url else query, headers=headers),
+                        pagination, params, self.next_page)
+        return items if most is None else islice(items, most)
 
     @overload
     def shape(self, name: str, value: dict[str, Any]) -> dict[str, Any]: ...

@@ -45,6 +45,7 @@ from ._errors import (
     UpstreamError,
     UpstreamNotFound,
 )
+from ._paginate import Page
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy
 from ._state import MemoryState, State
@@ -433,6 +434,44 @@ class Http:
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
                 headers: Mapping[str, str] | None = None) -> Any:
         """Send one request and return its JSON body (``None`` when empty); raises UpstreamError."""
+        return self._parse(self._exchange(method, path, params, json, headers))
+
+    def page(self, target: str, *, params: Mapping[str, Any] | None = None,
+             headers: Mapping[str, str] | None = None) -> Page:
+        """GET one page of a list: ``target`` is a path under the base URL, or the absolute URL the
+        service gave for its next page, followed only to the account's base URL (then sent as a path
+        under it: endpoint headers apply) or to one of the manifest's hosts over https; any other is
+        a BadResponse, never requested. The page keeps the URL it came from and its ``Link`` header."""
+        if _ABSOLUTE.match(target):
+            target = self._followable(target)
+        response = self._exchange("GET", target, params, None, headers)
+        return Page(self._parse(response), str(response.request.url), response.headers.get("link"))
+
+    def _followable(self, url: str) -> str:
+        """A next page's absolute ``url`` as ``page`` sends it (see there), or a BadResponse."""
+        base = self._endpoint.base_url
+        origin = httpx.URL(base)
+        parsed: httpx.URL | None
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:
+            parsed = None
+        if parsed is not None and not parsed.userinfo:
+            if (parsed.scheme, parsed.host, parsed.port) == (origin.scheme, origin.host, origin.port):
+                return url[len(base):] if url.startswith(base + "/") else url
+            if parsed.scheme == "https" and any(fnmatch.fnmatch(parsed.host, p) for p in self._manifest.allowed_hosts):
+                return url
+        if parsed is None or not parsed.host:
+            where = "a URL that cannot be read"
+        else:
+            where = f"{parsed.scheme}://{parsed.host}" + (" (with user info)" if parsed.userinfo else "")
+        raise BadResponse(f"{self._manifest.name}'s next page is at {where}, which is neither the account's base URL "
+                          "nor one of the manifest's allowed_hosts over https: not followed", **self._context(),
+                          hint="if that host is the service's own, add it to allowed_hosts in the manifest")
+
+    def _exchange(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any,
+                  headers: Mapping[str, str] | None) -> httpx.Response:
+        """Send one request (retried as the policy allows) and return its successful response."""
         endpoint = self._endpoint
         query = {k: _query_value(v) for k, v in params.items() if v is not None} if params else None
         sent_headers = endpoint.headers
@@ -480,7 +519,7 @@ class Http:
             if self.trace.observer is not None:
                 self.trace.observer(request, entry, attempt)
             if response.status_code < 400:
-                return self._parse(response)
+                return response
             error = status_error(response, self._manifest, self._context())
             retry_after = getattr(error, "retry_after", None)
             if response.status_code in self._retry.retry_statuses and self._may_retry(

@@ -90,13 +90,32 @@ class ParamSpec(_Strict):
         return self
 
 
+class PaginateSpec(_Strict):
+    """A read's use of one of the manifest's ``paginations`` (``using``). Alone it says the function
+    returns one page (the request as declared: its query may pass the page parameters from the
+    function's own). With ``collect: N`` the call collects up to N items across pages, the page
+    parameters sent by the strategy; with ``collect_param`` too, an integer parameter of the
+    function says how many (at most N; not given: N)."""
+
+    using: str
+    collect: int | None = Field(default=None, ge=1)
+    collect_param: str | None = None
+
+    @model_validator(mode="after")
+    def _capped(self) -> PaginateSpec:
+        if self.collect_param is not None and self.collect is None:
+            raise ValueError("collect_param needs collect (the most items a call collects)")
+        return self
+
+
 class RequestSpec(_Strict):
     """A declarative HTTP request: ``{name}`` in path, query, headers and body takes an argument or setting
     (an argument not given leaves its query value, header or body field out). ``path_when`` gives
     other paths by argument: the first whose argument is given replaces ``path``
     (``{teamId: "/v2/teams/{teamId}/event-types"}``). ``include`` names reads the call needs beside
     its request, sent before it, each answer put into this one's under its name (GoTo's
-    ``get_session``: the attendee list beside the performance figures)."""
+    ``get_session``: the attendee list beside the performance figures). ``paginate``: see
+    :class:`PaginateSpec` (a GET of a read function only)."""
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     path: str
@@ -105,13 +124,18 @@ class RequestSpec(_Strict):
     body: dict[str, str] | str | None = None  # one template per body field, or one for the whole body
     headers: dict[str, str] = Field(default_factory=dict)
     include: dict[str, RequestSpec] = Field(default_factory=dict)
+    paginate: PaginateSpec | None = None
 
     @model_validator(mode="after")
     def _reads_included(self) -> RequestSpec:
         for name, extra in self.include.items():
-            if extra.method != "GET" or extra.include:
-                raise Located(("include", name), f"include {name}: an included request is a GET without includes of its "
-                                                 "own (several writes are a handler's job)")
+            if extra.method != "GET" or extra.include or extra.paginate:
+                raise Located(("include", name), f"include {name}: an included request is a GET without includes or "
+                                                 "paginate of its own (several writes are a handler's job)")
+        if self.paginate is not None and self.method != "GET":
+            raise Located(("paginate",), f"paginate: a {self.method} request does not paginate (only a GET does)")
+        if self.paginate is not None and self.paginate.collect is not None and self.include:
+            raise Located(("paginate",), "paginate: a request that collects pages cannot also include other reads")
         return self
 
     @cached_property
@@ -144,6 +168,12 @@ class LookupSpec(_Strict):
     extract: str
     one: OneSpec | None = None
 
+    @model_validator(mode="after")
+    def _one_page(self) -> LookupSpec:
+        if self.request.paginate is not None:
+            raise Located(("request", "paginate"), "a lookup's request does not paginate")
+        return self
+
     def expressions(self) -> list[str]:
         return [self.extract, *((self.one.show, self.one.take or "") if self.one else ())]
 
@@ -157,7 +187,8 @@ class SliceSpec(_Strict):
 
 
 class ResponseSpec(_Strict):
-    """How the upstream body becomes the Lua result, in this order: take ``extract`` (an
+    """How the upstream body becomes the Lua result (for a request that collects pages, the list of
+    the items collected stands where the body would), in this order: take ``extract`` (an
     expression, usually a dotted path: ``_expressions``), apply the manifest's named ``shape`` and
     add fields (``add: {length: lengthInMinutes}``; both to each item of a list), ``slice`` a list
     to the page the arguments ask for, then wrap it as ``{wrap_as: ...}``. What data cannot say,
@@ -198,6 +229,13 @@ class FunctionSpec(_Strict):
         unknown = [name for name in named if name not in self.params]
         if unknown:
             raise ValueError(f"path_when and slice name {unknown}, which are not parameters of this function")
+        paginate = self.request.paginate if self.request else None
+        if paginate is not None and self.operation == "write":
+            raise Located(("request", "paginate"), "paginate: a write never paginates")
+        if paginate is not None and paginate.collect_param is not None and (
+                paginate.collect_param not in self.params or self.params[paginate.collect_param].type != "integer"):
+            raise Located(("request", "paginate", "collect_param"),
+                          f"paginate: collect_param {paginate.collect_param!r} is not an integer parameter of this function")
         return self
 
 
@@ -281,7 +319,7 @@ class Manifest(_Strict):
     check: str
     hooks: str | None = None
     lookups: dict[str, LookupSpec] = Field(default_factory=dict)
-    paginations: dict[str, Pagination] = Field(default_factory=dict)  # named, for hooks: ctx.collect(path, name)
+    paginations: dict[str, Pagination] = Field(default_factory=dict)  # named: a request's paginate, ctx.collect(path, name)
     shapes: dict[str, dict[str, str] | str] = Field(default_factory=dict)  # named: fields to add, or one expression
     tables: dict[str, dict[Any, Any]] = Field(default_factory=dict)  # named constant maps hooks read (ctx.table)
     string_keys: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)  # name globs (_string_keys)
@@ -319,11 +357,27 @@ class Manifest(_Strict):
         if any(spec.handler or spec.response.transform for spec in self.functions.values()) and not self.hooks:
             raise Located(("functions",), "a function names a handler or a transform, so 'hooks' must name the hooks module")
         for name, spec in self.functions.items():
+            self._check_paginate(name, spec)
             unknown = sorted(set(spec.response.remember) - set(self.lookups))
             if unknown:
                 raise Located(("functions", name, "response", "remember"),
                               f"function {name}: remember names {unknown}, which 'lookups' does not declare")
         return self
+
+    def _check_paginate(self, name: str, spec: FunctionSpec) -> None:
+        """A function's ``paginate`` names a declared pagination, and one that says where items are if it collects."""
+        paginate = spec.request.paginate if spec.request else None
+        if paginate is None:
+            return
+        loc = ("functions", name, "request", "paginate")
+        pagination = self.paginations.get(paginate.using)
+        if pagination is None:
+            declared = ", ".join(self.paginations) or "none"
+            raise Located(loc, f"function {name}: paginate uses {paginate.using!r}, which 'paginations' does not "
+                               f"declare (declared: {declared})")
+        if paginate.collect is not None and pagination.items is None:
+            raise Located(loc, f"function {name}: collecting needs pagination {paginate.using!r} to say where a "
+                               "page's items are ('items', a dotted path)")
 
     def _check_expressions(self) -> None:
         """Every response and shape expression readable, every named shape one uses declared."""

@@ -5,7 +5,9 @@ declarative function (``request`` + ``response`` in the manifest): parameters
 with their types, required flags, enums, formats, bounds and defaults; path,
 query and header parameters and JSON body properties as templates; read or
 write from the method; auth from ``securitySchemes``; base URL and allowed
-hosts from ``servers``; pagination noted where the parameters make it plain.
+hosts from ``servers``; pagination noted where the parameters make it plain, and
+declared (a ``paginations:`` entry the function names, one page per call) when the
+page size parameter has a maximum.
 What cannot be expressed as data (callbacks, multipart or form bodies, bodies
 that are one of several schemas) is refused per operation with the reason.
 """
@@ -332,6 +334,22 @@ def _pagination(function: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _pagination_entry(function: Mapping[str, Any], style: str) -> dict[str, Any] | None:
+    """The ``paginations:`` entry of a ``style`` the query makes plain: the strategy and the upstream
+    parameter names, the size the size parameter's maximum; no ``items`` (the answer's list is not
+    known: the function returns one page). ``None`` without a size parameter with a maximum."""
+    query = function["request"]["query"]
+    named = {snake(name): name for name in query}
+    size_name = next((named[n] for n in named if n in _SIZE_NAMES), None)
+    maximum = function["params"].get(query[size_name].strip("{}"), {}).get("maximum") if size_name else None
+    if not isinstance(maximum, int) or isinstance(maximum, bool) or maximum < 1:
+        return None
+    names = {"cursor": _CURSOR_NAMES, "skip_take": _OFFSET_NAMES, "page_size": _PAGE_NAMES}[style]
+    key = {"cursor": "cursor_param", "skip_take": "offset_param", "page_size": "page_param"}[style]
+    return {"strategy": style, "size": maximum, "size_param": size_name,
+            key: next(named[n] for n in named if n in names)}
+
+
 def _returns(spec: _Spec, operation: Mapping[str, Any]) -> str:
     """A short shape of the first 2xx JSON response, e.g. ``{id, name, items}``."""
     for status, response in sorted((operation.get("responses") or {}).items()):
@@ -466,6 +484,7 @@ def generate(spec_data: Mapping[str, Any], ident: str, *, operations: Iterable[s
                                   hint="use an operationId or the generated function name (kosmo integrations new --list)")
             chosen.append(key)
     functions: dict[str, Any] = {}
+    paginations: dict[str, Any] = {}
     refused: dict[str, str] = {}
     omitted: dict[str, list[str]] = {}
     for path, method in chosen:
@@ -487,6 +506,10 @@ def generate(spec_data: Mapping[str, Any], ident: str, *, operations: Iterable[s
             description = _text(f"{description.rstrip('.')}. {detail}", fallback=description)
         if pagination:
             description += f" Paginated ({pagination.replace('_', ' ')}): one page per call."
+            entry = _pagination_entry(made, pagination) if method == "get" else None
+            if entry is not None:
+                paginations[names[(path, method)]] = entry
+                made["request"]["paginate"] = {"using": names[(path, method)]}
         functions[names[(path, method)]] = {
             "description": description,
             "operation": "read" if method == "get" else "write",
@@ -520,6 +543,7 @@ def generate(spec_data: Mapping[str, Any], ident: str, *, operations: Iterable[s
                                   "secret": False, "default": url}},
         "allowed_hosts": hosts,
         "check": check,
+        **({"paginations": paginations} if paginations else {}),
         "functions": functions,
     }
     return Generated(ident, manifest, _docs(manifest, info, source, refused, omitted), refused, omitted)

@@ -19,8 +19,8 @@ a private ``kosmo_runtime._`` module or the package façade)::
 * The errors an integration may raise: :class:`InvalidArgument` (an argument the manifest cannot
   check), :class:`NotFound`, :class:`UpstreamNotFound`, :class:`UpstreamError`,
   :class:`BadResponse`, :class:`AccountError`, :class:`ConfigError`.
-* :class:`Pagination` — a named pagination strategy (``cursor``, ``skip_take``, ``page_size``) as
-  data; ``ctx.collect(path, pagination)`` walks every page of a list endpoint.
+* :class:`Pagination` — a named pagination strategy (``cursor``, ``skip_take``, ``page_size``,
+  ``link``) as data; ``ctx.collect(path, pagination)`` walks every page of a list endpoint.
 * The simulator base: :class:`Simulator`, :func:`route`, :class:`Fault`.
 
 The module stays light to import: the store and the simulator base (sqlite3, httpx) load on

@@ -248,3 +248,16 @@ def test_snake_case_names_are_valid_lua_names() -> None:
     assert snake("HTTPStatus-check") == "http_status_check"
     assert snake("2fa") == "p_2fa"
     assert snake("") == "value"
+
+
+def test_a_plain_pagination_is_declared_and_the_function_returns_one_page() -> None:
+    spec_file, _server, options, _ops = CASES["whereby"]
+    manifest = generate(_document(spec_file), "paged", **options).manifest
+    # Whereby's GET /meetings: limit (maximum 100) and cursor
+    assert manifest["paginations"]["get_meetings"] == {"strategy": "cursor", "size": 100, "size_param": "limit",
+                                                       "cursor_param": "cursor"}
+    request = manifest["functions"]["get_meetings"]["request"]
+    assert request["paginate"] == {"using": "get_meetings"}  # no collect: one page per call, as described
+    assert {"limit", "cursor"} <= set(request["query"])
+    assert "one page per call" in manifest["functions"]["get_meetings"]["description"]
+    assert all(f["operation"] == "read" for f in manifest["functions"].values() if "paginate" in f["request"])

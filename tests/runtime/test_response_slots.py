@@ -14,7 +14,7 @@ from kosmo_runtime._discovery import Catalog
 from kosmo_runtime._expressions import Scope, apply_shape, check_expression, evaluate
 from kosmo_runtime._local_pages import page_info, page_slice
 from kosmo_runtime._manifest import FunctionSpec, Manifest
-from kosmo_runtime._paginate import Pagination
+from kosmo_runtime._paginate import Page, Pagination
 
 ROOM = {"id": "meetingId", "meetingUrl": "roomUrl", "roomPath": "roomName || url_path(roomUrl)",
         "roomName": "ltrim(roomPath, '/')"}
@@ -78,7 +78,7 @@ def _manifest(**changes: Any) -> dict[str, Any]:
      r"path_when and slice name \['size', 'page'\], which are not parameters"),
     ({"functions__list_rooms__request__path_when": {"team": "/t/{team}"}}, r"name \['team'\]"),
     ({"paginations__pages__bogus": 1}, "bogus"),
-    ({"paginations__pages__strategy": "link"}, "strategy"),
+    ({"paginations__pages__strategy": "offset"}, "strategy"),
 ])
 def test_the_manifest_check_refuses_what_cannot_work(change: dict[str, Any], message: str) -> None:
     assert Manifest.model_validate(_manifest())  # the real manifest is fine
@@ -100,6 +100,9 @@ class _Http:
 
     def get(self, path: str, **options: Any) -> Any:
         return self.request("GET", path, **options)
+
+    def page(self, path: str, **options: Any) -> Page:
+        return Page(self.request("GET", path, **options))
 
 
 def _context(manifest: Manifest | None, http: _Http) -> CallContext:
