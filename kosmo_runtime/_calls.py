@@ -17,7 +17,7 @@ from ._accounts import Account, AccountsConfig, WritePolicy
 from ._clock import Clock, utc_now
 from ._context import CallContext
 from ._discovery import Catalog
-from ._errors import BadResponse, IntegrationBug, KosmoError, NotFound
+from ._errors import AccountError, BadResponse, ConfigError, IntegrationBug, InvalidArgument, KosmoError, NotFound, UpstreamError
 from ._expressions import Scope, add_fields, apply_shape, evaluate
 from ._http import ClientPool, DryRunIntercept, Http, RetryPolicy, Trace, redact
 from ._idempotency import Idempotency
@@ -159,11 +159,16 @@ class Invoker:
             except DryRunIntercept as intercepted:
                 result = {"dry_run": True, "would_send": intercepted.request,
                           "note": "dry run: this write was not sent; requests after it (if any) depend on its answer"}
+            except _AUTHORED as exc:  # raised by the integration's code or its requests: led by the label
+                _lead(exc, label)
+                raise
             record.ok = True
             return result
         except KosmoError as exc:
             record.error = exc.code
-            _stamp(exc, label, ident, function, record.account)
+            for key, value in (("integration", ident), ("function", function), ("account", record.account)):
+                if getattr(exc, key, None) is None:
+                    setattr(exc, key, value)
             raise
         except (KeyError, TypeError, IndexError, AttributeError) as exc:
             log.exception("integration handler %s failed", label)
@@ -360,12 +365,13 @@ def shape(data: Any, extract: str | None, wrap_as: str | None, add: dict[str, st
     return {wrap_as: data} if wrap_as else data
 
 
-def _stamp(exc: KosmoError, label: str, ident: str, function: str, account: str) -> None:
-    """The one place an integration's error gets its context: integration, function and account
-    where unset, and the message led by the call's label (``whereby.get_room: ...``) unless it is."""
-    for key, value in (("integration", ident), ("function", function), ("account", account)):
-        if getattr(exc, key, None) is None:
-            setattr(exc, key, value)
+# the errors an integration's code raises (kosmo_runtime.integration), and its requests' (UpstreamError)
+_AUTHORED = (InvalidArgument, NotFound, UpstreamError, AccountError, ConfigError)
+
+
+def _lead(exc: KosmoError, label: str) -> None:
+    """Lead the message of an error the integration's code raised with the call's label
+    (``whereby.get_room: ...``), unless it already is: hooks raise bare messages."""
     if not exc.message.startswith(label + ":"):
         exc.message = f"{label}: {exc.message}"
         exc.args = (exc.message,)
