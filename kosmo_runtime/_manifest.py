@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ._endpoint_headers import template_names
 from ._errors import ManifestError
 from ._expressions import check_expression, shape_names
+from ._gcpause import gc_paused
 from ._paginate import Pagination
 
 __all__ = [
@@ -482,6 +483,7 @@ def parsed_copy(folder: Path, text: str) -> Any:
     return copy.get("manifest")
 
 
+@gc_paused()
 def load_manifest(folder: Path, module: str | None) -> LoadedIntegration:
     """Read and check ``folder/manifest.yaml``; raises ManifestError naming the file and the fix."""
     path = folder / "manifest.yaml"

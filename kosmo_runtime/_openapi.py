@@ -14,8 +14,10 @@ that are one of several schemas) is refused per operation with the reason.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from . import _yamldump
 from ._errors import ConfigError
+from ._gcpause import gc_paused
 
 __all__ = ["Generated", "generate", "load_spec", "write_integration"]
 
@@ -39,7 +43,6 @@ _SIZE_NAMES = {"limit", "take", "size", "page_size", "pagesize", "per_page", "pe
 _MAX_REF_DEPTH = 32
 _DESCRIPTION_CHARS = 400
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML was built with it
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 class _Refused(Exception):
@@ -57,6 +60,7 @@ class Generated:
     omitted: dict[str, list[str]] = field(default_factory=dict)  # function -> optional parts left out
 
 
+@gc_paused()
 def load_spec(path: str | Path) -> dict[str, Any]:
     """Read an OpenAPI document (JSON or YAML); ConfigError naming the file and the problem."""
     where = Path(path)
@@ -79,11 +83,18 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     return document
 
 
+_LOWER_UPPER = re.compile(r"([a-z0-9])([A-Z])")
+_ACRONYM_WORD = re.compile(r"([A-Z]+)([A-Z][a-z])")
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]+")
+
+
+@functools.lru_cache(maxsize=8192)
 def snake(name: str) -> str:
-    """``getBookingByUid`` / ``get-booking`` → ``get_booking_by_uid``; always a valid Lua name."""
-    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
-    text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", text)
-    text = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
+    """``getBookingByUid`` / ``get-booking`` → ``get_booking_by_uid``; always a valid Lua name
+    (cached: a large spec repeats its parameter names thousands of times)."""
+    text = _LOWER_UPPER.sub(r"\1_\2", name)
+    text = _ACRONYM_WORD.sub(r"\1_\2", text)
+    text = _NOT_ALNUM.sub("_", text).strip("_").lower()
     if not text or not text[0].isalpha():
         text = f"p_{text}" if text else "value"
     return text
@@ -391,8 +402,8 @@ def _function_names(spec: Mapping[str, Any]) -> dict[tuple[str, str], str]:
             op_id = str(operation.get("operationId") or "")
             short = snake(op_id.rsplit("_", 1)[-1]) if "Controller" in op_id else full
             wanted[(path, method)] = (short, full)
-    shorts = [short for short, _ in wanted.values()]
-    names = {key: short if shorts.count(short) == 1 else full for key, (short, full) in wanted.items()}
+    shorts = Counter(short for short, _ in wanted.values())
+    names = {key: short if shorts[short] == 1 else full for key, (short, full) in wanted.items()}
     seen: dict[str, int] = {}
     for key, name in names.items():  # still equal full names: number them
         seen[name] = seen.get(name, 0) + 1
@@ -457,6 +468,7 @@ def _auth(spec: Mapping[str, Any], choice: str | None) -> tuple[dict[str, Any], 
                       hint="pass --auth bearer, --auth basic, --auth header:NAME or --auth query:NAME")
 
 
+@gc_paused()
 def generate(spec_data: Mapping[str, Any], ident: str, *, operations: Iterable[str] | None = None,
              base_url: str | None = None, auth: str | None = None, source: str = "") -> Generated:
     """A manifest-only integration ``ident`` for the chosen operations (all when ``None``)."""
@@ -577,6 +589,7 @@ def _example(param: Mapping[str, Any]) -> str:
         param["type"], '"2025-01-01T10:00:00Z"' if param.get("format") == "date-time" else '"example"')
 
 
+@gc_paused()
 def write_integration(generated: Generated, root: Path, *, force: bool = False) -> Path:
     """Write ``root/<ident>/manifest.yaml``, its parsed copy (``.manifest.json``: what loads it fast while
     the YAML is unchanged) and ``docs.md``; refuses to overwrite unless ``force``."""
@@ -589,7 +602,7 @@ def write_integration(generated: Generated, root: Path, *, force: bool = False) 
               "# Edit freely: it is an ordinary manifest (README: Writing an integration).\n")
     from ._manifest import PARSED_COPY, manifest_digest  # pydantic: only when writing
 
-    text = header + yaml.dump(generated.manifest, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, width=110)
+    text = header + _yamldump.dump(generated.manifest)
     (folder / "manifest.yaml").write_text(text, encoding="utf-8")
     copy = {"manifest_sha256": manifest_digest(text), "manifest": generated.manifest}
     (folder / PARSED_COPY).write_text(json.dumps(copy, ensure_ascii=False), encoding="utf-8")
