@@ -37,9 +37,10 @@ _GRACE = 5.0
 
 
 def ask(state: State, request: WriteRequest, message: str, timeout: float) -> dict[str, Any]:
-    """List a new pending approval of ``request`` for ``timeout`` seconds; the approval."""
+    """List a new pending approval of ``request`` for ``timeout`` seconds; the approval. Its id is hex:
+    an operator types it after ``kosmo approvals approve``, where a leading ``-`` would read as an option."""
     now = time.time()
-    approval = {"id": secrets.token_urlsafe(12), "integration": request.integration, "account": request.account,
+    approval = {"id": secrets.token_hex(9), "integration": request.integration, "account": request.account,
                 "function": request.function, "arguments": request.arguments, "message": message,
                 "asked": round(now, 3), "expires": round(now + timeout, 3),
                 "replica": f"{socket.gethostname()}:{os.getpid()}"}

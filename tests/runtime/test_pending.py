@@ -223,3 +223,13 @@ def test_kosmo_approvals_decides_what_a_run_waits_for_in_another_process(
 def test_kosmo_approvals_refuses_the_in_process_state() -> None:
     refused = _kosmo("list", "--state", "memory")
     assert refused.returncode == 2 and "needs the state the MCP servers share" in refused.stderr
+
+
+def test_approval_ids_can_be_typed_on_a_command_line() -> None:
+    """``kosmo approvals approve ID``: an id never starts with '-' (argparse would read an option) nor
+    holds a character a shell treats specially (URL-safe base64 ids began with '-' one time in 64)."""
+    state = MemoryState()
+    request = WriteRequest("test-notes", "create_note", "main", {})
+    ids = [_pending.ask(state, request, "ok?", 60)["id"] for _ in range(500)]
+    assert len(set(ids)) == 500
+    assert all(len(i) >= 16 and i.isalnum() and not i.startswith("-") for i in ids), [i for i in ids if not i.isalnum()]
