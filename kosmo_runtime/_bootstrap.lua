@@ -1,11 +1,15 @@
 -- kosmo sandbox bootstrap. Runs once in every fresh Lua state, in the real
 -- globals, before the script: the count hook and the limits, the host protocol, the
--- values shared with the host, and the `run` function the host calls. The standard
--- library layer (_stdlib.lua: the safe base functions, string, table, os, coroutine,
--- load, print, json, the refused names) is loaded into the state the first time a run
--- reads a global or calls a string method (a pooled state loads it ahead), so a run that
--- uses none pays for none of it. The script never sees the real globals, `debug`,
--- `python`, or any Python object: every host callable is wrapped in a Lua closure.
+-- values shared with the host, the app layer's loader and the `run` function the host
+-- calls. What a run needs only when it fails or uses the standard library waits in
+-- _kit.lua (locating and raising structured errors, the coroutines the runtime owns, the
+-- standard library layer's loader), loaded into the state, as the runtime's own work, the
+-- first time one of its parts is used. The standard library layer (_stdlib.lua: the safe
+-- base functions, string, table, os, coroutine, load, print, json, the refused names) is
+-- loaded the first time a run reads a global or calls a string method (a pooled state
+-- loads both ahead), so a run that uses none pays for none of it. The script never sees
+-- the real globals, `debug`, `python`, or any Python object: every host callable is
+-- wrapped in a Lua closure.
 --
 -- Host protocol: host functions return `true, value` on success, `false, err`
 -- (a table describing a structured error) on failure, or `"limit", name` when a
@@ -13,16 +17,18 @@
 -- again, and the pcall/xpcall/coroutine wrappers re-raise it, so the script
 -- cannot swallow it.
 
--- The host's values and functions, as arguments (cheaper to pass than a table).
-local PERIOD, max_steps, deadline, now, host_limit, lift, settle, load_layers, library = ...
+-- The host's values and functions, as arguments (cheaper to pass than a table), then the
+-- globals that layers the host installs lazily will define. `later` hands over what _kit.lua
+-- needs, when it loads.
+local PERIOD, max_steps, deadline, now, host_limit, lift, settle, load_layers, later = ...
+local LAZY_FROM = 10   -- the first lazy global's position among the arguments
 
-local debug_sethook, debug_traceback, debug_getinfo, debug_getmetatable =
-  debug.sethook, debug.traceback, debug.getinfo, debug.getmetatable
+local debug_sethook, debug_traceback, debug_getmetatable = debug.sethook, debug.traceback, debug.getmetatable
 local co_running = coroutine.running
-local error, assert, pcall, xpcall, select, type, tostring, rawget, rawset, rawequal, next, pairs, ipairs, load,
-      setmetatable, getmetatable, collectgarbage =
-  error, assert, pcall, xpcall, select, type, tostring, rawget, rawset, rawequal, next, pairs, ipairs, load,
-  setmetatable, getmetatable, collectgarbage
+local error, pcall, xpcall, select, type, tostring, rawget, rawset, rawequal, next, pairs, load, setmetatable,
+      collectgarbage =
+  error, pcall, xpcall, select, type, tostring, rawget, rawset, rawequal, next, pairs, load, setmetatable,
+  collectgarbage
 local pack = table.pack
 local str_format = string.format
 
@@ -66,11 +72,6 @@ hook = function()
   end
 end
 
-local function arm(co)
-  debug_sethook(co, hook, "", PERIOD)
-  return co
-end
-
 -- Re-raise a limit after anything that could have caught it. Lua 5.4 raises any error whose
 -- value is exactly "not enough memory" as a memory error, so the script's own
 -- error("not enough memory", 0) is told apart by the sandbox's `error`, which notes it.
@@ -100,30 +101,12 @@ local ERROR_MT = {
   __metatable = "kosmo.error",
 }
 
--- The script's file and line nearest the top of the stack (skips bootstrap and C frames).
-local function script_location()
-  local level = 3
-  while true do
-    local info = debug_getinfo(level, "Sl")
-    if not info then return nil end
-    if info.what ~= "C" and info.source ~= "=[kosmo]" and info.source ~= "=?" then
-      return info.short_src, info.currentline
-    end
-    level = level + 1
-  end
-end
-
--- Raise a structured error described by `data`, located at the script's current line.
-local function raise(data)
-  local script, line = script_location()
-  if line and line > 0 then data.script, data.line = script, line end
-  error(setmetatable(data, ERROR_MT), 0)
-end
-
 -- The memory cap is lifted from just before a host function is entered until its
 -- results are on the Lua stack (see Sandbox._host): a Lua memory error must never
 -- unwind through Python frames. `settle` restores the cap and says whether the
 -- state is over it.
+
+local raise   -- raise(data): a structured error at the script's line (_kit.lua's; a stand-in below)
 
 -- Unwrap a host result.
 local function checked(status, value, ...)
@@ -158,13 +141,6 @@ local function call_flat(fn, ...)
   return unwrap(pcall(fn, ...))
 end
 
-local function usage(message, hint, where)
-  local data = {type = "InvalidArgument", code = "invalid_argument", message = message, hint = hint,
-                retryable = false}
-  if where then data.integration, data["function"] = where[1], where[2] end
-  raise(data)
-end
-
 ---------------------------------------------------------------------------
 -- Values shared with the host
 ---------------------------------------------------------------------------
@@ -186,9 +162,9 @@ local function inspect(t)
   return str_format("%p", t), rawequal(mt, ARRAY_MT), rawequal(t, NULL), rawequal(mt, ERROR_MT)
 end
 
-local protected = setmetatable({}, {__mode = "k"})
--- Coroutines the runtime drives (app.parallel's branches): the script's resume and close refuse them.
-local owned = setmetatable({}, {__mode = "k"})
+local WEAK = {__mode = "k"}
+local protected = setmetatable({}, WEAK)
+
 ---------------------------------------------------------------------------
 -- The environment of one run
 ---------------------------------------------------------------------------
@@ -215,13 +191,16 @@ end
 protected[NULL] = "json.null"
 local extras = {}  -- name -> value added to every env by later layers (app, docs functions)
 local lazy = {}    -- name -> true for globals a not-yet-loaded layer will define
+for i = LAZY_FROM, select("#", ...) do lazy[select(i, ...)] = true end
 local kit   -- what the host and the layers use (returned at the end)
--- Load the pending layers (the host hands each one's bytecode and host functions over),
--- then look `name` up among what they defined.
+-- Load the pending layers (the host hands each one's bytecode and host functions over, and
+-- says whether more are pending), then look `name` up among what they defined.
 local function load_lazy(name)
   if lazy[name] and not extras[name] then
-    while true do
-      local code, functions = call(load_layers)
+    local more = true
+    while more do
+      local code, functions
+      code, functions, more = call(load_layers)
       if code == nil then break end
       lift()   -- the layer's own memory is made with the cap lifted, as the host's values are
       local ok, err = pcall(load(code, "=[kosmo]", "b"), kit, functions)
@@ -244,45 +223,58 @@ string_mt.__metatable = false
 -- Metatables the runtime sets on a run's globals (loading layers on first use):
 -- getmetatable(_G) is nil for the script, and setmetatable(_G, mt) replaces it (after
 -- defining the layers' globals, so they stay reachable).
-local lazy_mts = setmetatable({}, {__mode = "k"})
-local installed = setmetatable({}, {__mode = "k"})   -- env -> true once the layer is installed in it
-local assigned_in = setmetatable({}, {__mode = "k"}) -- env -> the names its script set before they were defined
+local lazy_mts = setmetatable({}, WEAK)
+local installed = setmetatable({}, WEAK)   -- env -> true once the layer is installed in it
+local assigned_in = setmetatable({}, WEAK) -- env -> the names its script set before they were defined
 local install = nil   -- _stdlib.lua's install(env, assigned), once the layer is loaded
 local current_env = nil
-local materialize
 
 local function note_memerr() script_memerr = true end
+local function is_tripped() return tripped end
+local function remaining() return deadline - now() end
 
-
--- Load _stdlib.lua into this state: the runtime's own work, so neither its instructions nor
--- its memory count against the run (the memory cap grows by what it keeps).
-local function load_stdlib()
+-- Run `fn` as the runtime's own work (loading a layer): neither its instructions nor the
+-- memory it keeps count against the run (the memory cap grows by that much). With `pay`, the
+-- collector's debt for what the layer allocated is paid here, as the layer's own cost (a step
+-- bounded by that amount), not by the script's next allocations.
+local grow   -- the host's: the memory cap grows by what a layer keeps (from `later`)
+local function quietly(fn, pay)
   local saved_steps, saved_ticks = steps, ticks
   lift()
   local before = collectgarbage("count")
-  local core = {
-    now = now, trip = trip, guard = guard, arm = arm, call = call, usage = usage, NULL = NULL,
-    ARRAY_MT = ARRAY_MT, mark_array = mark_array, readonly = readonly, protected = protected, owned = owned,
-    lazy_mts = lazy_mts, MEMERR = MEMERR, string_mt = string_mt,
-    note_memerr = note_memerr,
-    tripped = function() return tripped end,
-    remaining = function() return deadline - now() end,
-    materialize = function(env) return materialize(env) end,
-  }
-  core.host = library()
-  install = load(core.host.stdlib, "=[kosmo]", "b")(core)
+  local value = fn()
   local grown = collectgarbage("count") - before
-  core.host.grow(grown)
-  -- The collector's debt for what the layer allocated is paid here, as the layer's own cost (a
-  -- step bounded by that amount), not by the script's next allocations
-  collectgarbage("step", grown // 1)
+  grow(grown)
+  if pay then collectgarbage("step", grown // 1) end
   if settle() then trip("memory") end
   steps, ticks = saved_steps, saved_ticks
+  return value
 end
 
+-- _kit.lua's part, loaded now if the state has not loaded it yet (what it shares with this
+-- chunk passed as arguments: no names to make in every fresh state)
+local rest = nil
+local install_into
+local function load_kit()
+  local code, library
+  code, library, grow = later()
+  return load(code, "=[kosmo]", "b")(now, trip, guard, hook, PERIOD, quietly, MEMERR, string_mt, lazy, lazy_mts,
+    installed, assigned_in, install_into, load_lazy, call, readonly, protected, NULL, ARRAY_MT, mark_array, ERROR_MT,
+    library, is_tripped, remaining, note_memerr)
+end
+local function need_kit()
+  if not rest then rest = quietly(load_kit) end
+  return rest
+end
+
+-- Stand-ins for _kit.lua's functions the host protocol and the layers name (called as statements,
+-- not tail calls, so that no traceback shows them).
+raise = function(data) need_kit().raise(data) end
+local function usage(message, hint, where) need_kit().usage(message, hint, where) end
+
 -- Define the standard globals in `env` (first use, or at once when the layer is loaded).
-local function install_into(env)
-  if not install then load_stdlib() end
+install_into = function(env)
+  if not install then install = need_kit().load_stdlib() end
   installed[env] = true
   install(env, assigned_in[env] or {})
 end
@@ -293,15 +285,6 @@ local function string_index(s, key)
   local index = string_mt.__index
   if index == string_index then return nil end
   return index[key]
-end
-
-materialize = function(env)
-  if not installed[env] then install_into(env) end
-  local assigned = assigned_in[env] or {}
-  for name in pairs(lazy) do
-    local value = load_lazy(name)
-    if rawget(env, name) == nil and not assigned[name] then rawset(env, name, value) end
-  end
 end
 
 -- A run's globals: empty until the script reads one, when the library layer fills them in
@@ -345,7 +328,7 @@ end
 -- A pooled state: the library layer loaded and the run's env made ahead (off the run's path).
 local prepared_env = nil
 local function prepare()
-  if not install then load_stdlib() end
+  if not install then install = need_kit().load_stdlib() end
   prepared_env = make_env()
 end
 
@@ -420,12 +403,15 @@ kit = {
   checked = checked,
   raise = raise,
   trip = trip,
-  arm = arm,
   guard = guard,
   protect = function(t, label) protected[t] = label end,
-  own = function(co, owner) owned[co] = owner end,
-  release = function(co) owned[co] = nil end,
   prepare = prepare,
 }
+-- (and app.parallel's own, arm and release: _kit.lua's, loaded on first use)
+setmetatable(kit, {__index = function(t, name)
+  local value = need_kit()[name]
+  rawset(t, name, value)
+  return value
+end})
 -- and what the host uses on every run, as values (cheaper than indexing the kit from Python)
 return kit, run, inspect, mark_array, NULL

@@ -391,7 +391,7 @@ class Runtime:
             ready.close()
             ready = None
         if ready is None:
-            sandbox = Sandbox(limits, date_clock=tape.clock if tape else self.clock)
+            sandbox = Sandbox(limits, date_clock=tape.clock if tape else self.clock, lazy=APP_GLOBALS)
             host = AppHost(self, sandbox)
             sandbox.install_lazily("_app.lua", APP_GLOBALS, host.functions)
         else:
@@ -402,7 +402,7 @@ class Runtime:
 
     def _prebuilt(self) -> _Prebuilt:
         """A sandbox for the pool: the Runtime's limits, the app layer already loaded."""
-        sandbox = Sandbox(self.limits, date_clock=self.clock)
+        sandbox = Sandbox(self.limits, date_clock=self.clock, lazy=APP_GLOBALS)
         host = AppHost(self, sandbox)
         sandbox.install_lazily("_app.lua", APP_GLOBALS, host.functions)
         sandbox.load_pending()

@@ -18,6 +18,7 @@ import math
 import re
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from lupa import lua54
@@ -62,7 +63,7 @@ class Sandbox:
     """
 
     def __init__(self, limits: Limits, *, clock: Callable[[], float] = time.monotonic,
-                 date_clock: Clock = utc_now) -> None:
+                 date_clock: Clock = utc_now, lazy: tuple[str, ...] = ()) -> None:
         self.limits = limits
         self.clock = clock
         self.started = clock()
@@ -87,12 +88,17 @@ class Sandbox:
             max_memory=1 << 40,
         )
         self._date_clock = date_clock
-        # What the bootstrap needs for every run, as arguments; the rest (library_host) only when
-        # the state loads its library layer: each Python callable handed to Lua costs a wrapper.
+        # What the bootstrap needs for every run, as arguments, and the globals ``lazy`` that layers
+        # installed lazily will define (``install_lazily``); the rest (``_later``) only when the state
+        # loads its kit (_kit.lua). Each Python callable handed to Lua costs a wrapper: the methods go
+        # as partials, which lupa wraps in less than half the time of a bound method.
+        self._lazy = lazy
         boot = self.lua.compile(bytecode("_bootstrap.lua"), name="=[kosmo]", mode="b")
+        now, record_limit, lift, settle, later = (partial(method, self) for method in (
+            Sandbox._now, Sandbox._record_limit, Sandbox._lift, Sandbox._settle, Sandbox._later))
         self.kit, self._run_chunk, inspect, mark_array, null = boot(
-            _PERIOD, limits.instructions, self.deadline, self._now, self._record_limit, self._lift, self._settle,
-            self._host(self._next_layer), self._library_host)
+            _PERIOD, limits.instructions, self.deadline, now, record_limit, lift, settle,
+            self._host(self._next_layer), later, *lazy)
         self.convert = Converter(self.lua, inspect, mark_array, null, limits.depth, checkpoint=self._checkpoint,
                                  budgets={"memory": limits.memory, "result": limits.result, "output": limits.output})
 
@@ -114,9 +120,11 @@ class Sandbox:
         self.__dict__.pop("lua", None)
 
     def install_lazily(self, filename: str, names: tuple[str, ...], functions: Callable[[], dict[str, Callable[..., Any]]]) -> None:
-        """Install a layer the first time the script reads one of the globals ``names`` defines."""
+        """Install a layer the first time the script reads one of the globals ``names`` defines (named to
+        the state here unless they were at boot: ``Sandbox(lazy=names)``)."""
         self._pending.append((filename, functions))
-        self.kit["provide_lazily"](*names)  # indexing: cheaper than attributes
+        if names != self._lazy:
+            self.kit["provide_lazily"](*names)  # indexing: cheaper than attributes
 
     def load_pending(self) -> None:
         """Load the lazily installed layers and the standard library layer now, and make the run's
@@ -128,11 +136,17 @@ class Sandbox:
         self.kit.prepare()
 
     def _next_layer(self) -> tuple[Any, ...]:
-        """The next pending layer, for the state to load: its bytecode and host functions (none left: nil)."""
+        """The next pending layer, for the state to load: its bytecode, its host functions and whether
+        more are pending (none left: nil)."""
         if not self._pending:
             return (None,)
         filename, functions = self._pending.pop(0)
-        return bytecode(filename), self.host_table(functions())
+        return bytecode(filename), self.host_table(functions()), bool(self._pending)
+
+    def _later(self) -> tuple[Any, ...]:
+        """What the state's kit (_kit.lua) needs as it loads: its bytecode, the library layer's host
+        table (made when that layer loads) and the cap's growth for what a layer keeps."""
+        return bytecode("_kit.lua"), self._library_host, self._grow
 
     def install(self, filename: str, functions: dict[str, Callable[..., Any]]) -> None:
         """Run a Lua layer of this package (e.g. ``_app.lua``) with the given host functions."""
@@ -217,7 +231,6 @@ class Sandbox:
             "print": self._host(self._print),
             "json_encode": self._host(self._json_encode),
             "json_decode": self._host(self._json_decode),
-            "grow": self._grow,
             "stdlib": bytecode("_stdlib.lua"),
             "strlib": bytecode("_strlib.lua"),
             "model": bytecode("_patmodel.lua"),

@@ -1,5 +1,7 @@
 """The standard library layer (``_stdlib.lua``) is loaded into a state on a run's first read of a
-global (or a string method call), and ahead in a pooled state: a script cannot tell when.
+global (or a string method call), and ahead in a pooled state: a script cannot tell when. The same
+holds for the bootstrap's kit (``_kit.lua``: raising structured errors, app.parallel's coroutines,
+the library layer's loader), loaded the first time one of its parts is used.
 
 Each case runs in plain Lua 5.4 and in the sandbox (``tests.conformance.same``: a fresh state per
 run, so the layer loads while the script runs) and on a pooled state (the layer loaded and the
@@ -56,12 +58,24 @@ def fresh() -> Iterator[Runtime]:
     runtime.close()
 
 
-@pytest.mark.parametrize("source", CASES + ["return app ~= nil, rawget(_G, 'app')", "return json.encode({1})"])
+#: chunks whose first use of the kit is an error it raises or app.parallel, before the library layer
+KIT_CASES = [
+    "local x = 1\nreturn app.integrations.nope",
+    "local x = 1\napp.integrations.whereby:list_rooms()",
+    "local f = app.integrations.whereby.list_rooms\nf(5)",
+    "return app.parallel({function() return 1 end, function() return 2 end})",
+    "local x = 1\nlocal r = app.parallel(5)",
+    "local x = 1\nlocal r = lua_read_doc(5)",
+]
+
+
+@pytest.mark.parametrize("source", CASES + KIT_CASES + ["return app ~= nil, rawget(_G, 'app')", "return json.encode({1})"])
 def test_a_pooled_state_gives_what_a_fresh_one_gives(pooled: Runtime, fresh: Runtime, source: str) -> None:
     assert pooled._sandboxes.wait_full(timeout=30)  # the next run takes a state built ahead
     ahead, now = pooled.run(source), fresh.run(source)
     assert (ahead.ok, ahead.result, ahead.output) == (now.ok, now.result, now.output)
     assert (ahead.error and ahead.error.message) == (now.error and now.error.message)
+    assert (ahead.error and ahead.error.to_dict()) == (now.error and now.error.to_dict())
 
 
 def test_a_run_that_reads_no_global_does_not_load_the_layer() -> None:
@@ -84,6 +98,39 @@ def test_the_layer_is_not_counted_against_the_run(fresh: Runtime) -> None:
     assert not over.ok and over.error is not None and over.error.limit == "memory"
     counted = fresh.run("local n = 0 for i = 1, 10000 do n = n + i end return n", limits=limits)
     assert not counted.ok and counted.error is not None and counted.error.limit == "instructions"
+
+
+@pytest.mark.parametrize("source", KIT_CASES)
+def test_an_error_raised_as_the_kit_loads_reads_as_one_raised_after(fresh: Runtime, source: str) -> None:
+    first = fresh.run(source)
+    after = fresh.run("local _ = (pcall)\n" + source.replace("\n", " ", 1))  # the kit and library layer loaded first
+    assert (first.ok, first.result) == (after.ok, after.result)
+    if first.error is not None:
+        assert after.error is not None
+        assert (first.error.message, first.error.line) == (after.error.message, after.error.line)
+        assert first.error.traceback == after.error.traceback
+        assert first.error.line == 2
+
+
+def test_a_run_that_raises_nothing_does_not_load_the_kit() -> None:
+    sandbox = Sandbox(Limits())
+    before = sandbox.lua.get_memory_used()
+    assert sandbox.run("local t = {} for i = 1, 10 do t[i] = i end return #t", "script.lua").ok
+    assert sandbox.lua.get_memory_used() - before < 4_000
+    _ = sandbox.kit.arm  # the kit loads on first use of one of its parts
+    assert sandbox.lua.get_memory_used() - before > 4_000
+    sandbox.close()
+
+
+def test_the_kit_is_not_counted_against_the_run() -> None:
+    sandbox = Sandbox(Limits(memory=64 * 1024))
+    assert sandbox.run("return 1", "script.lua").ok
+    cap, used = sandbox._cap, sandbox.lua.get_memory_used()
+    _ = sandbox.kit["arm"]  # loaded now, as a run would on its first structured error
+    grown = sandbox.lua.get_memory_used() - used
+    # the cap grew by what the kit keeps (all but the lookup's own bytes, made after the kit loaded)
+    assert grown > 4_000 and sandbox._cap - cap > grown - 1_024
+    sandbox.close()
 
 
 def test_each_run_has_its_own_string_library_whenever_it_is_installed(pooled: Runtime, fresh: Runtime) -> None:
