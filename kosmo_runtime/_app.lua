@@ -31,10 +31,10 @@ end
 -- names this line instead.
 local looked_up_at = {}
 
--- (The function and line only: its name is read when an error needs it. The runtime's own code is
--- stripped of line numbers, so a line > 0 is the script's.)
-local function note_lookup()
-  local info = getinfo(3, "fl")  -- 1 this function, 2 the namespace's __index, 3 the indexing code
+-- `info` is getinfo(2, "fl") in the namespace's __index: the indexing code. (The function and line
+-- only: its name is read when an error needs it. The runtime's own code is stripped of line
+-- numbers, so a line > 0 is the script's.)
+local function note_lookup(info)
   if info and info.currentline > 0 then looked_up_at.func, looked_up_at.line = info.func, info.currentline end
 end
 
@@ -60,28 +60,31 @@ local scheduling = false  -- an app.parallel is running (they do not nest)
 
 -- A call's named arguments as key, value, ... when every key is text and every value is text, a
 -- boolean or a finite number (at most 8 of them: the common call): the host takes them as they
--- are instead of walking a table. `flat` is scratch, filled and passed in one go.
+-- are instead of walking a table. One argument crosses as it is; more are gathered in `flat`,
+-- scratch filled and passed in one go.
 local utf8_len, unpack, HUGE = utf8.len, table.unpack, math.huge
 local flat = {}
+local function plain(k, v)
+  if type(k) ~= "string" or not utf8_len(k) then return false end
+  local kind = type(v)
+  if kind == "string" then return utf8_len(v) ~= nil end
+  if kind == "number" then return v == v and v ~= HUGE and v ~= -HUGE end
+  return kind == "boolean"
+end
 local function flatten(args)
   local n = 0
   for k, v in next, args do
-    if n >= 16 or type(k) ~= "string" or not utf8_len(k) then return nil end
-    local kind = type(v)
-    if kind == "string" then
-      if not utf8_len(v) then return nil end
-    elseif kind == "number" then
-      if v ~= v or v == HUGE or v == -HUGE then return nil end
-    elseif kind ~= "boolean" then
-      return nil
-    end
+    if n >= 16 or not plain(k, v) then return nil end
     flat[n + 1], flat[n + 2] = k, v
     n = n + 2
   end
-  if n > 0 then return n end
+  return n
 end
 
-local function call_integration(id, account, name, args)
+-- An integration function's call: `handle` names it to the host (AppHost.member gave it), `id`,
+-- `account` and `name` are for app.parallel's submit.
+local host_call, host_call_flat = host.call, host.call_flat
+local function call_integration(handle, args, id, account, name)
   if branch_of[co_running()] and co_isyieldable() then
     local ticket = call(rare_host().submit, id, account, name, args)
     local token, ok, value = co_yield(WAIT, ticket)
@@ -89,29 +92,38 @@ local function call_integration(id, account, name, args)
     if ok then return value end
     kit.raise(value)
   end
-  local n = flatten(args)
-  if n then return call_flat(host.call_flat, id, account, name, unpack(flat, 1, n)) end
-  return call(host.call, id, account, name, args)
+  local k, v = next(args)
+  if k ~= nil and plain(k, v) then
+    if next(args, k) == nil then return call_flat(host_call_flat, handle, k, v) end
+    local n = flatten(args)
+    if n then return call_flat(host_call_flat, handle, unpack(flat, 1, n)) end
+  end
+  return call(host_call, handle, args)
 end
 
-local function make_function(id, account, name, label)
+-- The arguments of a call that did not pass one table (or passed the namespace: a colon call).
+local function arguments_of(args, extra, label, where)
+  if is_namespace[args] then
+    usage(label .. ": call it with a dot, not a colon: " .. label .. "{...}",
+          "write app.integrations.x.fn{...} or fn({...}), never x:fn{...}", where)
+  end
+  if extra ~= nil then
+    usage(label .. " takes one table of named arguments, e.g. " .. label .. "{name = value}", nil, where)
+  end
+  if args == nil then return {} end
+  if type(args) ~= "table" then
+    usage(label .. " takes one table of named arguments, e.g. " .. label .. "{name = value}; got a " .. type(args),
+          nil, where)
+  end
+  return args
+end
+
+local function make_function(id, account, name, label, handle)
   local where = {id, name}
   return function(args, extra)
-    if is_namespace[args] then
-      usage(label .. ": call it with a dot, not a colon: " .. label .. "{...}",
-            "write app.integrations.x.fn{...} or fn({...}), never x:fn{...}", where)
-    end
-    if extra ~= nil then
-      usage(label .. " takes one table of named arguments, e.g. " .. label .. "{name = value}", nil, where)
-    end
-    if args == nil then
-      args = {}
-    elseif type(args) ~= "table" then
-      usage(label .. " takes one table of named arguments, e.g. " .. label .. "{name = value}; got a " .. type(args),
-            nil, where)
-    end
-    if getinfo(1, "t").istailcall then return located(pcall(call_integration, id, account, name, args)) end
-    return call_integration(id, account, name, args)
+    if type(args) ~= "table" or extra ~= nil or is_namespace[args] then args = arguments_of(args, extra, label, where) end
+    if getinfo(1, "t").istailcall then return located(pcall(call_integration, handle, args, id, account, name)) end
+    return call_integration(handle, args, id, account, name)
   end
 end
 
@@ -123,28 +135,30 @@ end
 
 local function namespace(id, account)
   local label = account and (id .. "." .. account) or id
-  local by_key, by_name = {}, {}
+  local functions, accounts, by_name = {}, {}, {}   -- key -> function, key -> account namespace
   local proxy = {}
   setmetatable(proxy, {
     __index = function(_, key)
-      local hit = by_key[key]
-      if hit ~= nil then
-        if not is_namespace[hit] then note_lookup() end
-        return hit
+      local fn = functions[key]
+      if fn ~= nil then
+        note_lookup(getinfo(2, "fl"))
+        return fn
       end
+      local sub = accounts[key]
+      if sub ~= nil then return sub end
       if type(key) ~= "string" then return nil end
-      local kind, name = call(host.member, id, account, key)
-      if kind == "function" then note_lookup() end
+      local kind, name, handle = call(host.member, id, account, key)
+      if kind == "function" then note_lookup(getinfo(2, "fl")) end
       local value = by_name[kind .. ":" .. name]
       if value == nil then
         if kind == "function" then
-          value = make_function(id, account, name, label .. "." .. name)
+          value = make_function(id, account, name, label .. "." .. name, handle)
         else
           value = namespace(id, name)
         end
         by_name[kind .. ":" .. name] = value
       end
-      by_key[key] = value
+      if kind == "function" then functions[key] = value else accounts[key] = value end
       return value
     end,
     __newindex = locked_newindex(label),

@@ -39,6 +39,9 @@ class AppHost:
         self._span: RunSpan | None = None
         self._invoker: Invoker | None = None
         self._parallel: ParallelCalls | None = None
+        #: the functions the script looked up, by the handle their calls pass: (integration, account, name)
+        self._looked_up: list[tuple[str, str | None, str]] = []
+        self._handles: dict[tuple[str, str | None, str], int] = {}
 
     def bind(self, run: RunOptions, *, tape: Tape | None = None, span: RunSpan | None = None) -> None:
         """The run's options (merged over the Runtime's: ``Runtime.run_options``), cassette and span."""
@@ -87,22 +90,36 @@ class AppHost:
     def integrations(self) -> list[str]:
         return self._runtime.catalog.names()
 
-    def member(self, ident: str, account: str | None, key: str) -> tuple[str, str]:
-        return self.invoker.resolve_member(ident, account, key)
+    def member(self, ident: str, account: str | None, key: str) -> tuple[str, str] | tuple[str, str, int]:
+        """``(kind, name)`` of a namespace's member; a function's also has the handle its calls pass."""
+        kind, name = self.invoker.resolve_member(ident, account, key)
+        if kind != "function":
+            return kind, name
+        target = (ident, account, name)
+        handle = self._handles.get(target)
+        if handle is None:
+            handle = self._handles[target] = len(self._looked_up)
+            self._looked_up.append(target)
+        return kind, name, handle
 
     def members(self, ident: str, account: str | None) -> list[str]:
         return self._runtime._members(ident, account)
 
     # -- calls -------------------------------------------------------------------------
 
-    def call(self, ident: str, account: str | None, function: str, args: Any) -> Any:
+    def call(self, handle: int, args: Any) -> Any:
+        """A call of the function ``member`` gave ``handle``, its named arguments a Lua table."""
+        ident, account, function = self._looked_up[handle]
         invoker = self._invoker or self.invoker
         return invoker.call(ident, account, function, self._sandbox.convert.arguments(args, ident + "." + function))
 
-    def call_flat(self, ident: str, account: str | None, function: str, *pairs: Any) -> Any:
+    def call_flat(self, handle: int, *pairs: Any) -> Any:
         """A call whose named arguments are all text, booleans or finite numbers, passed by
         ``_app.lua`` as name, value, ... (no table to walk)."""
+        ident, account, function = self._looked_up[handle]
         invoker = self._invoker or self.invoker
+        if len(pairs) == 2:
+            return invoker.call(ident, account, function, {pairs[0]: pairs[1]})
         names_values = iter(pairs)
         return invoker.call(ident, account, function, dict(zip(names_values, names_values, strict=True)))
 

@@ -104,7 +104,7 @@ local ERROR_MT = {
 -- The memory cap is lifted from just before a host function is entered until its
 -- results are on the Lua stack (see Sandbox._host): a Lua memory error must never
 -- unwind through Python frames. `settle` restores the cap and says whether the
--- state is over it.
+-- state is over it. (Results whose push allocates nothing are the exception: see SETTLED.)
 
 local raise   -- raise(data): a structured error at the script's line (_kit.lua's; a stand-in below)
 
@@ -128,17 +128,26 @@ local function unwrap(ok, ...)
          hint = "pass UTF-8 text, numbers, booleans and plain tables"})
 end
 
+-- A host function whose results Lua takes without allocating (booleans, numbers, tables it
+-- made) restores the cap itself before it returns them, and says so with SETTLED in place of
+-- `true` (Sandbox._host): no settle crossing after it.
+local SETTLED = 1
+local function settled(ok, status, ...)
+  if ok and status == SETTLED then return ... end
+  return unwrap(ok, status, ...)
+end
+
 -- Call a host function: its errors become structured Lua errors, never Python objects.
 local function call(fn, ...)
   lift()
-  return unwrap(pcall(fn, ...))
+  return settled(pcall(fn, ...))
 end
 
 -- Call a host function named `*_flat`, which lifts the cap itself as it is entered (one host
 -- crossing fewer): its arguments must be text, numbers and booleans only (the caller checks),
 -- which cross into Python without Lua allocating, so the lift need not come before them.
 local function call_flat(fn, ...)
-  return unwrap(pcall(fn, ...))
+  return settled(pcall(fn, ...))
 end
 
 ---------------------------------------------------------------------------

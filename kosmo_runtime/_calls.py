@@ -60,6 +60,7 @@ class Invoker:
     tracing: RunSpan | None = None  # the run's span when tracing is on (_tracing)
     _bindings: dict[tuple[str, str | None], _Binding] = field(default_factory=dict, repr=False)
     _targets: dict[tuple[str, str], _Target] = field(default_factory=dict, repr=False)
+    _plans: dict[tuple[str, str | None, str], _Plan] = field(default_factory=dict, repr=False)
     clock: Clock = utc_now
     idempotency: Idempotency | None = None  # the run's idempotency key: its writes are sent once
     _pages: int = field(default=0, init=False, repr=False)  # pages after a call's first: each counts as a call
@@ -115,11 +116,23 @@ class Invoker:
                 loaded, spec, f"{ident}.{function}", self.accounts.default_account(ident) or "default")
         return target
 
+    def _plan(self, ident: str, account_name: str | None, function: str) -> _Plan:
+        """What every call of ``ident.function`` on ``account_name`` needs, resolved on its first call
+        (the account's binding may fail: that call is recorded with its error)."""
+        target = self._targets.get((ident, function)) or self._target(ident, function)
+        bound = self._bindings.get((ident, account_name)) or self._bind(target.loaded, account_name)
+        manifest = target.loaded.manifest
+        http = Http(bound.client, manifest, function=function, account=bound.account.name, remaining=self.remaining,
+                    dry_run=self.dry_run, retry=self.retry, limiter=bound.limiter)
+        plan = self._plans[(ident, account_name, function)] = _Plan(
+            target, bound.account, http, (bound.store, bound.memo, self.clock, manifest.lookups, manifest, self._next_page))
+        return plan
+
     def call(self, ident: str, account_name: str | None, function: str, arguments: dict[str, Any]) -> Any:
         """Validate, authorise and execute one call; returns JSON-compatible Python."""
-        target = self._targets.get((ident, function)) or self._target(ident, function)
-        loaded, spec, label, write = target.loaded, target.spec, target.label, target.write
-        manifest = loaded.manifest
+        plan = self._plans.get((ident, account_name, function))
+        target = plan.target if plan is not None else self._targets.get((ident, function)) or self._target(ident, function)
+        spec, label, write = target.spec, target.label, target.write
         started = time.monotonic()
         trace = Trace()
         # positional (CallRecord's field order): half the cost of keywords on this path
@@ -132,8 +145,9 @@ class Invoker:
             if len(self.records) + self._pages >= self.max_calls:
                 raise limit_exceeded("calls", self.max_calls)
             args = target.validate(arguments)
-            bound = self._bindings.get((ident, account_name)) or self._bind(loaded, account_name)
-            account = bound.account
+            if plan is None:
+                plan = self._plan(ident, account_name, function)
+            account = plan.account
             record.account = account.name
             # A keyed write is asked about only if it is to be sent: a replay of one an earlier attempt sent is not.
             keyed = write and self.idempotency is not None and not self.dry_run
@@ -143,11 +157,7 @@ class Invoker:
                                    dry_run=self.dry_run, ask=not keyed)
                 if span is not None:
                     span.policy = policy
-            http = Http(bound.client, manifest, function=function, account=account.name,
-                        remaining=self.remaining, dry_run=self.dry_run, retry=self.retry, trace=trace,
-                        limiter=bound.limiter)
-            context = CallContext(ident, function, account, http, bound.store, bound.memo, self.clock, manifest.lookups,
-                                  manifest, self._next_page)
+            context = CallContext(ident, function, account, plan.http.for_call(trace), *plan.context)
             try:
                 if keyed and self.idempotency is not None:
                     asking = (lambda: ask_approval(request, self.approve)) if policy == "ask" else None
@@ -155,7 +165,8 @@ class Invoker:
                                                    lambda: target.run(context, args),
                                                    replayed=lambda: setattr(record, "replayed", True), ask=asking)
                 else:
-                    result = target.run(context, args)
+                    code = target.code
+                    result = code(context, args) if code is not None else target.run(context, args)
             except DryRunIntercept as intercepted:
                 result = {"dry_run": True, "would_send": intercepted.request,
                           "note": "dry run: this write was not sent; requests after it (if any) depend on its answer"}
@@ -190,8 +201,9 @@ class Invoker:
                                  hint="this is a bug in the integration, not in your script; report it") from None
         finally:
             record.duration = time.monotonic() - started
-            record.status = trace.status
-            record.retries = trace.retries
+            if trace.requests:
+                record.status = trace.status
+                record.retries = trace.retries
             if span is not None:
                 span.end(record)
             self.records.append(record)
@@ -210,16 +222,26 @@ class _Binding:
     memo: dict[str, Any]
 
 
+class _Plan:
+    """One function on one account, resolved once per run: its target, the account, the Http its calls
+    copy (each with its own trace) and the rest of their CallContext."""
+
+    __slots__ = ("account", "context", "http", "target")
+
+    def __init__(self, target: _Target, account: Account, http: Http, context: tuple[Any, ...]) -> None:
+        self.target, self.account, self.http, self.context = target, account, http, context
+
+
 class _Target:
     """One function of one integration, resolved once per run: its spec, label, default account,
     a validation plan and (on first use) its code."""
 
-    __slots__ = ("_code", "_plain", "default_account", "label", "loaded", "spec", "write")
+    __slots__ = ("_plain", "code", "default_account", "label", "loaded", "spec", "write")
 
     def __init__(self, loaded: LoadedIntegration, spec: FunctionSpec, label: str, default_account: str) -> None:
         self.loaded, self.spec, self.label, self.default_account = loaded, spec, label, default_account
         self.write = spec.operation == "write"
-        self._code: Callable[[CallContext, dict[str, Any]], Any] | None = None
+        self.code: Callable[[CallContext, dict[str, Any]], Any] | None = None  # loaded by the first run
         self._plain = _plain_plan(spec)
 
     def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -227,9 +249,20 @@ class _Target:
         integer, number or boolean (no enum, bounds, format or fields) and every value of exactly its
         type. Anything else, valid or not, goes to ``validate_arguments`` (which words the errors)."""
         plan = self._plain
-        if plan is None or not arguments.keys() <= plan.keys():
+        if plan is None:
             return validate_arguments(self.label, self.spec, arguments)
         checked: dict[str, Any] = {}
+        if len(arguments) == len(plan):  # every parameter given? (then the names are the plan's)
+            for name, (types, _, _) in plan.items():
+                value = arguments.get(name)
+                if type(value) not in types:
+                    checked.clear()
+                    break
+                checked[name] = value
+            else:
+                return checked
+        if not arguments.keys() <= plan.keys():
+            return validate_arguments(self.label, self.spec, arguments)
         for name, (types, required, default) in plan.items():
             value = arguments.get(name)
             if value is None:
@@ -245,9 +278,9 @@ class _Target:
 
     def run(self, context: CallContext, args: dict[str, Any]) -> Any:
         """Execute the call: the manifest's declaration (with its transform) or the named handler."""
-        if self._code is None:
-            self._code = _code(self.loaded, context.function, self.spec)
-        return self._code(context, args)
+        if self.code is None:
+            self.code = _code(self.loaded, context.function, self.spec)
+        return self.code(context, args)
 
 
 #: the exact Python types a plain parameter's value may have to pass without coercion

@@ -421,6 +421,14 @@ class Http:
         self.trace = trace or Trace()
         self._limiter = limiter
 
+    def for_call(self, trace: Trace) -> Http:
+        """This Http with its own ``trace``, for one call (a copy: cheaper than making one anew)."""
+        http = object.__new__(Http)
+        attributes = http.__dict__
+        attributes.update(self.__dict__)
+        attributes["trace"] = trace
+        return http
+
     def get(self, path: str, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> Any:
         return self.request("GET", path, params=params, headers=headers)
 

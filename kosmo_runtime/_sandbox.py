@@ -40,11 +40,15 @@ from ._log import log
 from ._luacode import bytecode
 from ._patterns import pattern_rate
 from ._result import CallRecord, RunResult
-from ._values import Converter, Opaque, render
+from ._values import Converter, LuaTable, Opaque, render
 
 __all__ = ["Sandbox", "error_from_lua"]
 
 _SCALARS = (type(None), bool, int, float)  # results whose JSON is short (integers are 64-bit, floats finite)
+#: what a host function may return after settling the cap itself: Lua pushes these without
+#: allocating (a table by its reference; integers from the converter are 64-bit)
+_PUSHED_AS_IS = frozenset({bool, int, float, type(None), LuaTable})
+_SETTLED = 1  # the bootstrap's SETTLED: a host result whose cap is already back
 _PERIOD = 1000  # instructions between two runs of the count hook
 _LOCATION = re.compile(r"^(?P<script>[^\n:]+):(?P<line>\d+): (?P<message>.*)$", re.S)
 _KEYWORDS = ("and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto",
@@ -167,7 +171,10 @@ class Sandbox:
         its work on Lua values and its results are made with the memory cap lifted, so no Lua
         memory error can unwind through Python frames (the checkpoint bounds the overshoot).
         With ``lifts`` the wrapper lifts the cap itself, first thing (``kit.call_flat``: arguments
-        that are only text, numbers and booleans reach Python without Lua allocating).
+        that are only text, numbers and booleans reach Python without Lua allocating). A result
+        Lua takes without allocating (a boolean, a number, a table already made) is returned
+        after the wrapper settled the cap itself, marked ``_SETTLED`` instead of ``True``: the
+        bootstrap then skips its own ``settle`` (one host crossing fewer).
         """
 
         def call(*args: Any) -> tuple[Any, ...]:
@@ -178,7 +185,10 @@ class Sandbox:
                     value = fn(*args)
                     if isinstance(value, tuple):
                         return (True, *value)
-                    return True, self.convert.to_lua(value)
+                    value = self.convert.to_lua(value)
+                    if type(value) in _PUSHED_AS_IS and self._settle_early():
+                        return _SETTLED, value
+                    return True, value
                 except LimitExceeded:
                     raise
                 except KosmoError as exc:
@@ -213,6 +223,19 @@ class Sandbox:
         self._lifts += 1
         if self._lifts == 1:
             self.lua.set_max_memory(0)
+
+    def _settle_early(self) -> bool:
+        """``_settle`` done by a host function before it returns, for results Lua takes without
+        allocating; False (the cap left lifted, for the bootstrap's own ``settle`` to find the state
+        over it) when the state is over its cap."""
+        if self._lifts > 1:
+            self._lifts -= 1
+            return True
+        if self._cap and self.lua.get_memory_used() > self._cap:
+            return False
+        self._lifts = 0
+        self.lua.set_max_memory(self._cap)
+        return True
 
     def _settle(self) -> bool:
         """Undo one ``_lift``; True when the state is over its cap once the cap is back."""

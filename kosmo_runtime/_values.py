@@ -29,11 +29,11 @@ from lupa import lua54
 
 from ._errors import InvalidArgument, LimitExceeded
 
-__all__ = ["Converter", "Opaque", "render"]
+__all__ = ["Converter", "LuaTable", "Opaque", "render"]
 
 CHECK_EVERY = 4096  # units of conversion work between two checkpoints
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_LuaTable = type(lua54.LuaRuntime().table())
+LuaTable = type(lua54.LuaRuntime().table())  #: lupa's type of a Lua table in Python
 
 
 class Opaque(str):
@@ -88,6 +88,23 @@ class Converter:
         Runs while the Lua state's memory cap is lifted (the host's conversions must never
         raise a Lua error through Python frames); the checkpoint enforces the cap instead.
         """
+        if type(value) is dict and level < self.depth:  # the common result: text keys, plain values
+            units = 1 + len(value)
+            for key, item in value.items():
+                kind = type(item)
+                if type(key) is not str:
+                    break
+                if kind is str:
+                    units += len(item)
+                elif not (kind is bool or kind is float or (kind is int and -(2**63) <= item < 2**63)):
+                    break
+            else:  # lupa makes the same table from the dict itself (the units spent inline: no call)
+                self._left -= units
+                self._since_check += units
+                if self._since_check >= CHECK_EVERY:
+                    self._since_check = 0
+                    self._checkpoint()
+                return self._table_from(value)
         if value is None:
             return self.null
         if isinstance(value, str):
@@ -168,7 +185,7 @@ class Converter:
             if not self._spend(len(value) + 2):
                 raise self._over_budget()
             return value
-        if not isinstance(value, _LuaTable):
+        if not isinstance(value, LuaTable):
             return self._scalar(value, path, False)
         items = list(value.items())
         if not self._spend(2 * len(items) or 2):
@@ -200,7 +217,7 @@ class Converter:
         """The careful walk: tracks table identities to name cycles; lenient unless checking a cycle."""
         if value is None or isinstance(value, (bool, int, str)):
             return value
-        if not isinstance(value, _LuaTable):
+        if not isinstance(value, LuaTable):
             return self._scalar(value, (where,), True)
         identity, is_array, is_null, _ = self._inspect(value)
         if is_null:
@@ -224,7 +241,7 @@ class Converter:
 
     def _has_cycle(self, value: Any, ancestors: tuple[str, ...], acyclic: set[str]) -> bool:
         """Whether ``value`` reaches one of its ancestors (``acyclic``: tables already cleared)."""
-        if not isinstance(value, _LuaTable) or len(ancestors) > self.depth:
+        if not isinstance(value, LuaTable) or len(ancestors) > self.depth:
             return False
         identity = self._inspect(value)[0]
         if identity in ancestors:
