@@ -18,6 +18,7 @@ S = TypeVar("S", bound=Simulator)
 
 DATA = Path(__file__).resolve().parent / "data"
 SPECS = DATA / "specs"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "integrations"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SEEDS = SHARED / "seeds"
 NO_SEEDS = "needs the product reference beside the repository (../shared/seeds); CI has it"
@@ -75,3 +76,17 @@ def notes_service(folder: Path, writes: str = "ask") -> Iterator[tuple[Any, Path
                             f"        api_key: {KEY}\n        base_url: {server.url}\n        writes: {writes}\n",
                             encoding="utf-8")
         yield simulator, accounts
+
+
+@contextlib.contextmanager
+def fixture_runtime(accounts: str) -> Iterator[Any]:
+    """A Runtime over the test fixtures' integrations (``tests/fixtures/integrations``), no pool, with the
+    accounts the YAML text ``accounts`` describes (nothing read from the environment or a file)."""
+    from kosmo_runtime import AccountsConfig, Runtime
+
+    runtime = Runtime(integration_paths=[FIXTURES], store=":memory:", pool=0)
+    runtime._accounts = AccountsConfig.parse(accounts, "(test)", runtime._manifest_for, runtime.catalog.names)
+    try:
+        yield runtime
+    finally:
+        runtime.close()

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kosmo_runtime import AccountsConfig, Runtime
+from kosmo_runtime import Runtime
 from kosmo_runtime._apphost import AppHost
 from kosmo_runtime._calls import Invoker
+from tests.support import fixture_runtime
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "integrations"
 ACCOUNTS = "integrations:\n  test-notes:\n    accounts:\n      default: {api_key: unused}\n"
 
 
@@ -47,10 +46,8 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
 
 @pytest.fixture
 def rt() -> Iterator[Runtime]:
-    runtime = Runtime(integration_paths=[FIXTURES], store=":memory:", pool=0)
-    runtime._accounts = AccountsConfig.parse(ACCOUNTS, "(test)", runtime._manifest_for, runtime.catalog.names)
-    yield runtime
-    runtime.close()
+    with fixture_runtime(ACCOUNTS) as runtime:
+        yield runtime
 
 
 FLAT = [

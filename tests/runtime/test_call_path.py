@@ -13,19 +13,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from lupa import lua54
 
-from kosmo_runtime import AccountsConfig, Limits, Runtime
+from kosmo_runtime import Limits, Runtime
 from kosmo_runtime._apphost import AppHost
 from kosmo_runtime._calls import Invoker
 from kosmo_runtime._http import Trace
 from kosmo_runtime._sandbox import Sandbox
+from tests.support import fixture_runtime
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "integrations"
 ACCOUNTS = ("integrations:\n  test-notes:\n    default: main\n    accounts:\n"
             "      main: {api_key: unused}\n      other: {api_key: unused}\n")
 MiB = 1024 * 1024
@@ -34,10 +33,8 @@ SMALL = Limits(memory=2 * MiB)
 
 @pytest.fixture
 def rt() -> Iterator[Runtime]:
-    runtime = Runtime(integration_paths=[FIXTURES], store=":memory:", pool=0)
-    runtime._accounts = AccountsConfig.parse(ACCOUNTS, "(test)", runtime._manifest_for, runtime.catalog.names)
-    yield runtime
-    runtime.close()
+    with fixture_runtime(ACCOUNTS) as runtime:
+        yield runtime
 
 
 @pytest.fixture
