@@ -108,7 +108,7 @@ class RunOptions:
 
     def for_worker(self) -> RunOptions:
         """The picklable part, for a worker process: without the approver (the parent answers its questions)."""
-        return replace(self, approve=None)
+        return self if self.approve is None else replace(self, approve=None)
 
 
 _NAMES = tuple(field.name for field in fields(RunOptions))
