@@ -8,11 +8,12 @@ port (an empty server, as after a restart without persistence).
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from tests.ports import free_port
 
 __all__ = ["RedisServer", "emptied", "redis_keys", "redis_server_binary"]
 
@@ -23,18 +24,12 @@ def redis_server_binary() -> str | None:
         (p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server") if Path(p).is_file()), None)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class RedisServer:
     """One redis-server process on 127.0.0.1 (``url``: ``redis://127.0.0.1:PORT/0``)."""
 
     def __init__(self, binary: str, *, password: str | None = None) -> None:
         self.binary = binary
-        self.port = _free_port()
+        self.port = free_port()
         self.password = password
         self._dir = tempfile.mkdtemp(prefix="kosmo-redis-")
         self._process: subprocess.Popen[bytes] | None = None

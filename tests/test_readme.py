@@ -6,12 +6,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.ports import free_port
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
@@ -45,7 +46,7 @@ def test_the_deployment_example_runs_as_written(tmp_path):
     # its ports and folder swapped for free ones, and stopped the way it says
     section = README[README.index("\n## Deployment\n"):README.index("\n## Worker processes\n")]
     shell, client = (re.search(rf"^```{kind}\n(.*?)^```", section, re.S | re.M).group(1) for kind in ("bash", "python"))
-    ports = {old: str(_free_port()) for old in ("6390", "8801", "8802", "8443")}
+    ports = {old: str(free_port()) for old in ("6390", "8801", "8802", "8443")}
     for old, new in ports.items():
         shell, client = shell.replace(old, new), client.replace(old, new)
     shell = shell.replace("/tmp/kosmo-deploy", str(tmp_path))
@@ -70,9 +71,3 @@ def test_the_deployment_example_runs_as_written(tmp_path):
     assert 'www-authenticate: Bearer realm="kosmo", resource_metadata="https://localhost:' in out, out
     assert out.splitlines().count("True 1") == 4, out  # four answers through the proxy, alternating replicas
     assert "kosmo mcp: streamable HTTP at" in logs and logs.count("not shown again") == 2, logs
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
