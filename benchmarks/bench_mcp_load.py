@@ -29,6 +29,8 @@ from typing import Any
 import httpx
 from common import ROOT, Figure
 
+from tests.ports import free_port
+
 CLIENTS = 200
 SCRIPTS_PER_CLIENT = 20
 SECONDS = 40.0  # the load phase stops sending after this; answers still pending are awaited
@@ -77,12 +79,6 @@ HOSTILE = [
     ("lua_search_docs", {"query": "webinar " * 10_000}),  # an 80 KB query
 ]
 SCRIPTS = (NORMAL * 2)[:SCRIPTS_PER_CLIENT - len(HOSTILE)] + HOSTILE  # 15 normal + 5 hostile
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _rss(pid: int) -> dict[str, float]:
@@ -173,7 +169,7 @@ class _Server:
     """The bench server in a child process, on a free loopback port."""
 
     def __init__(self, home: str, sessions: int = DEFAULT_SESSIONS, workers: int | None = None) -> None:
-        self.port, self.token = _free_port(), secrets.token_urlsafe(32)
+        self.port, self.token = free_port(), secrets.token_urlsafe(32)
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         env = {**os.environ, "XDG_CONFIG_HOME": home, "XDG_DATA_HOME": home, "XDG_STATE_HOME": home}
         count = str(os.cpu_count() or 1 if workers is None else workers)

@@ -165,8 +165,7 @@ class Invoker:
                                                    lambda: target.run(context, args),
                                                    replayed=lambda: setattr(record, "replayed", True), ask=asking)
                 else:
-                    code = target.code
-                    result = code(context, args) if code is not None else target.run(context, args)
+                    result = target.run(context, args)
             except DryRunIntercept as intercepted:
                 result = {"dry_run": True, "would_send": intercepted.request,
                           "note": "dry run: this write was not sent; requests after it (if any) depend on its answer"}
@@ -236,12 +235,12 @@ class _Target:
     """One function of one integration, resolved once per run: its spec, label, default account,
     a validation plan and (on first use) its code."""
 
-    __slots__ = ("_plain", "code", "default_account", "label", "loaded", "spec", "write")
+    __slots__ = ("_code", "_plain", "default_account", "label", "loaded", "spec", "write")
 
     def __init__(self, loaded: LoadedIntegration, spec: FunctionSpec, label: str, default_account: str) -> None:
         self.loaded, self.spec, self.label, self.default_account = loaded, spec, label, default_account
         self.write = spec.operation == "write"
-        self.code: Callable[[CallContext, dict[str, Any]], Any] | None = None  # loaded by the first run
+        self._code: Callable[[CallContext, dict[str, Any]], Any] | None = None  # loaded by the first call
         self._plain = _plain_plan(spec)
 
     def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -278,9 +277,9 @@ class _Target:
 
     def run(self, context: CallContext, args: dict[str, Any]) -> Any:
         """Execute the call: the manifest's declaration (with its transform) or the named handler."""
-        if self.code is None:
-            self.code = _code(self.loaded, context.function, self.spec)
-        return self.code(context, args)
+        if self._code is None:
+            self._code = _code(self.loaded, context.function, self.spec)
+        return self._code(context, args)
 
 
 #: the exact Python types a plain parameter's value may have to pass without coercion
