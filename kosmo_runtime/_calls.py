@@ -68,9 +68,13 @@ class Invoker:
     def __post_init__(self) -> None:
         self._next_page = self._count_page  # bound once: each call's context gets it
 
+    def spent(self) -> int:
+        """The calls counted against the run's ``calls`` limit so far: those made and their further pages."""
+        return len(self.records) + self._pages
+
     def _count_page(self) -> None:
         """Before each further page of a collecting call: one more call against the run's ``calls`` limit."""
-        if len(self.records) + self._pages + 1 >= self.max_calls:
+        if self.spent() + 1 >= self.max_calls:
             raise limit_exceeded("calls", self.max_calls)
         self._pages += 1
 
@@ -142,7 +146,7 @@ class Invoker:
         if span is not None:
             trace.observer = span.request
         try:
-            if len(self.records) + self._pages >= self.max_calls:
+            if self.spent() >= self.max_calls:
                 raise limit_exceeded("calls", self.max_calls)
             args = target.validate(arguments)
             if plan is None:

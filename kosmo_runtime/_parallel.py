@@ -76,9 +76,9 @@ class ParallelCalls:
         self._generation = 0  # one per run or session chunk
 
     def submit(self, ident: str, account: str | None, function: str, args: Any) -> int:
-        """Start one call; the call limit counts the calls in flight too."""
+        """Start one call; the call limit counts the calls in flight too (and the further pages of those made)."""
         arguments = self._convert.arguments(args, f"{ident}.{function}")
-        if len(self._invoker.records) + len(self._pending) >= self._invoker.max_calls:
+        if self._invoker.spent() + len(self._pending) >= self._invoker.max_calls:
             raise limit_exceeded("calls", self._invoker.max_calls)
         ticket = next(self._tickets)
         generation = self._generation

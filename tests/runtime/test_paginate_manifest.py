@@ -234,6 +234,15 @@ def test_each_further_page_counts_against_the_runs_calls_limit(served: Any) -> N
     assert len(sent) == 3  # the pages used the run's calls: the next call is refused before it is sent
 
 
+
+def test_calls_in_app_parallel_count_the_pages_already_fetched(served: Any) -> None:
+    script = """app.integrations.pages_test.page_things()
+    return app.parallel({function() return app.integrations.pages_test.one_page{limit = 1} end,
+                         function() return app.integrations.pages_test.one_page{limit = 1} end})"""
+    result, sent = _run(served, script, limits=Limits(calls=4))
+    assert not result.ok and result.error is not None and result.error.to_dict()["limit"] == "calls"
+    assert len(sent) == 4  # one call and two further pages, then one branch's call: the other is refused
+
 def _refusal(folder: Path, change: str, old: str) -> str:
     (folder / "pages_test").mkdir(exist_ok=True)
     assert old in MANIFEST
