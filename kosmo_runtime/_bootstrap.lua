@@ -359,9 +359,9 @@ local session_env = nil  -- the env kept between chunks of a session (REPL)
 
 -- The main chunk runs on the main thread, as in Lua: coroutine.running() is the main
 -- coroutine, coroutine.isyieldable() is false and a yield there is Lua's own error.
-local function run(source, chunkname, chunk_deadline, keep_env)
+local function run(source, chunkname, chunk_deadline, chunk_steps, keep_env)
   if settle() then return "limit", "memory" end   -- the host lifted the cap to pass the source
-  deadline = chunk_deadline or deadline
+  deadline, max_steps = chunk_deadline, chunk_steps
   steps, ticks = 0, 0
   local env = keep_env and session_env or prepared_env or make_env()
   prepared_env = nil

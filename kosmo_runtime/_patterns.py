@@ -8,6 +8,7 @@ wall clock. Every state reads the one rate of its process.
 
 from __future__ import annotations
 
+import math
 import time
 from functools import cache
 
@@ -70,7 +71,7 @@ class PatternGuard:
             "remaining": lambda: self.seconds_left,
             "tripped": lambda: None,
             "calibrate": lambda: self.rate,
-            "wall_time": wall_time,
+            "limits": self.lua.table_from({"wall_time": wall_time, "memory": math.inf}),
             "model": bytecode("_patmodel.lua"),
         })
         strlib = self.lua.compile(bytecode("_strlib.lua"), name="=[kosmo]", mode="b")

@@ -375,9 +375,9 @@ class Runtime:
         return Session(lambda: self._sandbox(run))
 
     def _sandbox(self, run: RunOptions, *, tape: Tape | None = None, span: RunSpan | None = None) -> Sandbox | RunResult:
-        """The run's sandbox (a pooled one when the run has the Runtime's limits, else one built now,
-        whose app layer loads when the script first uses it), or the RunResult of a configuration
-        error (the accounts file is checked for every run). ``run`` is merged (``options``)."""
+        """The run's sandbox (a pooled one, which takes the run's limits, else one built now, whose app
+        layer loads when the script first uses it), or the RunResult of a configuration error (the
+        accounts file is checked for every run). ``run`` is merged (``options``)."""
         started = time.monotonic()
         try:
             _ = self.accounts
@@ -386,17 +386,14 @@ class Runtime:
             return RunResult(ok=False, error=exc, duration=time.monotonic() - started)
         limits = run.limits or self.limits
         # a taped run reads the tape's clock: never a pooled sandbox
-        ready = self._sandboxes.take() if (limits is self.limits or limits == self.limits) and tape is None else None
-        if ready is not None and ready.sandbox.limits is not limits and ready.sandbox.limits != limits:  # built before the Runtime's limits changed
-            ready.close()
-            ready = None
+        ready = self._sandboxes.take() if tape is None else None
         if ready is None:
             sandbox = Sandbox(limits, date_clock=tape.clock if tape else self.clock, lazy=APP_GLOBALS)
             host = AppHost(self, sandbox)
             sandbox.install_lazily("_app.lua", APP_GLOBALS, host.functions)
         else:
             sandbox, host = ready
-            sandbox.begin()
+            sandbox.begin(limits)
         host.bind(run, tape=tape, span=span)
         return sandbox
 

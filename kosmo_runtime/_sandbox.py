@@ -84,6 +84,7 @@ class Sandbox:
         self.on_end: list[Callable[[], None]] = []
         self._lifts = 0
         self._cap = 0  # no cap (0) until the first run sets it
+        self._library_limits: Any = None  # the limits the library layer reads (a Lua table), once it is loaded
         self.lua = lua54.LuaRuntime(
             register_eval=False,
             register_builtins=False,
@@ -106,8 +107,16 @@ class Sandbox:
         self.convert = Converter(self.lua, inspect, mark_array, null, limits.depth, checkpoint=self._checkpoint,
                                  budgets={"memory": limits.memory, "result": limits.result, "output": limits.output})
 
-    def begin(self) -> None:
-        """Start the run's clock now (for a sandbox built ahead of its run)."""
+    def begin(self, limits: Limits | None = None) -> None:
+        """Start the run's clock now (for a sandbox built ahead of its run), under ``limits`` if given:
+        a sandbox built ahead takes the limits of the run it is handed to (none has run on it yet)."""
+        if limits is not None and limits != self.limits:
+            assert not self._runs, "a sandbox's limits are set before its first run"
+            self.limits = limits
+            self.convert.depth = limits.depth
+            self.convert.budgets = {"memory": limits.memory, "result": limits.result, "output": limits.output}
+            if self._library_limits is not None:
+                self._library_limits.wall_time, self._library_limits.memory = limits.wall_time, limits.memory
         self.started = self.clock()
         self.deadline = self.started + self.limits.wall_time
 
@@ -119,6 +128,7 @@ class Sandbox:
         convert = self.__dict__.pop("convert", None)
         if convert is not None:
             convert.close()
+        self._library_limits = None
         self.__dict__.pop("kit", None)
         self.__dict__.pop("_run_chunk", None)
         self.__dict__.pop("lua", None)
@@ -259,9 +269,14 @@ class Sandbox:
             "model": bytecode("_patmodel.lua"),
             "calibrate": self._host(pattern_rate),
             "rate": pattern_rate() if pattern_rate.cache_info().currsize else None,  # known: no host call
-            "wall_time": self.limits.wall_time,
-            "memory": self.limits.memory,
+            "limits": self._library_limits_table(),
         })
+
+    def _library_limits_table(self) -> Any:
+        """The limits the library layer reads at each use (its pattern-cost and string.rep guards), which
+        ``begin`` may change before the first run."""
+        self._library_limits = self.lua.table_from({"wall_time": self.limits.wall_time, "memory": self.limits.memory})
+        return self._library_limits
 
     def _grow(self, kib: float) -> None:
         """The state loaded a layer of its own during a run: the cap grows by what it keeps."""
@@ -384,7 +399,7 @@ class Sandbox:
             # first thing. After the run the cap stays lifted: the host reads the results.
             self._lifts = 0
             self._lift()
-            outcome = self._run_chunk(source, name, self.deadline, keep_env)
+            outcome = self._run_chunk(source, name, self.deadline, self.limits.instructions, keep_env)
             self._lifts = 0
             self._lift()
             status = outcome[0]

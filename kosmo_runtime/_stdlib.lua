@@ -156,7 +156,7 @@ local safe_string, safe_table = load(host.strlib, "=[kosmo]", "b")({
   calibrate = function() return call(host.calibrate) end,
   rate = host.rate,
   model = host.model,
-  wall_time = host.wall_time, memory = host.memory,
+  limits = host.limits,
 })
 
 -- os.time() and os.date(format) read the Runtime's clock (the demo's simulated date in

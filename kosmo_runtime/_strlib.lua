@@ -15,7 +15,8 @@
 
 local kit = ...
 local usage, trip, now, remaining, is_tripped = kit.usage, kit.trip, kit.now, kit.remaining, kit.tripped
-local calibrate, WALL = kit.calibrate, kit.wall_time or 0
+local calibrate = kit.calibrate
+local LIMITS = kit.limits   -- the run's wall_time and memory (read at each use: the host sets them before the run)
 
 local error, type, tostring, tonumber, select, xpcall, pcall, pairs, ipairs, rawlen, load =
   error, type, tostring, tonumber, select, xpcall, pcall, pairs, ipairs, rawlen, load
@@ -39,7 +40,6 @@ local CLOCK_EVERY = 2e6     -- ... until this many such steps have accumulated
 local BIG = 1 << 16         -- bytes or elements above which a library call reads the clock
 local COPY_RATE = 1e9       -- bytes per second string.rep is assumed to copy (conservative) ...
 local PIECE_RATE = 2e8      -- ... and pieces per second (one memcpy each)
-local MEMORY = kit.memory or math.huge
 local MOVE_RATE = 2e7       -- elements per second table.move is assumed to move (conservative)
 
 local rate = kit.rate       -- matcher steps per second: the process's, or calibrated on first need
@@ -55,7 +55,7 @@ end
 -- at most CAP_SECONDS. Trips the wall-clock limit when the run has no time left.
 local function allowed_seconds()
   check_clock()
-  return math_min(CAP_SECONDS, remaining() + 0.2 * WALL + 0.1 - MARGIN)
+  return math_min(CAP_SECONDS, remaining() + 0.2 * LIMITS.wall_time + 0.1 - MARGIN)
 end
 
 ---------------------------------------------------------------------------
@@ -383,7 +383,7 @@ safe_string.rep = wrapped(str_rep, "string.rep", function(s, n, sep)
   if total > BIG then collectgarbage("step") end
   -- more than the memory limit: the allocation fails at once (the memory limit); else the copy
   -- takes about a nanosecond a piece plus the bytes' time
-  if total > BIG and total <= MEMORY and count / PIECE_RATE + total / COPY_RATE > allowed_seconds() then
+  if total > BIG and total <= LIMITS.memory and count / PIECE_RATE + total / COPY_RATE > allowed_seconds() then
     usage(str_format("string.rep: a %d-byte result would take longer than the run has left", total),
       "build smaller strings, or raise the wall-clock limit")
   end

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,9 +29,21 @@ WORDS = {"instructions": "instruction", "memory": "memory", "wall_time": "wall-c
          "result": "result", "depth": "nesting", "calls": "call"}
 
 
-@pytest.fixture(scope="module")
-def rt() -> Runtime:
-    runtime = Runtime(integration_paths=[FIXTURES], store=":memory:", accounts=AccountsConfig.empty())
+class _Pooled(Runtime):
+    """A Runtime whose every run starts on a sandbox its pool built ahead (with the Runtime's limits):
+    the pooled sandbox takes the run's limits."""
+
+    def run(self, *args: Any, **kwargs: Any) -> RunResult:
+        assert self._sandboxes.wait_full(timeout=30)
+        return super().run(*args, **kwargs)
+
+
+@pytest.fixture(scope="module", params=["fresh", "pooled"])
+def rt(request: pytest.FixtureRequest) -> Iterator[Runtime]:
+    """Every test both ways: each run on a state built for it, and each on a pooled one."""
+    kind = Runtime if request.param == "fresh" else _Pooled
+    runtime = kind(integration_paths=[FIXTURES], store=":memory:", accounts=AccountsConfig.empty(),
+                   pool=0 if request.param == "fresh" else 2)
     yield runtime
     runtime.close()
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from kosmo_runtime import Limits, Runtime
-from kosmo_runtime._patterns import PatternGuard
+from kosmo_runtime import AccountsConfig, Limits, Runtime
+from kosmo_runtime._patterns import PatternGuard, pattern_clock
 
 REPO = Path(__file__).resolve().parents[2]
 #: this machine, unloaded: (2000 a):match(".-b") in 10 ms, (20000 a):match(200 a .. "b") in 12 ms
@@ -186,3 +186,21 @@ def test_bombs_end_in_the_sandbox_without_hanging() -> None:
     assert done.returncode == 0, done.stderr
     for report in json.loads(done.stdout):
         assert not report["ok"] and report["code"] == "invalid_argument", report
+
+
+def test_a_pooled_sandbox_bounds_a_pattern_by_its_own_runs_wall_time() -> None:
+    # A call's budget includes 0.2 x the run's wall-clock limit. A sandbox the pool built ahead, with
+    # the Runtime's limits (30 s), takes the limits of the run it is handed to (0.2 s): this process's
+    # calibration, which the Runtime's guard uses too, picks a call over what 0.2 s allows (0.29 s)
+    # and under what 30 s would (1 s)
+    def accepted(n: int, wall_time: float) -> bool:
+        return PatternGuard(pattern_clock(), seconds_left=0.2, wall_time=wall_time).verdict("find", "a" * n, ".-b")[0]
+
+    n = next(n for n in range(1000, 60000, 250) if not accepted(n, 0.2))
+    assert accepted(n, 30)
+    with Runtime(accounts=AccountsConfig.empty(), store=":memory:", pool=2) as runtime:
+        assert runtime.limits.wall_time == 30
+        assert runtime._sandboxes.wait_full(timeout=30)
+        result = runtime.run(f'return (("a"):rep({n})):find(".-b")', limits=Limits(wall_time=0.2))
+    assert result.error is not None and result.error.code == "invalid_argument", result.error
+    assert "could backtrack for too long" in result.error.message
