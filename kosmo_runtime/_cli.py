@@ -576,7 +576,7 @@ def _report(result: RunResult, as_json: bool, *, printed: bool = False) -> int:
 
 
 def _print_error(error: KosmoError, stream: TextIO) -> None:
-    stream.write(f"error: {error.type}: {error.message}\n")
+    stream.write(f"error: {error.headline()}\n")
     if error.hint:
         stream.write(f"hint: {error.hint}\n")
     traceback = getattr(error, "traceback", None)

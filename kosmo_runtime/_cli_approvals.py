@@ -58,7 +58,7 @@ def command(args: argparse.Namespace) -> int:
                       "see kosmo approvals list)", file=sys.stderr)
                 return 1
         except KosmoError as exc:
-            print(f"error: {exc.type}: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
+            print(f"error: {exc.headline()}" + (f"\nhint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
             return 1
     print(f"{'approved' if approved else 'denied'}: {_label(approval)} ({args.id}); "
           f"the run {'sends it' if approved else 'is refused it'} now")

@@ -132,6 +132,12 @@ class KosmoError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def headline(self) -> str:
+        """``Type: script:line: message``, the one line a terminal shows (the position only when the error
+        has one its message does not already start with, as a call's error raised at a script line)."""
+        where = f"{self.script}:{self.line}: " if self.script and self.line else ""
+        return f"{self.type}: {'' if self.message.startswith(where) else where}{self.message}"
+
     @staticmethod
     def from_dict(data: dict[str, Any]) -> KosmoError:
         """The error ``to_dict()`` described (a worker process's envelope, read back in the parent)."""

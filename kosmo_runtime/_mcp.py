@@ -138,7 +138,7 @@ def _envelope_result(result: RunResult) -> CallToolResult:
 
 
 def _error_result(error: KosmoError) -> CallToolResult:
-    text = f"error: {error.type}: {error.message}" + (f"\nhint: {error.hint}" if error.hint else "")
+    text = f"error: {error.headline()}" + (f"\nhint: {error.hint}" if error.hint else "")
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content={"error": error.to_dict()},
                           is_error=True)
 

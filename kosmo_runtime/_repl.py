@@ -229,7 +229,7 @@ class Repl:
 
     def _print_error(self, error: KosmoError) -> None:
         self.out.flush()
-        self.err.write(f"error: {error.type}: {error.message}\n")
+        self.err.write(f"error: {error.headline()}\n")
         if error.hint:
             self.err.write(f"hint: {error.hint}\n")
 

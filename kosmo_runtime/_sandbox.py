@@ -540,17 +540,22 @@ def _syntax_error(message: str, source: str) -> ScriptError:
 
 
 def _traceback_only(traceback: str | None) -> str | None:
-    """The run's traceback from its ``stack traceback:`` line on, the runtime's own frames left out."""
+    """The run's traceback from its ``stack traceback:`` line on, the runtime's own frames left out
+    (None when no frame of the script's is left)."""
     if not traceback:
         return None
     traceback = _strip_traceback(traceback)
-    if not traceback:
-        return None
     index = traceback.find("stack traceback:")
-    return traceback[index:] if index >= 0 else traceback
+    if index < 0:
+        return traceback or None
+    header, *frames = traceback[index:].split("\n")
+    if frames and frames[0] == _TAIL_CALLS:  # the runtime's own tail calls, above the script's frames
+        frames.pop(0)
+    return "\n".join([header, *frames]) if frames else None
 
 
 _OWN_FRAMES = ("[C]: in ?", "[kosmo]", "[C]: in function 'error'")
+_TAIL_CALLS = "\t(...tail calls...)"
 _STRIPPED_FRAME = re.compile(r"[ \t\n\v\f\r]*\?:")
 
 

@@ -210,7 +210,8 @@ def test_run_human_call_error_has_hint_and_lua_traceback(kosmo: Kosmo, accounts:
                            "local n = app.integrations.test_notes\nlocal x = n.get_note{}\nreturn x")
     assert code == 1 and out == ""
     lines = err.splitlines()
-    assert lines[0] == "error: InvalidArgument: test-notes.get_note: missing required parameter 'id' (string: The note id)"
+    assert lines[0] == ("error: InvalidArgument: notes.lua:2: test-notes.get_note: missing required parameter 'id' "
+                        "(string: The note id)")  # where the call was made, as Lua's own errors say it
     assert lines[1] == 'hint: call test-notes.get_note{id = "...", ...}'
     assert lines[2] == "stack traceback:"
     assert "notes.lua:2: in main chunk" in err
@@ -363,7 +364,8 @@ def test_dry_run_and_read_only(kosmo: Kosmo, accounts: str, sim: NotesSimulator)
     assert data["calls"][0]["dry_run"] is True
     code, _, err = kosmo("run", "--accounts", accounts, "--read-only", "-e", script)
     assert code == 1
-    assert err.splitlines()[0] == "error: PermissionDenied: test-notes.create_note is a write and this run is read-only"
+    assert err.splitlines()[0] == ("error: PermissionDenied: (command line):1: test-notes.create_note is a write and this "
+                                  "run is read-only")
     assert [r.method for r in sim.requests] == []
 
 
@@ -569,6 +571,18 @@ def test_broken_handler_prints_no_python_traceback(tmp_path: Path, accounts: str
         capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL,
     )
     assert process.returncode == 1
-    assert "error: IntegrationBug: test-notes.explode: the integration failed internally (KeyError)" in process.stderr
+    assert "error: IntegrationBug: (command line):1: test-notes.explode: the integration failed internally (KeyError)" \
+        in process.stderr
     assert PY_TRACEBACK not in process.stderr
     assert "hooks.py" not in process.stderr
+
+
+def test_a_calls_error_line_gives_its_position_and_no_empty_traceback(kosmo: Kosmo, accounts: str) -> None:
+    code, _, err = kosmo("run", "--accounts", accounts, "--name", "job.lua", "-e",
+                         "local n = app.integrations.test_notes\nreturn n.get_note{}")
+    assert code == 1
+    assert err.splitlines() == [
+        "error: InvalidArgument: job.lua:2: test-notes.get_note: missing required parameter 'id' (string: The note id)",
+        'hint: call test-notes.get_note{id = "...", ...}']  # a tail call of the main chunk: no frame of the script's is left
+    code, _, err = kosmo("run", "--accounts", accounts, "--name", "job.lua", "-e", "local t = nil\nreturn t.x")
+    assert err.splitlines()[0] == "error: LuaRuntimeError: job.lua:2: attempt to index a nil value (local 't')"

@@ -121,8 +121,8 @@ def test_state_values_docs_and_errors(terminal: Terminal) -> None:
     # errors: one line and a hint; the session goes on
     assert terminal.enter("nope()") == "error: LuaRuntimeError: stdin:1: attempt to call a nil value (global 'nope')"
     shown = terminal.enter("app.integrations.whereby.list_rooms{limit = 'x'}")
-    assert shown.splitlines() == ["error: InvalidArgument: whereby.list_rooms: parameter 'limit' must be an integer, "
-                                  "got string 'x'", "hint: write limit = 1"]
+    assert shown.splitlines() == ["error: InvalidArgument: stdin:1: whereby.list_rooms: parameter 'limit' must be an "
+                                  "integer, got string 'x'", "hint: write limit = 1"]
     assert terminal.enter("x") == "41"
 
     # a limit hit ends the Lua state, and the prompt says so
