@@ -375,8 +375,8 @@ class Runtime:
         return Session(lambda: self._sandbox(run))
 
     def _sandbox(self, run: RunOptions, *, tape: Tape | None = None, span: RunSpan | None = None) -> Sandbox | RunResult:
-        """The run's sandbox (a pooled one, which takes the run's limits, else one built now, whose app
-        layer loads when the script first uses it), or the RunResult of a configuration error (the
+        """The run's sandbox (a pooled one, which takes the run's limits and clock, else one built now, whose
+        app layer loads when the script first uses it), or the RunResult of a configuration error (the
         accounts file is checked for every run). ``run`` is merged (``options``)."""
         started = time.monotonic()
         try:
@@ -385,15 +385,15 @@ class Runtime:
         except KosmoError as exc:
             return RunResult(ok=False, error=exc, duration=time.monotonic() - started)
         limits = run.limits or self.limits
-        # a taped run reads the tape's clock: never a pooled sandbox
-        ready = self._sandboxes.take() if tape is None else None
+        date_clock = tape.clock if tape is not None else self.clock  # a taped run reads the tape's clock
+        ready = self._sandboxes.take()
         if ready is None:
-            sandbox = Sandbox(limits, date_clock=tape.clock if tape else self.clock, lazy=APP_GLOBALS)
+            sandbox = Sandbox(limits, date_clock=date_clock, lazy=APP_GLOBALS)
             host = AppHost(self, sandbox)
             sandbox.install_lazily("_app.lua", APP_GLOBALS, host.functions)
         else:
             sandbox, host = ready
-            sandbox.begin(limits)
+            sandbox.begin(limits, date_clock)
         host.bind(run, tape=tape, span=span)
         return sandbox
 

@@ -107,9 +107,12 @@ class Sandbox:
         self.convert = Converter(self.lua, inspect, mark_array, null, limits.depth, checkpoint=self._checkpoint,
                                  budgets={"memory": limits.memory, "result": limits.result, "output": limits.output})
 
-    def begin(self, limits: Limits | None = None) -> None:
-        """Start the run's clock now (for a sandbox built ahead of its run), under ``limits`` if given:
-        a sandbox built ahead takes the limits of the run it is handed to (none has run on it yet)."""
+    def begin(self, limits: Limits | None = None, date_clock: Clock | None = None) -> None:
+        """Start the run's clock now (for a sandbox built ahead of its run), under ``limits`` and reading
+        ``date_clock`` if given: a sandbox built ahead takes the limits and the clock (a cassette's) of
+        the run it is handed to (none has run on it yet)."""
+        if date_clock is not None:
+            self._date_clock = date_clock
         if limits is not None and limits != self.limits:
             assert not self._runs, "a sandbox's limits are set before its first run"
             self.limits = limits

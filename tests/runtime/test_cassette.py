@@ -217,15 +217,21 @@ def test_transport_failures_are_recorded_and_raised_again(tmp_path: Path) -> Non
     assert [r["error"] for r in http.trace.requests] == ["ConnectError"] * RetryPolicy().attempts
 
 
-def test_clock_readings_replay_in_order(demo: Demo, stopped: Demo, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pooled", [False, True], ids=["fresh", "pooled"])
+def test_clock_readings_replay_in_order(demo: Demo, stopped: Demo, tmp_path: Path, pooled: bool) -> None:
+    # pooled: each run starts on a sandbox the pool built ahead with the Runtime's clock; it reads the tape's
     cassette = tmp_path / "clock.json"
     script = "local t = os.time() local d = os.date('!%Y-%m-%dT%H:%M:%S') return {t, d, os.time() - t}"
-    with demo.runtime(store=Store(":memory:")) as runtime:
+    with demo.runtime(store=Store(":memory:"), pool=2 if pooled else 0) as runtime:
+        assert not pooled or runtime._sandboxes.wait_full(timeout=30)
         recorded = runtime.run(script, record=cassette)
     readings = json.loads(cassette.read_text(encoding="utf-8"))["clock"]
     assert len(readings) == 3 and readings[0].startswith("2025-01-")
-    with stopped.runtime(store=Store(":memory:"), clock=lambda: demo.now().replace(year=2030)) as runtime:
+    with stopped.runtime(store=Store(":memory:"), clock=lambda: demo.now().replace(year=2030),
+                         pool=2 if pooled else 0) as runtime:
+        assert not pooled or runtime._sandboxes.wait_full(timeout=30)
         replayed = runtime.run(script, replay=cassette)
+        assert runtime.run("return os.date('!%Y')").result == "2030"  # the next run reads the Runtime's own clock
     assert replayed.result == recorded.result
 
 
