@@ -406,8 +406,8 @@ _AUTHORED = (InvalidArgument, NotFound, UpstreamError, AccountError, ConfigError
 
 
 def _lead(exc: KosmoError, label: str) -> None:
-    """Lead the message of an error the integration's code raised with the call's label
-    (``whereby.get_room: ...``), unless it already is: hooks raise bare messages."""
+    """Lead the message of an error the integration's code or its requests raised with the call's label
+    (``whereby.get_room: ...``), unless it already is: hooks and the HTTP layer raise bare messages."""
     if not exc.message.startswith(label + ":"):
         exc.message = f"{label}: {exc.message}"
         exc.args = (exc.message,)

@@ -621,7 +621,8 @@ def _dig(data: Any, path: str) -> Any:
 
 
 def status_error(response: httpx.Response, manifest: Manifest, context: Mapping[str, Any]) -> HTTPStatusError:
-    """The kosmo error for a 4xx/5xx response, with the service's own code and message."""
+    """The kosmo error for a 4xx/5xx response, with the service's own code and message (the call's label is
+    put in front of the message where the call ends: ``Invoker.call``)."""
     status = response.status_code
     try:
         body = response.json()
@@ -645,9 +646,7 @@ def status_error(response: httpx.Response, manifest: Manifest, context: Mapping[
         cls, hint = HTTPStatusError, "the service rejected the request; check the arguments against the function's docs"
     detail = f": {service_message}" if service_message else ""
     error = cls(
-        f"{context['integration']}.{context['function']}: {manifest.name} answered HTTP {status} "
-        f"{response.reason_phrase}{detail}",
-        hint=hint, status=status, service_code=service_code, retry_after=retry_after, **context,
+        f"{manifest.name} answered HTTP {status} {response.reason_phrase}{detail}", hint=hint, status=status, service_code=service_code, retry_after=retry_after, **context,
     )
     error.retryable = status in (429, 502, 503, 504)
     return error
@@ -668,21 +667,20 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def map_exception(exc: httpx.HTTPError, context: Mapping[str, Any], *, write: bool, sent: Any) -> UpstreamError:
-    """The kosmo error for an httpx exception (the most specific match wins)."""
+    """The kosmo error for an httpx exception (the most specific match wins; labelled as ``status_error``'s)."""
     name = type(exc).__name__
     if isinstance(exc, _NOT_SENT):
-        return NetworkError(f"{context['integration']}.{context['function']}: could not reach the service ({name}: {exc})",
+        return NetworkError(f"could not reach the service ({name}: {exc})",
                             hint="check the network and base_url; the request was not sent, so retrying is safe", **context)
     if isinstance(exc, _MAYBE_SENT):
         if write:
             return OutcomeUnknown(
-                f"{context['integration']}.{context['function']}: the connection failed after the request was sent "
-                f"({name}); the write may or may not have happened",
+                f"the connection failed after the request was sent ({name}); the write may or may not have happened",
                 hint="check with a read (list or get) whether it took effect before trying again",
                 sent=redact(sent), **context,
             )
-        return NetworkError(f"{context['integration']}.{context['function']}: the service did not answer ({name}: {exc})",
+        return NetworkError(f"the service did not answer ({name}: {exc})",
                             hint="retry later; the service may be slow or unreachable", **context)
     if isinstance(exc, _BAD_ANSWER):
-        return BadResponse(f"{context['integration']}.{context['function']}: unusable answer ({name}: {exc})", **context)
-    return NetworkError(f"{context['integration']}.{context['function']}: HTTP failure ({name}: {exc})", **context)
+        return BadResponse(f"unusable answer ({name}: {exc})", **context)
+    return NetworkError(f"HTTP failure ({name}: {exc})", **context)

@@ -68,7 +68,7 @@ def test_every_error_status_maps_to_its_error(status: int) -> None:
     assert type(error) is _expected(status)
     assert error.status == status and error.code in error_table() and error.hint
     assert error.retryable == (status in (429, 502, 503, 504))
-    assert error.message.startswith(f"whereby.list_rooms: Whereby answered HTTP {status}")
+    assert error.message.startswith(f"Whereby answered HTTP {status}")  # the call's label comes from the Invoker
 
 
 def test_the_call_boundary_stamps_an_integration_error_once() -> None:
