@@ -168,13 +168,17 @@ def test_limits_can_be_set_per_run(runtime):
     assert run(runtime, "for i = 1, 1e5 do end return 1").ok
 
 
-def test_session_keeps_globals_between_chunks_and_restarts_after_a_limit():
-    with Runtime(store=":memory:") as rt:
+@pytest.mark.parametrize("pool", [0, 2], ids=["fresh", "pooled"])
+def test_session_keeps_globals_between_chunks_and_restarts_after_a_limit(pool):
+    with Runtime(store=":memory:", pool=pool) as rt:
+        assert not pool or rt._sandboxes.wait_full(timeout=30)  # pooled: built with the Runtime's limits
         session = rt.session(limits=Limits(instructions=100_000))
+        assert session.run("for i = 1, 20000 do end counter = 41").ok
+        assert session.run("for i = 1, 20000 do end").ok  # the limit is per chunk, not for the session
         assert session.run("counter = 41").ok
         assert session.run("counter = counter + 1 return counter").result == 42
-        limited = session.run("while true do end")
-        assert limited.error.type == "LimitExceeded"
+        limited = session.run("for i = 1, 1e6 do end")  # the session's limit, not the Runtime's
+        assert limited.error.type == "LimitExceeded" and limited.error.limit == "instructions"
         after = session.run("return counter")
         assert after.ok and after.result is None and session.restarted
         assert session.run("print('fresh') return 1").output == "fresh\n"
