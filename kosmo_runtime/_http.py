@@ -646,7 +646,8 @@ def status_error(response: httpx.Response, manifest: Manifest, context: Mapping[
         cls, hint = HTTPStatusError, "the service rejected the request; check the arguments against the function's docs"
     detail = f": {service_message}" if service_message else ""
     error = cls(
-        f"{manifest.name} answered HTTP {status} {response.reason_phrase}{detail}", hint=hint, status=status, service_code=service_code, retry_after=retry_after, **context,
+        f"{manifest.name} answered HTTP {status} {response.reason_phrase}{detail}",
+        hint=hint, status=status, service_code=service_code, retry_after=retry_after, **context,
     )
     error.retryable = status in (429, 502, 503, 504)
     return error

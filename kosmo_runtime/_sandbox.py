@@ -551,7 +551,7 @@ def _traceback_only(traceback: str | None) -> str | None:
     index = traceback.find("stack traceback:")
     if index < 0:
         return traceback or None
-    header, *frames = traceback[index:].split("\n")
+    header, *frames = (line for line in traceback[index:].split("\n") if line)
     if frames and frames[0] == _TAIL_CALLS:  # the runtime's own tail calls, above the script's frames
         frames.pop(0)
     return "\n".join([header, *frames]) if frames else None
