@@ -111,7 +111,7 @@ class Invoker:
         return bound
 
     def _target(self, ident: str, function: str) -> _Target:
-        """What every call of ``ident.function`` needs, resolved once per run (the per-call fast path)."""
+        """What every call of ``ident.function`` needs, resolved once per run (kept in its plans)."""
         target = self._targets.get((ident, function))
         if target is None:
             loaded = self.integration(ident)
@@ -123,8 +123,8 @@ class Invoker:
     def _plan(self, ident: str, account_name: str | None, function: str) -> _Plan:
         """What every call of ``ident.function`` on ``account_name`` needs, resolved on its first call
         (the account's binding may fail: that call is recorded with its error)."""
-        target = self._targets.get((ident, function)) or self._target(ident, function)
-        bound = self._bindings.get((ident, account_name)) or self._bind(target.loaded, account_name)
+        target = self._target(ident, function)
+        bound = self._bind(target.loaded, account_name)
         manifest = target.loaded.manifest
         http = Http(bound.client, manifest, function=function, account=bound.account.name, remaining=self.remaining,
                     dry_run=self.dry_run, retry=self.retry, limiter=bound.limiter)
@@ -135,7 +135,7 @@ class Invoker:
     def call(self, ident: str, account_name: str | None, function: str, arguments: dict[str, Any]) -> Any:
         """Validate, authorise and execute one call; returns JSON-compatible Python."""
         plan = self._plans.get((ident, account_name, function))
-        target = plan.target if plan is not None else self._targets.get((ident, function)) or self._target(ident, function)
+        target = plan.target if plan is not None else self._target(ident, function)  # no plan: its first call
         spec, label, write = target.spec, target.label, target.write
         started = time.monotonic()
         trace = Trace()

@@ -105,7 +105,7 @@ class Sandbox:
             _PERIOD, limits.instructions, self.deadline, now, record_limit, lift, settle,
             self._host(self._next_layer), later, *lazy)
         self.convert = Converter(self.lua, inspect, mark_array, null, limits.depth, checkpoint=self._checkpoint,
-                                 budgets={"memory": limits.memory, "result": limits.result, "output": limits.output})
+                                 budgets=_budgets(limits))
 
     def begin(self, limits: Limits | None = None, date_clock: Clock | None = None) -> None:
         """Start the run's clock now (for a sandbox built ahead of its run), under ``limits`` and reading
@@ -117,7 +117,7 @@ class Sandbox:
             assert not self._runs, "a sandbox's limits are set before its first run"
             self.limits = limits
             self.convert.depth = limits.depth
-            self.convert.budgets = {"memory": limits.memory, "result": limits.result, "output": limits.output}
+            self.convert.budgets = _budgets(limits)
             if self._library_limits is not None:
                 self._library_limits.wall_time, self._library_limits.memory = limits.wall_time, limits.memory
         self.started = self.clock()
@@ -502,6 +502,11 @@ class Sandbox:
                                    hint="raise a string, e.g. error('what went wrong'), or a table with a __tostring metamethod")
         shown = render(self.convert.to_display(err)) if err is not None else "nil"
         return LuaRuntimeError(f"script raised a non-string error value: {shown}", traceback=traceback)
+
+
+def _budgets(limits: Limits) -> dict[str, int]:
+    """The converter's budgets: limit name -> units a walk of Lua values may spend."""
+    return {"memory": limits.memory, "result": limits.result, "output": limits.output}
 
 
 def _bound_error(error: KosmoError, size: int) -> None:
