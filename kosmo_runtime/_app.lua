@@ -285,6 +285,12 @@ local function parallel(branches, options)
   return kit.mark_array(results)
 end
 
+-- A state serves one run after another: what a run looked up (namespaces, functions, its last
+-- lookup and arguments) goes when it ends, and the next run looks its names up again.
+kit.on_reset(function()
+  by_id, looked_up_at, flat, rare, scheduling = {}, {}, {}, nil, false
+end)
+
 local app = kit.readonly({integrations = integrations, parallel = parallel}, "app")
 extend("app", app)
 

@@ -1,8 +1,8 @@
 """The Python side of ``_app.lua`` for one sandbox: namespaces, integration calls, docs.
 
 Its functions are registered once per Lua state (when the state is built, or when the
-script first reads ``app``); the run's options (dry run, write policy, approver) are bound
-when the run starts, and the run's ``Invoker`` (with its run id, records and call layer) is
+script first reads ``app``); each run's options (dry run, write policy, approver) are bound
+when that run starts, and the run's ``Invoker`` (with its run id, records and call layer) is
 made on the first call that needs one, so a run that only looks names up pays for none.
 """
 
@@ -28,7 +28,7 @@ _UNBOUND = RunOptions()  # until bind: frozen, so one serves every host
 
 
 class AppHost:
-    """What ``_app.lua``'s host table calls, for one sandbox and its one run."""
+    """What ``_app.lua``'s host table calls, for one sandbox and the run it serves (``bind``)."""
 
     def __init__(self, runtime: Runtime, sandbox: Sandbox) -> None:
         self._runtime = runtime
@@ -47,6 +47,7 @@ class AppHost:
         """The run's options (merged over the Runtime's: ``Runtime.run_options``), cassette and span."""
         self._limits = run.limits or self._sandbox.limits
         self._run, self._tape, self._span = run, tape, span
+        self._invoker = self._parallel = None  # a reset sandbox's previous run's
 
     def functions(self) -> dict[str, Callable[..., Any]]:
         """The host functions ``_app.lua`` gets when it loads, by name (the rest: ``rare``)."""

@@ -30,11 +30,15 @@ local error, pcall, xpcall, select, type, tostring, rawget, rawset, rawequal, ne
   error, pcall, xpcall, select, type, tostring, rawget, rawset, rawequal, next, pairs, load, setmetatable,
   collectgarbage
 local pack = table.pack
-local str_format = string.format
+local str_format, str_rep = string.format, string.rep
+local math_randomseed, HUGE = math.randomseed, math.huge
 
 python = nil
 package.loaded.python = nil
 
+-- The run's wall_time and memory limits, which the library layer's guards read at each use (set
+-- by `run`, for each chunk).
+local LIMITS = {wall_time = 0, memory = 0}
 local TIME_EVERY = 16                 -- check the wall clock every TIME_EVERY hooks
 local steps, ticks = 0, 0
 local tripped = nil                   -- the limit sentinel, once a limit is hit
@@ -264,12 +268,16 @@ end
 -- chunk passed as arguments: no names to make in every fresh state)
 local rest = nil
 local install_into
+-- What the layers keep between runs that one run could change (their caches, scratch space):
+-- each layer registers a function that restores it, which `reset` calls.
+local resetters = {}
+local function on_reset(fn) resetters[#resetters + 1] = fn end
 local function load_kit()
   local code, library
   code, library, grow = later()
   return load(code, "=[kosmo]", "b")(now, trip, guard, hook, PERIOD, quietly, MEMERR, string_mt, lazy, lazy_mts,
     installed, assigned_in, install_into, load_lazy, call, readonly, protected, NULL, ARRAY_MT, mark_array, ERROR_MT,
-    library, is_tripped, remaining, note_memerr)
+    library, is_tripped, remaining, note_memerr, on_reset, LIMITS)
 end
 local function need_kit()
   if not rest then rest = quietly(load_kit) end
@@ -336,10 +344,21 @@ end
 
 -- A pooled state: the library layer loaded and the run's env made ahead (off the run's path).
 local prepared_env = nil
+local readied = false   -- prepare's once-per-state part done
 local function prepare()
   if not install then install = need_kit().load_stdlib() end
+  if not readied then
+    readied = true
+    for name, value in pairs(rest) do   -- the kit's parts the layers look up on first use, looked up now
+      if rawget(kit, name) == nil then rawset(kit, name, value) end
+    end
+    -- Lua makes the metatable of its string buffers' boxes ("_UBOX*" in the registry) the first time a
+    -- result outgrows a buffer: made now, so that no run is first (a reset state is as before any run).
+    str_rep("x", 4096)
+  end
   prepared_env = make_env()
 end
+
 
 ---------------------------------------------------------------------------
 -- Running a script
@@ -359,9 +378,10 @@ local session_env = nil  -- the env kept between chunks of a session (REPL)
 
 -- The main chunk runs on the main thread, as in Lua: coroutine.running() is the main
 -- coroutine, coroutine.isyieldable() is false and a yield there is Lua's own error.
-local function run(source, chunkname, chunk_deadline, chunk_steps, keep_env)
+local function run(source, chunkname, chunk_deadline, chunk_steps, keep_env, wall_time, memory)
   if settle() then return "limit", "memory" end   -- the host lifted the cap to pass the source
   deadline, max_steps = chunk_deadline, chunk_steps
+  LIMITS.wall_time, LIMITS.memory = wall_time, memory
   steps, ticks = 0, 0
   local env = keep_env and session_env or prepared_env or make_env()
   prepared_env = nil
@@ -394,6 +414,25 @@ local function run(source, chunkname, chunk_deadline, chunk_steps, keep_env)
   return "error", err, run_traceback, message   -- the host strips the runtime's own frames
 end
 
+-- Make the state what it was before its first run, for another run (the host calls this after
+-- a run that hit no limit): every layer's caches restored, nothing of the run left reachable
+-- (each run has its own env and its own copies of the libraries), the random generator seeded
+-- afresh (from the host's `seed1`, `seed2`), and the next env made. What the run left is garbage,
+-- collected here when the host says so (`collect`), else by the state's own collector as later
+-- runs allocate. False when the state must not be reused (a limit tripped, or it ran a session).
+local function reset(seed1, seed2, collect)
+  if tripped or session_env then return false end
+  deadline, max_steps = HUGE, HUGE
+  script_memerr, run_traceback = false, nil
+  for i = 1, #resetters do resetters[i]() end
+  current_env, prepared_env = nil, nil
+  math_randomseed(seed1, seed2)
+  if collect then collectgarbage("collect") end
+  prepare()
+  steps, ticks = 0, 0   -- (what the reset itself ran is not counted: a run starts from 0 anyway)
+  return true
+end
+
 -- Host code that calls into Lua (conversions, metamethods of script values) runs on the
 -- main thread: count it too, so no script code ever runs unhooked.
 debug_sethook(hook, "", PERIOD)
@@ -415,6 +454,8 @@ kit = {
   guard = guard,
   protect = function(t, label) protected[t] = label end,
   prepare = prepare,
+  reset = reset,
+  on_reset = on_reset,
 }
 -- (and app.parallel's own, arm and release: _kit.lua's, loaded on first use)
 setmetatable(kit, {__index = function(t, name)

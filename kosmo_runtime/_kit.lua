@@ -7,7 +7,7 @@
 
 local now, trip, guard, hook, PERIOD, quietly, MEMERR, string_mt, lazy, lazy_mts, installed, assigned_in,
       install_into, load_lazy, call, readonly, protected, NULL, ARRAY_MT, mark_array, ERROR_MT, library, is_tripped,
-      remaining, note_memerr = ...
+      remaining, note_memerr, on_reset, LIMITS = ...
 
 local debug_sethook, debug_getinfo = debug.sethook, debug.getinfo
 local error, load, pairs, rawget, rawset, setmetatable = error, load, pairs, rawget, rawset, setmetatable
@@ -75,6 +75,7 @@ local function load_stdlib()
     ARRAY_MT = ARRAY_MT, mark_array = mark_array, readonly = readonly, protected = protected, owned = owned,
     lazy_mts = lazy_mts, MEMERR = MEMERR, string_mt = string_mt,
     note_memerr = note_memerr, tripped = is_tripped, remaining = remaining, materialize = materialize,
+    on_reset = on_reset, limits = LIMITS,
   }
   core.host = library()
   return load(core.host.stdlib, "=[kosmo]", "b")(core)

@@ -73,6 +73,7 @@ class PatternGuard:
             "calibrate": lambda: self.rate,
             "limits": self.lua.table_from({"wall_time": wall_time, "memory": math.inf}),
             "model": bytecode("_patmodel.lua"),
+            "on_reset": lambda reset: None,  # one state, never reset
         })
         strlib = self.lua.compile(bytecode("_strlib.lua"), name="=[kosmo]", mode="b")
         _, _, self._check, cost = strlib(kit)

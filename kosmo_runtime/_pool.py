@@ -1,20 +1,24 @@
-"""Sandboxes built ahead of their runs, so a run starts on a state that is already hardened.
+"""Sandboxes ready ahead of their runs, so a run starts on a state that is already hardened.
 
-Isolation is structural, not a reset: every pooled sandbox is a new Lua state built from
-scratch, handed to exactly one run (``take`` removes it from the pool), and closed when that
-run ends (``discard``). No state is ever returned to the pool or reused, so nothing one run
-does (globals, the string library or metatable, the registry, loaded layers) can be seen by
-another.
+A sandbox serves one run at a time: ``take`` removes it from the pool, and when its run ends
+``release`` either resets it for another run or frees it. A reset (``Sandbox.reset``) makes the
+state what it was before its first run: each run has its own env and its own copies of every
+table a script can change, so once the run's values are collected nothing of it is left but
+the layers' caches, which the reset restores; the random generator is seeded afresh.
+``tests/runtime/test_reset.py`` proves the reset complete by walking everything the state
+holds. A state that hit a limit, was interrupted or ran a session is never reset: it is freed,
+and a new one is built. With ``reuse=False`` every run gets a new state, freed when it ends.
 
-One background thread per pool does the work off the runs' path: it frees the state of the
-run that just ended (at most one waits for it; a second is freed on the spot, so at most one
-finished state is ever alive), then builds sandboxes while fewer than ``size`` are ready. It
-is started when a second run ends (a one-run process such as ``kosmo run`` never starts it) or by
-``wait_full``, and ends when the pool is closed or garbage-collected (it holds the pool only
-weakly). A forked child starts with an empty pool and no thread.
+One background thread per pool does the work off the runs' path: it resets (or frees) the
+state of the run that just ended (at most one waits for it; a second is dealt with on the
+spot), then builds sandboxes while fewer than ``size`` are ready. It is started when a second
+run ends (a one-run process such as ``kosmo run`` never starts it) or by ``wait_full``, and ends
+when the pool is closed or garbage-collected (it holds the pool only weakly). With ``size`` 0
+there is no thread: a run's state is reset on the spot and kept, alone, for the next run. A
+forked child starts with an empty pool and no thread.
 
 With ``background=False`` (a worker process) no thread is started: the owner calls ``top_up``
-between runs, which frees the finished state and builds on the calling thread.
+between runs, which resets the finished state and builds on the calling thread.
 """
 
 from __future__ import annotations
@@ -31,25 +35,29 @@ from ._log import log
 __all__ = ["SandboxPool"]
 
 
-class _Closable(Protocol):
+class _Reusable(Protocol):
+    def reset(self) -> bool: ...
+
     def close(self) -> None: ...
 
 
-_Item = TypeVar("_Item", bound=_Closable)
+_Item = TypeVar("_Item", bound=_Reusable)
 
 
 _JOIN_SECONDS = 10.0  # building one state takes well under a second; a wedged thread is not waited for longer
 
 
 class SandboxPool(Generic[_Item]):
-    """Up to ``size`` items made by ``make`` ahead of use; each handed out once, never returned."""
+    """Up to ``size`` items made by ``make`` ahead of use; each handed to one user at a time, and reset for
+    the next (``reuse``) or freed when it comes back."""
 
-    def __init__(self, make: Callable[[], _Item], size: int, *, background: bool = True) -> None:
+    def __init__(self, make: Callable[[], _Item], size: int, *, background: bool = True, reuse: bool = True) -> None:
         self._make = make
         self.size = size
+        self.reuse = reuse
         self._background = background
         self._ready: deque[_Item] = deque()
-        self._used: deque[_Closable] = deque()  # finished, waiting for the thread to free them
+        self._used: deque[_Item] = deque()  # finished, waiting for the thread to reset or free them
         self._lock = threading.Lock()
         self._filled = threading.Condition(self._lock)
         self._wake = threading.Event()
@@ -66,19 +74,32 @@ class SandboxPool(Generic[_Item]):
         except IndexError:
             return None
 
-    def discard(self, item: _Closable) -> None:
-        """A run ended with ``item``: free it (on the thread when it is idle) and top the pool up."""
+    def release(self, item: _Item) -> None:
+        """A run ended with ``item``: reset it for another run or free it (on the thread when it is idle),
+        and top the pool up."""
         self._ended += 1
         if self.size <= 0 or self._closed or self._used or (
                 self._background and self._thread is None and self._ended < 2):
-            item.close()
+            self._recycle(item)
         else:
             self._used.append(item)
         if self._ended >= 2 and self._background:
             self.refill()
 
+    def _recycle(self, item: _Item) -> None:
+        """Reset ``item`` into the ready ones (with ``reuse``, while fewer than ``size``, at least one, are
+        ready, and if its reset succeeds), else free it."""
+        room = max(self.size, 1)
+        if self.reuse and not self._closed and len(self._ready) < room and item.reset():
+            with self._lock:
+                if not self._closed and len(self._ready) < room:  # (the thread may have built one meanwhile)
+                    self._ready.append(item)
+                    self._filled.notify_all()
+                    return
+        item.close()
+
     def top_up(self) -> None:
-        """Free the finished item and build until ``size`` are ready, on the calling thread."""
+        """Reset (or free) the finished item and build until ``size`` are ready, on the calling thread."""
         while self._build_one():
             pass
 
@@ -109,7 +130,7 @@ class SandboxPool(Generic[_Item]):
         it may be building or freeing (so that nothing of the pool outlives its close)."""
         with self._lock:
             self._closed = True
-            ready: list[_Closable] = [*self._ready, *self._used]
+            ready: list[_Item] = [*self._ready, *self._used]
             self._ready.clear()
             self._used.clear()
             self._filled.notify_all()
@@ -121,13 +142,13 @@ class SandboxPool(Generic[_Item]):
             thread.join(timeout=_JOIN_SECONDS)
 
     def _build_one(self) -> bool:
-        """Free a finished item, else make one if the pool wants one; False when there is nothing to do."""
+        """Reset or free a finished item, else make one if the pool wants one; False when there is nothing to do."""
         try:
             used = self._used.popleft()
         except IndexError:
             pass
         else:
-            used.close()
+            self._recycle(used)
             if not self._used and len(self._ready) >= self.size:
                 with self._lock:
                     self._filled.notify_all()

@@ -48,7 +48,7 @@ APP_GLOBALS = ("app", "lua_list_docs", "lua_search_docs", "lua_read_doc")
 
 
 class Runtime:
-    """Runs Lua scripts in a fresh sandbox per run, with the configured integration accounts.
+    """Runs Lua scripts, each in a fresh sandbox environment, with the configured integration accounts.
 
     Parameters (all optional):
 
@@ -84,12 +84,16 @@ class Runtime:
     ``worker_memory``      with ``workers``: each worker's address-space cap in bytes (default: its
                            baseline + 384 MiB + 4x the run's memory limit, set per run).
 
-    ``pool``               how many sandboxes to keep built ahead of runs (default 2; 0: each run builds
-                           its own when it starts). Each is a new Lua state, used by exactly one run with the
-                           Runtime's own ``limits`` and freed when that run ends; a background thread refills
-                           the pool after runs.
+    ``pool``               how many sandboxes to keep ready ahead of runs (default 2), each a hardened Lua
+                           state serving one run at a time; a background thread resets the state of a run
+                           that ended, or builds new ones, off the runs' path. 0: no thread; a run's state is
+                           reset when the run ends, and kept for the next run.
+    ``reuse``              reset a run's state for another run (default ``True``; ``_pool.py`` says what a
+                           reset restores and how it is proved complete); ``False``: every run gets a new Lua
+                           state, freed when it ends. A state that hit a limit, or a session's, is never reused.
 
-    A Runtime is safe to share between threads; each run gets its own Lua state.
+    A Runtime is safe to share between threads; each run gets its own environment, in a Lua state no
+    other run is using.
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class Runtime:
         audit_log: str | Path | AuditLog | None = None,
         clock: Clock | None = None,
         pool: int = 2,
+        reuse: bool = True,
         tracer_provider: TracerProvider | bool | None = None,
         workers: int | None = None,
         worker_memory: int | None = None,
@@ -145,7 +150,9 @@ class Runtime:
         self._audit: AuditLog | None = None
         self._audit_ready = False
         self._pool_size = max(0, pool)  # with workers, each worker keeps its own sandboxes built ahead
-        self._sandboxes: SandboxPool[_Prebuilt] = SandboxPool(self._prebuilt, 0 if self.workers else self._pool_size)
+        self._reuse = reuse
+        self._sandboxes: SandboxPool[_Prebuilt] = SandboxPool(self._prebuilt, 0 if self.workers else self._pool_size,
+                                                              reuse=reuse)
         self._tracer_provider = tracer_provider
 
     # -- configuration -------------------------------------------------------------
@@ -324,14 +331,14 @@ class Runtime:
         tape = self._tape(record, replay) if record is not None or replay is not None else None
         if isinstance(tape, RunResult):
             return _ended(span, tape)
-        sandbox = self._sandbox(run, tape=tape, span=span)
-        if isinstance(sandbox, RunResult):
-            return _ended(span, sandbox)
-        sandbox.on_output = on_output
+        ready = self._sandbox(run, tape=tape, span=span)
+        if isinstance(ready, RunResult):
+            return _ended(span, ready)
+        ready.sandbox.on_output = on_output
         try:
-            result = sandbox.run(source, script)
+            result = ready.sandbox.run(source, script)
         finally:
-            self._sandboxes.discard(sandbox)  # the state is freed now (or by the pool's thread right after)
+            self._sandboxes.release(ready)  # reset for another run or freed, now or by the pool's thread right after
         return _ended(span, tape.finish(result, script) if tape is not None else result)
 
     def _run_span(self, script: str) -> RunSpan | None:
@@ -372,12 +379,12 @@ class Runtime:
         session's state, and the next chunk starts a fresh one (``Session.restarted`` says so).
         """
         run = self.run_options(options, **overrides)
-        return Session(lambda: self._sandbox(run))
+        return Session(lambda: _sandbox_of(self._sandbox(run)))
 
-    def _sandbox(self, run: RunOptions, *, tape: Tape | None = None, span: RunSpan | None = None) -> Sandbox | RunResult:
-        """The run's sandbox (a pooled one, which takes the run's limits and clock, else one built now, whose
-        app layer loads when the script first uses it), or the RunResult of a configuration error (the
-        accounts file is checked for every run). ``run`` is merged (``options``)."""
+    def _sandbox(self, run: RunOptions, *, tape: Tape | None = None, span: RunSpan | None = None) -> _Prebuilt | RunResult:
+        """The run's sandbox and its app host (a pooled one, which takes the run's limits and clock, else one
+        built now, whose app layer loads when the script first uses it), or the RunResult of a configuration
+        error (the accounts file is checked for every run). ``run`` is merged (``options``)."""
         started = time.monotonic()
         try:
             _ = self.accounts
@@ -389,13 +396,12 @@ class Runtime:
         ready = self._sandboxes.take()
         if ready is None:
             sandbox = Sandbox(limits, date_clock=date_clock, lazy=APP_GLOBALS)
-            host = AppHost(self, sandbox)
-            sandbox.install_lazily("_app.lua", APP_GLOBALS, host.functions)
+            ready = _Prebuilt(sandbox, AppHost(self, sandbox))
+            sandbox.install_lazily("_app.lua", APP_GLOBALS, ready.host.functions)
         else:
-            sandbox, host = ready
-            sandbox.begin(limits, date_clock)
-        host.bind(run, tape=tape, span=span)
-        return sandbox
+            ready.sandbox.begin(limits, date_clock)
+        ready.host.bind(run, tape=tape, span=span)
+        return ready
 
     def _prebuilt(self) -> _Prebuilt:
         """A sandbox for the pool: the Runtime's limits, the app layer already loaded."""
@@ -499,13 +505,20 @@ class Runtime:
 
 
 class _Prebuilt(NamedTuple):
-    """A pooled sandbox and the host of its app layer."""
+    """A run's sandbox and the host of its app layer (what the pool holds)."""
 
     sandbox: Sandbox
     host: AppHost
 
+    def reset(self) -> bool:
+        return self.sandbox.reset()
+
     def close(self) -> None:
         self.sandbox.close()
+
+
+def _sandbox_of(ready: _Prebuilt | RunResult) -> Sandbox | RunResult:
+    return ready if isinstance(ready, RunResult) else ready.sandbox
 
 
 def _both(first: Callable[[Any, dict[str, Any]], None] | None,

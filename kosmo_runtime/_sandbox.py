@@ -1,20 +1,22 @@
-"""One run of one script in a fresh, hardened Lua 5.4 state.
+"""Runs of scripts, one at a time, in a hardened Lua 5.4 state, each in a fresh environment.
 
 ``Sandbox(limits, ...)`` builds the state (bootstrap compiled once per process),
-``Sandbox.run(source, name)`` executes the script and returns a ``RunResult``,
-``Sandbox.close()`` frees the Lua state at once. Nothing survives the run: the next run
-gets a new state.
+``Sandbox.run(source, name)`` executes a script and returns a ``RunResult``,
+``Sandbox.reset()`` makes the state what it was before its first run, for another run (nothing
+of a run survives it: see ``reset`` in ``_bootstrap.lua``), and ``Sandbox.close()`` frees the
+Lua state at once.
 
 No Python object the Lua state holds (host functions, the app layer's callables) keeps the
 state alive once ``close`` has run: the sandbox and its converter drop every reference to
-the state, so the state is freed by reference counting when the run ends, never left to
-Python's cycle collector (the state's memory is invisible to it).
+the state, so the state is freed by reference counting, never left to Python's cycle
+collector (the state's memory is invisible to it).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 from collections.abc import Callable
@@ -50,6 +52,11 @@ _SCALARS = (type(None), bool, int, float)  # results whose JSON is short (intege
 _PUSHED_AS_IS = frozenset({bool, int, float, type(None), LuaTable})
 _SETTLED = 1  # the bootstrap's SETTLED: a host result whose cap is already back
 _PERIOD = 1000  # instructions between two runs of the count hook
+#: garbage a reset leaves to the state's own collector (more: the reset collects it, ~10 µs on a fresh state)
+_GARBAGE = 32 * 1024
+#: bytes a reset state may hold over what it held after its first reset (more: something of a run stayed,
+#: and the state is not reused)
+_RESET_SLACK = 64 * 1024
 _LOCATION = re.compile(r"^(?P<script>[^\n:]+):(?P<line>\d+): (?P<message>.*)$", re.S)
 _KEYWORDS = ("and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto",
              "if", "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while")
@@ -60,7 +67,7 @@ def _deny(obj: Any, name: Any, *rest: Any) -> Any:
 
 
 class Sandbox:
-    """A fresh Lua state for one run, with limits, captured output and the safe library set.
+    """A hardened Lua state for one run at a time, with limits, captured output and the safe library set.
 
     ``clock`` (monotonic seconds) times the run for the wall-clock limit; ``date_clock`` is
     the Runtime's clock, which the script's ``os.time()`` and ``os.date(format)`` read.
@@ -84,7 +91,10 @@ class Sandbox:
         self.on_end: list[Callable[[], None]] = []
         self._lifts = 0
         self._cap = 0  # no cap (0) until the first run sets it
-        self._library_limits: Any = None  # the limits the library layer reads (a Lua table), once it is loaded
+        self._session = False  # ran chunks that keep their globals (never reset)
+        self._pristine: int | None = None  # bytes the state holds after its first reset
+        self._collected: int | None = None  # bytes it held after the last reset that collected its garbage
+        self._limit_error: LimitExceeded | None = None
         self.lua = lua54.LuaRuntime(
             register_eval=False,
             register_builtins=False,
@@ -118,10 +128,43 @@ class Sandbox:
             self.limits = limits
             self.convert.depth = limits.depth
             self.convert.budgets = _budgets(limits)
-            if self._library_limits is not None:
-                self._library_limits.wall_time, self._library_limits.memory = limits.wall_time, limits.memory
         self.started = self.clock()
         self.deadline = self.started + self.limits.wall_time
+
+    def reset(self) -> bool:
+        """Make the state ready for another run, as before its first (``kit.reset`` in the bootstrap: each
+        layer's caches restored, nothing of the run left reachable, the random generator seeded afresh, a
+        new env made); the run's garbage is collected now once it exceeds ``_GARBAGE``. The per-run fields
+        here start again. False when the state must not serve another run: it hit a limit, was
+        interrupted, ran a session, or holds more than ``_RESET_SLACK`` over what it held after its first
+        reset (something of a run would have stayed)."""
+        if self.limit_hit is not None or self._interrupted or self._session or "kit" not in self.__dict__:
+            return False
+        try:
+            self._lifts = 0
+            self._lift()
+            while self._pending:
+                filename, functions = self._pending.pop(0)
+                self.install(filename, functions())
+            collect = self._collected is None or self.lua.get_memory_used() > self._collected + _GARBAGE
+            if not self.kit.reset(*_seeds(), collect):
+                return False
+        except lua54.LuaError:  # never expected (the cap is lifted, no limit is set): not reused
+            log.exception("resetting a sandbox failed")
+            return False
+        used = self.lua.get_memory_used()
+        if collect:
+            self._collected = used
+        if self._pristine is None:
+            self._pristine = used
+        elif used > self._pristine + _RESET_SLACK:
+            return False
+        self._cap = self._runs = self._output_size = 0
+        self.calls, self._output = [], []
+        self.on_output = None
+        self.on_end.clear()
+        self._limit_error = None
+        return True
 
     def close(self) -> None:
         """Free the Lua state now (idempotent); the sandbox cannot run again."""
@@ -131,7 +174,6 @@ class Sandbox:
         convert = self.__dict__.pop("convert", None)
         if convert is not None:
             convert.close()
-        self._library_limits = None
         self.__dict__.pop("kit", None)
         self.__dict__.pop("_run_chunk", None)
         self.__dict__.pop("lua", None)
@@ -272,14 +314,7 @@ class Sandbox:
             "model": bytecode("_patmodel.lua"),
             "calibrate": self._host(pattern_rate),
             "rate": pattern_rate() if pattern_rate.cache_info().currsize else None,  # known: no host call
-            "limits": self._library_limits_table(),
         })
-
-    def _library_limits_table(self) -> Any:
-        """The limits the library layer reads at each use (its pattern-cost and string.rep guards), which
-        ``begin`` may change before the first run."""
-        self._library_limits = self.lua.table_from({"wall_time": self.limits.wall_time, "memory": self.limits.memory})
-        return self._library_limits
 
     def _grow(self, kib: float) -> None:
         """The state loaded a layer of its own during a run: the cap grows by what it keeps."""
@@ -392,6 +427,7 @@ class Sandbox:
         if self._runs:
             self._next_chunk()
         self._runs += 1
+        self._session = self._session or keep_env
         refused = self._refuse_source(source)
         if refused is not None:
             return RunResult(ok=False, error=refused, duration=self.clock() - self.started)
@@ -402,7 +438,9 @@ class Sandbox:
             # first thing. After the run the cap stays lifted: the host reads the results.
             self._lifts = 0
             self._lift()
-            outcome = self._run_chunk(source, name, self.deadline, self.limits.instructions, keep_env)
+            limits = self.limits
+            outcome = self._run_chunk(source, name, self.deadline, limits.instructions, keep_env, limits.wall_time,
+                                      limits.memory)
             self._lifts = 0
             self._lift()
             status = outcome[0]
@@ -471,7 +509,7 @@ class Sandbox:
         if self._interrupted:
             return LimitExceeded("run stopped: interrupted", limit="interrupted",
                                  hint="the run was interrupted on request (Ctrl-C); nothing after that point ran")
-        existing: LimitExceeded | None = getattr(self, "_limit_error", None)
+        existing = self._limit_error
         if existing is not None and existing.limit == self.limit_hit:
             return existing
         return self.limit_error(self.limit_hit or "instructions")
@@ -502,6 +540,12 @@ class Sandbox:
                                    hint="raise a string, e.g. error('what went wrong'), or a table with a __tostring metamethod")
         shown = render(self.convert.to_display(err)) if err is not None else "nil"
         return LuaRuntimeError(f"script raised a non-string error value: {shown}", traceback=traceback)
+
+
+def _seeds() -> tuple[int, int]:
+    """Two random 64-bit integers for ``math.randomseed`` (each run's generator starts afresh)."""
+    data = os.urandom(16)
+    return int.from_bytes(data[:8], "little", signed=True), int.from_bytes(data[8:], "little", signed=True)
 
 
 def _budgets(limits: Limits) -> dict[str, int]:

@@ -156,7 +156,8 @@ local safe_string, safe_table = load(host.strlib, "=[kosmo]", "b")({
   calibrate = function() return call(host.calibrate) end,
   rate = host.rate,
   model = host.model,
-  limits = host.limits,
+  limits = core.limits,
+  on_reset = core.on_reset,
 })
 
 -- os.time() and os.date(format) read the Runtime's clock (the demo's simulated date in
@@ -470,28 +471,63 @@ local REFUSED = {
   loadfile = refused_function("loadfile", NO_FILES .. "; load(text) compiles code from a string"),
   warn = refused_function("warn", "use print"),
   io = refused_library("io", NO_FILES),
-  debug = refused_library("debug", "it reaches past the sandbox; debug.traceback is available", {traceback = safe_traceback}),
   package = refused_library("package", "scripts cannot load modules; require gives the standard libraries"),
 }
 local safe_os_full = copy(safe_os)
 for name, reason in pairs(REFUSED_OS) do safe_os_full[name] = refused_function("os." .. name, reason) end
 
--- The standard globals in a run's env (each run has its own Lua state, so most libraries
--- need no per-run copies; this layer keeps its own references to every function it relies
--- on). Names in `assigned` (set by the script before the layer was installed) are left alone.
+local DEBUG_REASON = "it reaches past the sandbox; debug.traceback is available"
+local DEBUG = {traceback = safe_traceback}
+local LIBRARY = {string = safe_string, table = safe_table, math = math, utf8 = utf8, coroutine = safe_coroutine,
+                 os = safe_os_full, debug = DEBUG}
+local SIZE = {}
+for name, template in pairs(LIBRARY) do
+  local n = 0
+  for _ in next, template do n = n + 1 end
+  SIZE[name] = n
+end
+
+-- The library tables the last run got. A state serves one run after another (see reset in the
+-- bootstrap), and each run gets its own copy of every table a script can change; one the last
+-- run left exactly as it got it (same entries, no metatable of the script's) holds nothing of
+-- that run, and is given to the next run instead of a new copy.
+local given = {}
+local function unchanged(t, name)
+  -- (debug's metatable is the runtime's, locked: a script cannot change it)
+  if name ~= "debug" and debug_getmetatable(t) ~= nil then return false end
+  local template, n = LIBRARY[name], 0
+  for k, v in next, t do
+    if rawget(template, k) ~= v then return false end
+    n = n + 1
+  end
+  return n == SIZE[name]
+end
+local function library(name)
+  local t = given[name]
+  if t and unchanged(t, name) then return t end
+  if name == "debug" then t = refused_library("debug", DEBUG_REASON, copy(DEBUG)) else t = copy(LIBRARY[name]) end
+  given[name] = t
+  return t
+end
+
+local json_proxy = readonly(json, "json")   -- read-only, so one serves every run
+
+-- The standard globals in a run's env: the library tables as above; the functions are shared,
+-- and this layer keeps its own references to every function it relies on. Names in `assigned`
+-- (set by the script before the layer was installed) are left alone.
 local function install(env, assigned)
-  local string = copy(safe_string)  -- the run's own: what a script adds to it reaches methods
+  local string = library("string")  -- what a script adds to it reaches methods
   string_mt.__index = string
-  local os = copy(safe_os_full)
-  local json_proxy = readonly(json, "json")
+  local table_, math_, utf8_, coroutine_, os, debug_ = library("table"), library("math"), library("utf8"),
+    library("coroutine"), library("os"), library("debug")
   local globals = {
     _G = env, _VERSION = _VERSION,
     getmetatable = safe_getmetatable, setmetatable = safe_setmetatable, rawset = safe_rawset, error = safe_error,
     pcall = safe_pcall, xpcall = safe_xpcall, print = print_, load = safe_load_for(env),
-    collectgarbage = safe_collectgarbage, string = string, table = safe_table, math = math, utf8 = utf8,
-    coroutine = safe_coroutine, os = os, json = json_proxy,
-    require = require_for({string = string, table = safe_table, math = math, utf8 = utf8, coroutine = safe_coroutine,
-                           os = os, io = REFUSED.io, debug = REFUSED.debug, package = REFUSED.package, _G = env}),
+    collectgarbage = safe_collectgarbage, string = string, table = table_, math = math_, utf8 = utf8_,
+    coroutine = coroutine_, os = os, json = json_proxy, debug = debug_,
+    require = require_for({string = string, table = table_, math = math_, utf8 = utf8_, coroutine = coroutine_,
+                           os = os, io = REFUSED.io, debug = debug_, package = REFUSED.package, _G = env}),
   }
   for _, name in ipairs(BASE) do globals[name] = _G[name] end
   for name, value in pairs(REFUSED) do globals[name] = value end

@@ -129,6 +129,9 @@ local function load_model()
 end
 
 local analyses, cached = {}, 0
+kit.on_reset(function()   -- a state serves one run after another: nothing of this run's stays
+  pending, analyses, cached, model_analyse, model_complement, rate = 0, {}, 0, nil, nil, kit.rate
+end)
 local function analyse(p, anchored)
   local key = (anchored and "^" or " ") .. p
   local a = analyses[key]

@@ -379,6 +379,7 @@ def worker_options(runtime: Runtime, store_dir: Callable[[], str]) -> dict[str, 
         "audit_log": audit.path if audit is not None else None,
         "clock": runtime.clock,
         "pool": runtime._pool_size,
+        "reuse": runtime._reuse,
     }
 
 
@@ -554,7 +555,7 @@ def worker_main(conn: Connection, options: dict[str, Any], address_space: int | 
         finally:
             channel.running.clear()
         channel.finish(result)
-        runtime._sandboxes.top_up()  # the run's state freed and the next one built, once its result is sent
+        runtime._sandboxes.top_up()  # the run's state reset (or freed and another built), once its result is sent
     runtime.close()
 
 
@@ -572,7 +573,7 @@ def _foreground_sandboxes(runtime: Runtime) -> None:
     from ._pool import SandboxPool
 
     runtime._sandboxes.close()
-    runtime._sandboxes = SandboxPool(runtime._prebuilt, runtime._pool_size, background=False)
+    runtime._sandboxes = SandboxPool(runtime._prebuilt, runtime._pool_size, background=False, reuse=runtime._reuse)
 
 
 def _warm_up(runtime: Runtime) -> None:
