@@ -12,10 +12,11 @@ and a new one is built. With ``reuse=False`` every run gets a new state, freed w
 One background thread per pool does the work off the runs' path: it resets (or frees) the
 state of the run that just ended (at most one waits for it; a second is dealt with on the
 spot), then builds sandboxes while fewer than ``size`` are ready. It is started when a second
-run ends (a one-run process such as ``kosmo run`` never starts it) or by ``wait_full``, and ends
-when the pool is closed or garbage-collected (it holds the pool only weakly). With ``size`` 0
-there is no thread: a run's state is reset on the spot and kept, alone, for the next run. A
-forked child starts with an empty pool and no thread.
+run ends or by ``wait_full``, and ends when the pool is closed or garbage-collected (it holds the
+pool only weakly); the first run's state is freed, not reset (a one-run process such as ``kosmo
+run`` resets nothing and never starts the thread). With ``size`` 0 there is no thread: a run's
+state is reset on the spot and kept, alone, for the next run. A forked child starts with an empty
+pool and no thread.
 
 With ``background=False`` (a worker process) no thread is started: the owner calls ``top_up``
 between runs, which resets the finished state and builds on the calling thread.
@@ -78,8 +79,9 @@ class SandboxPool(Generic[_Item]):
         """A run ended with ``item``: reset it for another run or free it (on the thread when it is idle),
         and top the pool up."""
         self._ended += 1
-        if self.size <= 0 or self._closed or self._used or (
-                self._background and self._thread is None and self._ended < 2):
+        if self._background and self._thread is None and self._ended < 2:
+            item.close()  # a process's first run may be its only one (kosmo run): no reset for no one
+        elif self.size <= 0 or self._closed or self._used:
             self._recycle(item)
         else:
             self._used.append(item)

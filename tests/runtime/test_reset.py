@@ -150,7 +150,8 @@ def demo() -> Iterator[Demo]:
 
 
 def _kept(runtime: Runtime) -> Sandbox:
-    """The state a pool-less Runtime keeps for its next run (reset when the last one ended)."""
+    """The state a pool-less Runtime keeps for its next run (reset when the last one ended; the first
+    run's state is freed, so call this after a second run)."""
     ready = runtime._sandboxes._ready
     assert len(ready) == 1, "the run's state was not kept for the next run"
     return ready[0].sandbox
@@ -162,7 +163,7 @@ def _walk(sandbox: Sandbox) -> str:
 
 def test_a_reset_state_holds_exactly_what_it_held_before_any_run(demo: Demo) -> None:
     with demo.runtime(pool=0) as runtime:
-        assert runtime.run("return 1").ok  # a state built for this run, reset when it ended
+        assert runtime.run("return 1").ok and runtime.run("return 1").ok  # the second run's state is kept
         sandbox = _kept(runtime)
         assert sandbox.reset()  # its layers are all loaded now: what every reset leaves
         before = _walk(sandbox)
@@ -182,7 +183,7 @@ def test_a_reset_state_holds_exactly_what_it_held_before_any_run(demo: Demo) -> 
 def test_the_walk_sees_what_a_run_leaves_behind(demo: Demo) -> None:
     """The walk is sharp: a value left in a layer's cache (a reset that forgot one) shows."""
     with demo.runtime(pool=0) as runtime:
-        assert runtime.run("return 1").ok
+        assert runtime.run("return 1").ok and runtime.run("return 1").ok
         sandbox = _kept(runtime)
         before = _walk(sandbox)
         assert _walk(sandbox) == before  # the walk itself leaves nothing
@@ -192,6 +193,7 @@ def test_the_walk_sees_what_a_run_leaves_behind(demo: Demo) -> None:
 
 def test_each_run_gets_a_fresh_random_generator(demo: Demo) -> None:
     with demo.runtime(pool=0) as runtime:
+        assert runtime.run("return 1").ok
         seeded = runtime.run("math.randomseed(42) return {math.random(1 << 40), math.random(1 << 40)}").result
         sandbox = _kept(runtime)
         following = [runtime.run("return {math.random(1 << 40), math.random(1 << 40)}").result for _ in range(3)]
@@ -201,7 +203,7 @@ def test_each_run_gets_a_fresh_random_generator(demo: Demo) -> None:
 
 def test_a_state_that_hit_a_limit_is_not_reused(demo: Demo) -> None:
     with demo.runtime(pool=0) as runtime:
-        assert runtime.run("return 1").ok
+        assert runtime.run("return 1").ok and runtime.run("return 1").ok
         first = _kept(runtime)
         assert runtime.run("while true do end", limits=Limits(instructions=10_000)).error.limit == "instructions"
         assert not runtime._sandboxes._ready  # freed, not reset
