@@ -417,17 +417,17 @@ end
 -- Make the state what it was before its first run, for another run (the host calls this after
 -- a run that hit no limit): every layer's caches restored, nothing of the run left reachable
 -- (each run has its own env and its own copies of the libraries), the random generator seeded
--- afresh (from the host's `seed1`, `seed2`), and the next env made. What the run left is garbage,
--- collected here when the host says so (`collect`), else by the state's own collector as later
--- runs allocate. False when the state must not be reused (a limit tripped, or it ran a session).
-local function reset(seed1, seed2, collect)
+-- afresh (from the host's `seed1`, `seed2`), the run's garbage collected (not even
+-- collectgarbage("count") tells the next run how much the last one allocated), and the next env
+-- made. False when the state must not be reused (a limit tripped, or it ran a session).
+local function reset(seed1, seed2)
   if tripped or session_env then return false end
   deadline, max_steps = HUGE, HUGE
   script_memerr, run_traceback = false, nil
   for i = 1, #resetters do resetters[i]() end
   current_env, prepared_env = nil, nil
   math_randomseed(seed1, seed2)
-  if collect then collectgarbage("collect") end
+  collectgarbage("collect")
   prepare()
   steps, ticks = 0, 0   -- (what the reset itself ran is not counted: a run starts from 0 anyway)
   return true

@@ -52,8 +52,6 @@ _SCALARS = (type(None), bool, int, float)  # results whose JSON is short (intege
 _PUSHED_AS_IS = frozenset({bool, int, float, type(None), LuaTable})
 _SETTLED = 1  # the bootstrap's SETTLED: a host result whose cap is already back
 _PERIOD = 1000  # instructions between two runs of the count hook
-#: garbage a reset leaves to the state's own collector (more: the reset collects it, ~10 µs on a fresh state)
-_GARBAGE = 32 * 1024
 #: bytes a reset state may hold over what it held after its first reset (more: something of a run stayed,
 #: and the state is not reused)
 _RESET_SLACK = 64 * 1024
@@ -93,7 +91,6 @@ class Sandbox:
         self._cap = 0  # no cap (0) until the first run sets it
         self._session = False  # ran chunks that keep their globals (never reset)
         self._pristine: int | None = None  # bytes the state holds after its first reset
-        self._collected: int | None = None  # bytes it held after the last reset that collected its garbage
         self._limit_error: LimitExceeded | None = None
         self.lua = lua54.LuaRuntime(
             register_eval=False,
@@ -133,9 +130,8 @@ class Sandbox:
 
     def reset(self) -> bool:
         """Make the state ready for another run, as before its first (``kit.reset`` in the bootstrap: each
-        layer's caches restored, nothing of the run left reachable, the random generator seeded afresh, a
-        new env made); the run's garbage is collected now once it exceeds ``_GARBAGE``. The per-run fields
-        here start again. False when the state must not serve another run: it hit a limit, was
+        layer's caches restored, the run's values collected, the random generator seeded afresh, a new env
+        made); the per-run fields here start again. False when the state must not serve another run: it hit a limit, was
         interrupted, ran a session, or holds more than ``_RESET_SLACK`` over what it held after its first
         reset (something of a run would have stayed)."""
         if self.limit_hit is not None or self._interrupted or self._session or "kit" not in self.__dict__:
@@ -146,15 +142,12 @@ class Sandbox:
             while self._pending:
                 filename, functions = self._pending.pop(0)
                 self.install(filename, functions())
-            collect = self._collected is None or self.lua.get_memory_used() > self._collected + _GARBAGE
-            if not self.kit.reset(*_seeds(), collect):
+            if not self.kit.reset(*_seeds()):
                 return False
         except lua54.LuaError:  # never expected (the cap is lifted, no limit is set): not reused
             log.exception("resetting a sandbox failed")
             return False
         used = self.lua.get_memory_used()
-        if collect:
-            self._collected = used
         if self._pristine is None:
             self._pristine = used
         elif used > self._pristine + _RESET_SLACK:

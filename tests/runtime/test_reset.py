@@ -23,7 +23,6 @@ from kosmo_runtime._sandbox import Sandbox
 WALK = r"""
 local hook, mask, count = debug.gethook()
 debug.sethook()
-collectgarbage()   -- what no one can reach is not the state's (a reset leaves small garbage to the collector)
 local getmetatable, getupvalue, getinfo, getuservalue = debug.getmetatable, debug.getupvalue, debug.getinfo,
   debug.getuservalue
 -- (the real library's functions, never string methods: those are the sandbox's, which count their work)
@@ -216,3 +215,19 @@ def _first_difference(before: str, after: str) -> str:
         if old != new:
             return f"before: {old[:400]}\nafter:  {new[:400]}"
     return f"{before.count(chr(10))} lines before, {after.count(chr(10))} after"
+
+
+def test_the_next_run_cannot_tell_how_much_the_last_one_allocated(demo: Demo) -> None:
+    """The reset collects the run's garbage: ``collectgarbage("count")`` at the next run's start is the same
+    after a run that allocated ~20 KiB as after a later one that allocated nothing. (What stays is capacity
+    the state's internal tables grew to, here ~4 KiB: it shows that some earlier run was bigger.)"""
+    with demo.runtime(pool=0) as runtime:
+        assert runtime.run("return 1").ok and runtime.run("return 1").ok
+        counts = {}
+        for label, source in (("nothing", "return 1"),
+                              ("~20 KiB", "local t = {} for i = 1, 300 do t[i] = {i, tostring(i)} end return #t"),
+                              ("nothing again", "return 1")):
+            assert runtime.run(source).ok
+            counts[label] = runtime.run("return collectgarbage('count')").result
+        assert abs(counts["~20 KiB"] - counts["nothing again"]) < 1, counts
+        assert counts["~20 KiB"] - counts["nothing"] < 8, counts
