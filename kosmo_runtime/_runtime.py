@@ -395,21 +395,24 @@ class Runtime:
         date_clock = tape.clock if tape is not None else self.clock  # a taped run reads the tape's clock
         ready = self._sandboxes.take()
         if ready is None:
-            sandbox = Sandbox(limits, date_clock=date_clock, lazy=APP_GLOBALS)
-            ready = _Prebuilt(sandbox, AppHost(self, sandbox))
-            sandbox.install_lazily("_app.lua", APP_GLOBALS, ready.host.functions)
+            ready = self._built(limits, date_clock)
         else:
             ready.sandbox.begin(limits, date_clock)
         ready.host.bind(run, tape=tape, span=span)
         return ready
 
+    def _built(self, limits: Limits, date_clock: Clock) -> _Prebuilt:
+        """A new sandbox, its app layer installed to load when the script first uses it."""
+        sandbox = Sandbox(limits, date_clock=date_clock, lazy=APP_GLOBALS)
+        ready = _Prebuilt(sandbox, AppHost(self, sandbox))
+        sandbox.install_lazily("_app.lua", APP_GLOBALS, ready.host.functions)
+        return ready
+
     def _prebuilt(self) -> _Prebuilt:
         """A sandbox for the pool: the Runtime's limits, the app layer already loaded."""
-        sandbox = Sandbox(self.limits, date_clock=self.clock, lazy=APP_GLOBALS)
-        host = AppHost(self, sandbox)
-        sandbox.install_lazily("_app.lua", APP_GLOBALS, host.functions)
-        sandbox.load_pending()
-        return _Prebuilt(sandbox, host)
+        ready = self._built(self.limits, self.clock)
+        ready.sandbox.load_pending()
+        return ready
 
     def call(
         self,

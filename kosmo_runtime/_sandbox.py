@@ -130,18 +130,16 @@ class Sandbox:
 
     def reset(self) -> bool:
         """Make the state ready for another run, as before its first (``kit.reset`` in the bootstrap: each
-        layer's caches restored, the run's values collected, the random generator seeded afresh, a new env
-        made); the per-run fields here start again. False when the state must not serve another run: it hit a limit, was
-        interrupted, ran a session, or holds more than ``_RESET_SLACK`` over what it held after its first
-        reset (something of a run would have stayed)."""
+        layer's caches restored, the run's values collected, the random generator seeded afresh, a new
+        env made); the per-run fields here start again. False when the state must not serve another run:
+        it hit a limit, was interrupted, ran a session, or holds more than ``_RESET_SLACK`` over what it
+        held after its first reset (something of a run would have stayed)."""
         if self.limit_hit is not None or self._interrupted or self._session or "kit" not in self.__dict__:
             return False
         try:
             self._lifts = 0
             self._lift()
-            while self._pending:
-                filename, functions = self._pending.pop(0)
-                self.install(filename, functions())
+            self._install_pending()
             if not self.kit.reset(*_seeds()):
                 return False
         except lua54.LuaError:  # never expected (the cap is lifted, no limit is set): not reused
@@ -182,10 +180,13 @@ class Sandbox:
         """Load the lazily installed layers and the standard library layer now, and make the run's
         globals (a pooled sandbox, off the run's path); the script sees them exactly as if they
         had loaded on first use."""
+        self._install_pending()
+        self.kit.prepare()
+
+    def _install_pending(self) -> None:
         while self._pending:
             filename, functions = self._pending.pop(0)
             self.install(filename, functions())
-        self.kit.prepare()
 
     def _next_layer(self) -> tuple[Any, ...]:
         """The next pending layer, for the state to load: its bytecode, its host functions and whether
