@@ -308,9 +308,9 @@ end
 -- (a state that has the layer already installs it now). The script never sees this
 -- metatable: getmetatable(_G) is nil, setmetatable(_G, mt) replaces it (after materialize).
 local function make_env()
-  local env = {}
-  current_env = env
   string_mt.__index = string_index
+  local env = install and install(nil) or {}   -- (the library layer loaded: the standard globals in one go)
+  current_env = env
   -- a lazy layer loaded ahead (a pooled sandbox) still shows up on first use, as when loaded then
   for name, value in pairs(extras) do if not lazy[name] then env[name] = value end end
   local assigned = {}   -- names the script set before they were defined (lazy ones, or any before the layer)
@@ -338,7 +338,7 @@ local function make_env()
   }
   lazy_mts[mt] = true
   setmetatable(env, mt)
-  if install then install_into(env) end
+  if install then installed[env] = true end
   return env
 end
 
@@ -429,6 +429,7 @@ local function reset(seed1, seed2)
   collectgarbage("collect")
   prepare()
   steps, ticks = 0, 0   -- (what the reset itself ran is not counted: a run starts from 0 anyway)
+  debug_sethook(hook, "", PERIOD)   -- and the hook's countdown starts afresh too
   return true
 end
 

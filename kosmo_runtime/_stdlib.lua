@@ -435,10 +435,6 @@ local json = {
   end,
 }
 
-local BASE = {
-  "assert", "ipairs", "next", "pairs", "select", "tonumber", "tostring", "type",
-  "rawequal", "rawlen", "rawget",
-}
 local LIBRARIES = "string, table, math, utf8, coroutine, os"
 
 local function require_for(libraries)
@@ -514,23 +510,29 @@ local json_proxy = readonly(json, "json")   -- read-only, so one serves every ru
 
 -- The standard globals in a run's env: the library tables as above; the functions are shared,
 -- and this layer keeps its own references to every function it relies on. Names in `assigned`
--- (set by the script before the layer was installed) are left alone.
+-- (set by the script before the layer was installed) are left alone. With no `env`, a new table
+-- holding them all is made and returned (made in one go: a prepared env).
 local function install(env, assigned)
   local string = library("string")  -- what a script adds to it reaches methods
   string_mt.__index = string
   local table_, math_, utf8_, coroutine_, os, debug_ = library("table"), library("math"), library("utf8"),
     library("coroutine"), library("os"), library("debug")
   local globals = {
-    _G = env, _VERSION = _VERSION,
+    _G = false, _VERSION = _VERSION, load = false, require = false,   -- (set below, naming the env)
     getmetatable = safe_getmetatable, setmetatable = safe_setmetatable, rawset = safe_rawset, error = safe_error,
-    pcall = safe_pcall, xpcall = safe_xpcall, print = print_, load = safe_load_for(env),
-    collectgarbage = safe_collectgarbage, string = string, table = table_, math = math_, utf8 = utf8_,
-    coroutine = coroutine_, os = os, json = json_proxy, debug = debug_,
-    require = require_for({string = string, table = table_, math = math_, utf8 = utf8_, coroutine = coroutine_,
-                           os = os, io = REFUSED.io, debug = debug_, package = REFUSED.package, _G = env}),
+    pcall = safe_pcall, xpcall = safe_xpcall, print = print_, collectgarbage = safe_collectgarbage,
+    string = string, table = table_, math = math_, utf8 = utf8_, coroutine = coroutine_, os = os, json = json_proxy,
+    debug = debug_, io = REFUSED.io, package = REFUSED.package, dofile = REFUSED.dofile,
+    loadfile = REFUSED.loadfile, warn = REFUSED.warn,
+    assert = assert, ipairs = ipairs, next = next, pairs = pairs, select = select, tonumber = tonumber,
+    tostring = tostring, type = type, rawequal = rawequal, rawlen = rawlen, rawget = rawget,
   }
-  for _, name in ipairs(BASE) do globals[name] = _G[name] end
-  for name, value in pairs(REFUSED) do globals[name] = value end
+  local fresh = env == nil
+  if fresh then env = globals end
+  globals._G, globals.load = env, safe_load_for(env)
+  globals.require = require_for({string = string, table = table_, math = math_, utf8 = utf8_, coroutine = coroutine_,
+                                 os = os, io = REFUSED.io, debug = debug_, package = REFUSED.package, _G = env})
+  if fresh then return env end
   for name, value in next, globals do
     if rawget(env, name) == nil and not assigned[name] then rawset(env, name, value) end
   end
