@@ -9,6 +9,7 @@ their run ends, or when the Runtime closes), never left to the cycle collector.
 from __future__ import annotations
 
 import gc
+import json
 import multiprocessing
 import os
 import subprocess
@@ -272,3 +273,36 @@ print("survived")
 def test_a_state_whose_library_loaded_inside_a_branch_survives_reset_and_close() -> None:
     done = subprocess.run([sys.executable, "-c", _BRANCH_FIRST], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "survived", done.stderr[-3000:]
+
+
+#: Four threads share one Runtime (a pool of 2), each run tampering, looking, failing or fanning out: no
+#: run sees another's changes and the process survives (in a child: a use-after-free would kill it).
+_THREADS = """
+import json, sys, threading
+from kosmo_runtime import Demo, RetryPolicy
+tamper, look = json.loads(sys.argv[1])
+scripts = [tamper, look, "error('boom')", "while true do end",
+           "return app.parallel({function() return tostring(1) end, function() return 7 end})"]
+bad = []
+with Demo(["whereby"], rate_limits=False) as demo:
+    runtime = demo.runtime(retry=RetryPolicy(sleep=lambda seconds: None))
+    def work(offset):
+        for i in range(40):
+            source = scripts[(i + offset) % len(scripts)]
+            result = runtime.run(source, limits=runtime.limits.__class__(instructions=200_000))
+            if source is look and not (result.ok and all(result.result.values())):
+                bad.append(result.to_dict())
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads: thread.start()
+    for thread in threads: thread.join()
+    runtime.close()
+print(json.dumps({"bad": bad[:3], "count": len(bad)}))
+"""
+
+
+def test_threads_sharing_a_runtime_see_nothing_of_each_other() -> None:
+    done = subprocess.run([sys.executable, "-c", _THREADS, json.dumps([TAMPER, LOOK])], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["count"] == 0, report
