@@ -38,10 +38,14 @@ local function note_lookup(info)
   if info and info.currentline > 0 then looked_up_at.func, looked_up_at.line = info.func, info.currentline end
 end
 
+-- A call's outcome: its value, or its error re-raised, naming the lookup's line when the call
+-- was a tail call (asked only then: level 2 is the function's wrapper, which called this
+-- function not as a tail call, so its frame is still there).
 local function located(ok, ...)
   if ok then return ... end
   local err = ...
-  if type(err) == "table" and err.line == nil and looked_up_at.line and getmetatable(err) == "kosmo.error" then
+  if type(err) == "table" and err.line == nil and looked_up_at.line and getmetatable(err) == "kosmo.error"
+      and getinfo(2, "t").istailcall then
     err.script, err.line = getinfo(looked_up_at.func, "S").short_src, looked_up_at.line
   end
   error(err, 0)
@@ -122,8 +126,7 @@ local function make_function(id, account, name, label, handle)
   local where = {id, name}
   return function(args, extra)
     if type(args) ~= "table" or extra ~= nil or is_namespace[args] then args = arguments_of(args, extra, label, where) end
-    if getinfo(1, "t").istailcall then return located(pcall(call_integration, handle, args, id, account, name)) end
-    return call_integration(handle, args, id, account, name)
+    return (located(pcall(call_integration, handle, args, id, account, name)))
   end
 end
 

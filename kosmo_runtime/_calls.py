@@ -146,7 +146,7 @@ class Invoker:
         if span is not None:
             trace.observer = span.request
         try:
-            if self.spent() >= self.max_calls:
+            if len(self.records) + self._pages >= self.max_calls:  # spent(), inline: every call asks
                 raise limit_exceeded("calls", self.max_calls)
             args = target.validate(arguments)
             if plan is None:
@@ -161,7 +161,7 @@ class Invoker:
                                    dry_run=self.dry_run, ask=not keyed)
                 if span is not None:
                     span.policy = policy
-            context = CallContext(ident, function, account, plan.http.for_call(trace), *plan.context)
+            context = CallContext(ident, function, account, plan.http, *plan.context, trace=trace)
             try:
                 if keyed and self.idempotency is not None:
                     asking = (lambda: ask_approval(request, self.approve)) if policy == "ask" else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from itertools import islice
 from typing import TYPE_CHECKING, Any, overload
@@ -13,7 +13,7 @@ from ._clock import Clock, format_time, parse_time, read, utc_now
 if TYPE_CHECKING:
     from ._accounts import Account
     from ._expressions import Scope
-    from ._http import Http
+    from ._http import Http, Trace
     from ._manifest import LookupSpec, Manifest
     from ._paginate import Pagination
     from ._store import ScopedStore
@@ -21,23 +21,34 @@ if TYPE_CHECKING:
 __all__ = ["CallContext"]
 
 
-@dataclass(slots=True)
 class CallContext:
     """What a handler gets: the account (settings; secrets stay with the HTTP layer's auth),
     an ``http`` client bound to it, a ``store`` for facts the service cannot answer, a
     ``memo`` dict kept per account for the life of the Runtime (e.g. a resolved user key),
-    and the Runtime's ``clock`` (read it with :meth:`now`)."""
+    and the Runtime's ``clock`` (read it with :meth:`now`).
 
-    integration: str
-    function: str
-    account: Account
-    http: Http
-    store: ScopedStore
-    memo: dict[str, Any]
-    clock: Clock = utc_now
-    lookups: Mapping[str, LookupSpec] = field(default_factory=dict)
-    manifest: Manifest | None = None  # its named paginations, shapes, tables and settings' enums
-    next_page: Callable[[], None] | None = None  # before each further page of ``collect``: the run's calls limit
+    With ``trace``, ``http`` is the account's shared client and the call's own copy (recording
+    into ``trace``) is made when the handler first uses it: a call that sends nothing pays for none.
+    """
+
+    __slots__ = ("_http", "_trace", "account", "clock", "function", "integration", "lookups", "manifest", "memo",
+                 "next_page", "store")
+
+    def __init__(self, integration: str, function: str, account: Account, http: Http, store: ScopedStore,
+                 memo: dict[str, Any], clock: Clock = utc_now, lookups: Mapping[str, LookupSpec] | None = None,
+                 manifest: Manifest | None = None, next_page: Callable[[], None] | None = None, *,
+                 trace: Trace | None = None) -> None:
+        self.integration, self.function, self.account, self.store, self.memo = integration, function, account, store, memo
+        self.clock, self.manifest, self.next_page = clock, manifest, next_page  # next_page: before each further page
+        self.lookups: Mapping[str, LookupSpec] = {} if lookups is None else lookups
+        self._http, self._trace = http, trace
+
+    @property
+    def http(self) -> Http:
+        """The call's HTTP client (its own copy of the account's, made on first use when ``trace`` was given)."""
+        if self._trace is not None:
+            self._http, self._trace = self._http.for_call(self._trace), None
+        return self._http
 
     def setting(self, name: str) -> Any:
         """The account's setting ``name``; a ConfigError when the manifest's ``enum`` for it does not allow its value."""

@@ -7,12 +7,14 @@
 * ``Converter.to_lua`` makes a dict of text keys and plain values with one ``table_from``: the
   same table, and the same units spent, as the general walk.
 * ``AppHost.member`` gives each looked-up function a handle its calls pass; ``Http.for_call``
-  copies a call plan's Http with the call's own trace.
+  copies a call plan's Http with the call's own trace, which the call's ``CallContext`` does when its
+  handler first reads ``ctx.http``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +23,10 @@ from lupa import lua54
 from kosmo_runtime import Limits, Runtime
 from kosmo_runtime._apphost import AppHost
 from kosmo_runtime._calls import Invoker
+from kosmo_runtime._context import CallContext
 from kosmo_runtime._http import Trace
 from kosmo_runtime._sandbox import Sandbox
-from tests.support import fixture_runtime
+from tests.support import FIXTURES, fixture_runtime, notes_service
 
 ACCOUNTS = ("integrations:\n  test-notes:\n    default: main\n    accounts:\n"
             "      main: {api_key: unused}\n      other: {api_key: unused}\n")
@@ -165,3 +168,30 @@ def test_a_plans_http_is_copied_for_each_call_with_its_own_trace(rt: Runtime) ->
     assert {k: v for k, v in vars(http).items() if k != "trace"} == \
         {k: v for k, v in vars(plan.http).items() if k != "trace"}
     assert invoker._plan("test-notes", "other", "get_note").account.name == "other"
+
+
+def test_a_calls_context_copies_the_plans_http_when_first_read(rt: Runtime) -> None:
+    result = rt.run("return 1")
+    assert result.ok
+    invoker = rt._invoker(rt.defaults, records=[], remaining=lambda: 5.0)
+    plan = invoker._plan("test-notes", None, "get_note")
+    trace = Trace()
+    context = CallContext("test-notes", "get_note", plan.account, plan.http, *plan.context, trace=trace)
+    http = context.http
+    assert http is not plan.http and http.trace is trace and plan.http.trace is not trace
+    assert context.http is http  # one copy per call
+    given = CallContext("test-notes", "get_note", plan.account, plan.http, *plan.context)
+    assert given.http is plan.http  # no trace: the Http as given
+
+
+def test_a_call_records_the_requests_its_handler_sent(tmp_path: Path) -> None:
+    with notes_service(tmp_path) as (_, accounts):
+        runtime = Runtime(accounts=accounts, integration_paths=[FIXTURES], store=":memory:", pool=0)
+        try:
+            result = runtime.run("local ok = pcall(app.integrations.test_notes.get_note, {id = 'missing'}) return ok")
+        finally:
+            runtime.close()
+    assert result.ok and result.result is False  # the service answered 404
+    assert [call.function for call in result.calls] == ["get_note"]
+    assert [(r["path"], r["status"]) for r in result.calls[0].requests] == [("/v1/notes/missing", 404)]
+    assert result.calls[0].status == 404
