@@ -7,7 +7,7 @@
 -- are sub-namespaces with the same functions and other credentials.
 
 local kit, host = ...
-local call, call_flat, usage, extend = kit.call, kit.call_flat, kit.usage, kit.extend
+local call, call_flat, settled, SETTLED, usage, extend = kit.call, kit.call_flat, kit.settled, kit.SETTLED, kit.usage, kit.extend
 local setmetatable, type, tostring, error, next, select, ipairs = setmetatable, type, tostring, error, next, select, ipairs
 
 local is_namespace = setmetatable({}, {__mode = "k"})
@@ -16,7 +16,7 @@ local co_create, co_resume, co_status, co_yield, co_running, co_close, co_isyiel
   coroutine.isyieldable
 local pack = table.pack
 local math_type = math.type
-local getinfo, pcall = debug.getinfo, pcall
+local getinfo, getmetatable, pcall = debug.getinfo, getmetatable, pcall
 
 -- The host functions most runs never call (listing, app.parallel, the docs), handed over on
 -- first use: each Python function handed to Lua costs a wrapper when the layer loads.
@@ -63,8 +63,8 @@ local MAX_CONCURRENCY = 64
 local scheduling = false  -- an app.parallel is running (they do not nest)
 
 -- A call's named arguments as key, value, ... when every key is text and every value is text, a
--- boolean or a finite number (at most 8 of them: the common call): the host takes them as they
--- are instead of walking a table. One argument crosses as it is; more are gathered in `flat`,
+-- boolean or a finite number (at most 8 of them, or none: the common call): the host takes them as
+-- they are instead of walking a table. One argument crosses as it is; more are gathered in `flat`,
 -- scratch filled and passed in one go.
 local utf8_len, unpack, HUGE = utf8.len, table.unpack, math.huge
 local flat = {}
@@ -82,11 +82,13 @@ local function flatten(args)
     flat[n + 1], flat[n + 2] = k, v
     n = n + 2
   end
+  if n == 0 and getmetatable(args) ~= nil then return nil end  -- an empty json.array is a list: the converter refuses it
   return n
 end
 
 -- An integration function's call: `handle` names it to the host (AppHost.member gave it), `id`,
--- `account` and `name` are for app.parallel's submit.
+-- `account` and `name` are for app.parallel's submit. (A call outside app.parallel whose arguments
+-- cross flat takes the wrapper's own path instead: see make_function.)
 local host_call, host_call_flat = host.call, host.call_flat
 local function call_integration(handle, args, id, account, name)
   if branch_of[co_running()] and co_isyieldable() then
@@ -96,12 +98,8 @@ local function call_integration(handle, args, id, account, name)
     if ok then return value end
     kit.raise(value)
   end
-  local k, v = next(args)
-  if k ~= nil and plain(k, v) then
-    if next(args, k) == nil then return call_flat(host_call_flat, handle, k, v) end
-    local n = flatten(args)
-    if n then return call_flat(host_call_flat, handle, unpack(flat, 1, n)) end
-  end
+  local n = flatten(args)
+  if n then return call_flat(host_call_flat, handle, unpack(flat, 1, n)) end
   return call(host_call, handle, args)
 end
 
@@ -122,10 +120,27 @@ local function arguments_of(args, extra, label, where)
   return args
 end
 
+-- The common call (outside app.parallel, arguments that cross flat) is made by the wrapper itself:
+-- one protected host call, its value returned at once when the host settled it (kit.call_flat's
+-- protocol, inline); anything else (an error, a limit, a value to unwrap) is unwrapped under a
+-- second pcall, so that its error is located as every call's is.
 local function make_function(id, account, name, label, handle)
   local where = {id, name}
   return function(args, extra)
     if type(args) ~= "table" or extra ~= nil or is_namespace[args] then args = arguments_of(args, extra, label, where) end
+    if branch_of[co_running()] == nil then
+      local ok, status, value
+      local k, v = next(args)
+      if k ~= nil and next(args, k) == nil and plain(k, v) then
+        ok, status, value = pcall(host_call_flat, handle, k, v)
+      else
+        local n = flatten(args)
+        if not n then return (located(pcall(call, host_call, handle, args))) end
+        ok, status, value = pcall(host_call_flat, handle, unpack(flat, 1, n))
+      end
+      if ok and status == SETTLED then return value end
+      return (located(pcall(settled, ok, status, value)))
+    end
     return (located(pcall(call_integration, handle, args, id, account, name)))
   end
 end

@@ -441,6 +441,8 @@ kit = {
   run = run,
   call = call,
   call_flat = call_flat,
+  settled = settled,
+  SETTLED = SETTLED,
   extend = function(name, value) extras[name] = value end,
   provide_lazily = function(...) for i = 1, select("#", ...) do lazy[select(i, ...)] = true end end,
   usage = usage,

@@ -177,7 +177,7 @@ class Invoker:
                 _lead(exc, label)
                 raise
             record.ok = True
-            return result
+            return list(result) if type(result) is tuple else result  # a tuple is data too: never a Python object in Lua
         except KosmoError as exc:
             record.error = exc.code
             for key, value in (("integration", ident), ("function", function), ("account", record.account)):

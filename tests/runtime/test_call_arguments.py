@@ -1,8 +1,9 @@
 """A call's named arguments reach the Invoker the same whichever way they cross.
 
 ``_app.lua`` passes arguments that are all text keys with text, boolean or finite-number values
-(at most 8) as name, value, ... (``AppHost.call_flat``); anything else goes as a table through
-the converter (``AppHost.call``). Both must give the Invoker exactly what the converter gives.
+(at most 8, or none) as name, value, ... (``AppHost.call_flat``); anything else goes as a table
+through the converter (``AppHost.call``), and a call in an ``app.parallel`` branch is submitted.
+Both must give the Invoker exactly what the converter gives.
 """
 
 from __future__ import annotations
@@ -55,12 +56,13 @@ FLAT = [
     ("{n = 1, f = 1.0, neg = -0.0, big = math.maxinteger}", {"n": 1, "f": 1.0, "neg": -0.0, "big": 2**63 - 1}),
     ("{yes = true, no = false, text = 'é ✓', empty = ''}", {"yes": True, "no": False, "text": "é ✓", "empty": ""}),
     ("{a = 1, b = 2, c = 3, d = 4, e = 5, f = 6, g = 7, h = 8}", {k: i for i, k in enumerate("abcdefgh", 1)}),
+    ("{}", {}),
+    ("nil", {}),
+    ("", {}),
 ]
 
 TABLE = [
     ("{a = 1, b = 2, c = 3, d = 4, e = 5, f = 6, g = 7, h = 8, i = 9}", {k: i for i, k in enumerate("abcdefghi", 1)}),
-    ("{}", {}),
-    ("nil", {}),
     ("{tags = {'x', 'y'}}", {"tags": ["x", "y"]}),
     ("{id = json.null}", {"id": None}),
     ("{[1] = 'a', id = 'b'}", {"1": "a", "id": "b"}),
@@ -87,8 +89,15 @@ def test_other_arguments_cross_as_a_table(rt: Runtime, seen: list[tuple[str, dic
     assert seen == [("table", expected)]
 
 
+def test_a_call_in_an_app_parallel_branch_is_submitted_with_its_arguments(
+        rt: Runtime, seen: list[tuple[str, dict[str, Any]]]) -> None:
+    result = rt.run("return app.parallel{function() return app.integrations.test_notes.get_note{id = 'p'} end}")
+    assert result.ok, result.error and result.error.to_dict()
+    assert seen == [("", {"id": "p"})]  # neither call nor call_flat: the branch's call went to submit
+
+
 @pytest.mark.parametrize("args", ["{x = 0/0}", "{x = math.huge}", "{x = -math.huge}", "{x = '\\xff'}",
-                                  "{['\\xff'] = 1}", "{x = function() end}"])
+                                  "{['\\xff'] = 1}", "{x = function() end}", "json.array({})", "json.decode('[]')"])
 def test_values_the_converter_refuses_are_refused_as_before(rt: Runtime, seen: list[tuple[str, dict[str, Any]]],
                                                             args: str) -> None:
     result = rt.run(f"return app.integrations.test_notes.get_note({args})")
