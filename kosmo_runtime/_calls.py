@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ._accounts import Account, AccountsConfig, WritePolicy
 from ._clock import Clock, utc_now
 from ._context import CallContext
+from ._data import as_data
 from ._discovery import Catalog
 from ._errors import AccountError, BadResponse, ConfigError, IntegrationBug, InvalidArgument, KosmoError, NotFound, UpstreamError
 from ._expressions import Scope, add_fields, apply_shape, evaluate
@@ -176,8 +177,9 @@ class Invoker:
             except _AUTHORED as exc:  # raised by the integration's code or its requests: led by the label
                 _lead(exc, label)
                 raise
+            result = as_data(result, label)  # what a hook returns must be data (a tuple is taken as a list)
             record.ok = True
-            return list(result) if type(result) is tuple else result  # a tuple is data too: never a Python object in Lua
+            return result
         except KosmoError as exc:
             record.error = exc.code
             for key, value in (("integration", ident), ("function", function), ("account", record.account)):

@@ -22,7 +22,7 @@ from lupa import lua54
 
 from kosmo_runtime import Limits, Runtime
 from kosmo_runtime._apphost import AppHost
-from kosmo_runtime._calls import Invoker, _Target
+from kosmo_runtime._calls import Invoker
 from kosmo_runtime._context import CallContext
 from kosmo_runtime._errors import NotFound
 from kosmo_runtime._http import Trace
@@ -156,13 +156,6 @@ def test_a_failing_call_names_the_scripts_line_on_every_path(rt: Runtime, monkey
     result = rt.run(f"local ns = app.integrations.test_notes\n\n{call}")  # a tail call names the lookup's line
     assert not result.ok
     assert isinstance(result.error, NotFound) and result.error.line == 3
-
-
-def test_a_handler_that_returns_a_tuple_gives_the_script_a_list(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_Target, "run", lambda self, context, args: ({"x": 1}, 2))
-    result = rt.run("local r = app.integrations.test_notes.get_note{id = 'a'}\nreturn {type(r), r[1].x, r[2], #r}")
-    assert result.ok, result.error
-    assert result.result == ["table", 1, 2, 2]
 
 
 def test_member_gives_one_handle_per_function_and_account(rt: Runtime) -> None:
