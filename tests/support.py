@@ -27,7 +27,8 @@ NO_SEEDS = "needs the product reference beside the repository (../shared/seeds);
 @cache
 def reference() -> dict[str, dict[str, Any]]:
     """The product reference's facts, carried in the repository (``tests/data/make_reference.py``)."""
-    return json.loads((DATA / "reference.json").read_text(encoding="utf-8"))
+    facts: dict[str, dict[str, Any]] = json.loads((DATA / "reference.json").read_text(encoding="utf-8"))
+    return facts
 
 
 def seed_params(examples: list[tuple[str, str]]) -> list[Any]:
