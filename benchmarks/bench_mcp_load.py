@@ -181,10 +181,10 @@ class _Server:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return
-            except OSError:
+            except OSError as refused:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"the server did not start: {self.process.communicate()[1].decode()[-2000:]}")
+                    raise RuntimeError(f"the server did not start: {self.process.communicate()[1].decode()[-2000:]}") from refused
                 time.sleep(0.05)
 
     def stop(self) -> None:

@@ -21,9 +21,9 @@ import os
 import statistics
 import time
 
+from common import Figure
 from lupa import lua54
 
-from common import Figure
 from kosmo_runtime import Limits, Runtime
 from kosmo_runtime._patterns import PatternGuard, pattern_clock
 
@@ -136,7 +136,7 @@ def bench_patterns() -> list[Figure]:
 
 
 IDIOMS = [
-    ("gmatch lines ([^\\n]*)\\n, 42 KB", "\n".join("line %d: " % i + "word " * (i % 17) for i in range(3000)) + "\n",
+    ("gmatch lines ([^\\n]*)\\n, 42 KB", "\n".join(f"line {i}: " + "word " * (i % 17) for i in range(3000)) + "\n",
      "local n = 0 for l in s:gmatch('([^\\n]*)\\n') do n = n + 1 end"),
     ("gmatch (%w+)=(%w+), 40 KB", ",".join(f"key{i}=value{i}" for i in range(3000)),
      "local n = 0 for k, v in s:gmatch('(%w+)=(%w+)') do n = n + 1 end"),

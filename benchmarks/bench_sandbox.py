@@ -25,9 +25,9 @@ import statistics
 import time
 from collections.abc import Callable
 
+from common import HERE, Figure, child
 from lupa import lua54
 
-from common import HERE, Figure, child
 from kosmo_runtime import AccountsConfig, Limits, Runtime
 
 MiB = 1 << 20

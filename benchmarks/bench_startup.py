@@ -14,7 +14,6 @@ from pathlib import Path
 
 from common import HERE, ROOT, Figure, child
 
-
 _STARTUP_CHILD = """
 import json, resource, statistics, sys, time
 traced = sys.argv[2] == "traced"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from common import HERE, Figure, paired_medians
+
 from kosmo_runtime import AccountsConfig, Limits, Runtime
 from kosmo_runtime._demo import Demo
 

@@ -29,7 +29,6 @@ from typing import Any
 
 from common import HERE, Figure
 
-
 #: benchmarks that load the whole machine (hundreds of clients or processes, large specs): they run
 #: last, since for a while after them every figure, floors included, reads up to 1.5x slower and the
 #: ratios move (the pooled run measured 0.68-0.73x its floor alone, 0.95-1.21x right after these)

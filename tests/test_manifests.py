@@ -10,7 +10,6 @@ import pytest
 
 from kosmo_runtime._discovery import Catalog
 from kosmo_runtime._docs import Docs, sync_parameter_tables
-
 from tests.support import reference
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -58,9 +58,9 @@ def _arguments(document: dict[str, Any], function: dict[str, Any], prefix: str) 
     by_name = {(p["in"], p["name"]): p for p in map(resolver.resolve, [*item.get("parameters", []),
                                                                       *operation.get("parameters", [])])}
     request = function["request"]
-    method, original = function["upstream"].split(" ", 1)
+    _method, original = function["upstream"].split(" ", 1)
     templates: dict[str, Any] = {}
-    for spec_name, lua_name in zip(re.findall(r"\{([^}]+)\}", original), re.findall(r"\{([^}]+)\}", request["path"])):
+    for spec_name, lua_name in zip(re.findall(r"\{([^}]+)\}", original), re.findall(r"\{([^}]+)\}", request["path"]), strict=True):
         templates[lua_name] = by_name[("path", spec_name)]["schema"]
     for where in ("query", "headers"):
         for spec_name, template in request.get(where, {}).items():
@@ -108,7 +108,7 @@ def test_generated_requests_validate_against_the_spec(service: str, tmp_path: Pa
                 assert result.ok, (name, arguments, result.error and result.error.message)
                 sent = stub.requests[before:]
                 assert len(sent) == 1, name
-                method, path = function["upstream"].split(" ", 1)
+                method, _path = function["upstream"].split(" ", 1)
                 assert sent[0].method == method
                 assert sent[0].headers["authorization"] == f"Bearer {SECRET}"
                 problems = checker.request_errors(sent[0])
@@ -210,11 +210,11 @@ def test_what_cannot_be_expressed_is_refused_with_the_reason() -> None:
 def test_a_spec_that_is_not_openapi_3_is_refused_naming_the_file(tmp_path: Path) -> None:
     swagger = tmp_path / "old.json"
     swagger.write_text(json.dumps({"swagger": "2.0", "paths": {}}))
-    with pytest.raises(ConfigError, match="old.json: an OpenAPI 3.x document is needed \\(swagger 2.0\\)"):
+    with pytest.raises(ConfigError, match=r"old\.json: an OpenAPI 3\.x document is needed \(swagger 2\.0\)"):
         load_spec(swagger)
     broken = tmp_path / "broken.yaml"
     broken.write_text("openapi: [3\n")
-    with pytest.raises(ConfigError, match="broken.yaml: not JSON or YAML"):
+    with pytest.raises(ConfigError, match=r"broken\.yaml: not JSON or YAML"):
         load_spec(broken)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conformance import sandboxed, same
+from tests.conformance import same, sandboxed
 
 SAME = [
     "print(1, nil, 'x', true, 2.5, -0.0, 1e100, math.mininteger)",

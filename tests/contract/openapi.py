@@ -67,7 +67,7 @@ def _adapt_response(response: httpx.Response) -> _Response:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(name: str, server: str) -> OpenAPI:
     """Load a spec as published; the official files are not all strictly valid, so skip spec validation."""
     text = (SPECS / name).read_text(encoding="utf-8")

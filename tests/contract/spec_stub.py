@@ -41,7 +41,7 @@ class Resolver:
             return None
         if "example" in schema and depth > 0:
             return schema["example"]
-        if "enum" in schema and schema["enum"]:
+        if schema.get("enum"):
             return next((v for v in schema["enum"] if v is not None), schema["enum"][0])
         if "allOf" in schema:
             merged: dict[str, Any] = {}

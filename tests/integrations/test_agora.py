@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-
 from kosmo_integrations.agora.hooks import RECORDINGS
 from kosmo_integrations.agora.simulator import DEMO_ACCOUNTS, SEEDED_RESOURCE_ID, AgoraSimulator
-from kosmo_runtime import AccountsConfig, Demo, Fault, RetryPolicy, Runtime, RunResult, Store
+
+from kosmo_runtime import AccountsConfig, Demo, Fault, RetryPolicy, RunResult, Runtime, Store
 from tests.simulators.test_agora_simulator import request_errors
 from tests.support import NO_SEEDS, SEEDS
 
@@ -680,7 +680,7 @@ def test_seed_and_doc_examples_run_in_a_fresh_demo() -> None:
         sent = fresh.simulators["agora"].requests
         problems = [f"{r.method} {r.url.path}: {p}" for r in sent for p in request_errors(r)]
     assert len(results) >= 15
-    for source, result in zip(_examples(), results):
+    for source, result in zip(_examples(), results, strict=True):
         assert result.ok, (source, result.error and result.error.to_dict())
         assert "print(" not in source or result.output.strip()
     outputs = "\n".join(r.output for r in results)

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-
 from kosmo_integrations.cal_com.simulator import DEMO_ACCOUNTS, CalComSimulator
+
 from kosmo_runtime import Fault
 from kosmo_runtime._demo import DEMO_START, Demo
 from kosmo_runtime._http import RetryPolicy

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-
 from kosmo_integrations.goto_webinar import hooks
 from kosmo_integrations.goto_webinar.simulator import DEMO_ACCOUNTS, GoToWebinarSimulator
+
 from kosmo_runtime import Fault
 from kosmo_runtime._accounts import AccountsConfig
 from kosmo_runtime._demo import DEMO_START, Demo

@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-
 from kosmo_integrations.whereby.simulator import DEMO_ACCOUNTS, WherebySimulator
+
 from kosmo_runtime import Fault
 from kosmo_runtime._demo import Demo
 from kosmo_runtime._http import RetryPolicy

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from kosmo_runtime import Demo, Fault, RetryPolicy, Runtime, RunResult, Simulator, Store
+from kosmo_runtime import Demo, Fault, RetryPolicy, RunResult, Runtime, Simulator, Store
 from kosmo_runtime._cli import main
 from tests.reliability.cases import CAL_WRITE, ISO, credential_values
 
@@ -111,7 +111,7 @@ def test_one_line_per_call_with_the_documented_fields(runtime: Runtime, demo: De
     entries = lines(audit)
     calls = result.calls + second.calls
     assert len(entries) == len(calls) == 5  # one line per call, in order
-    for entry, call in zip(entries, calls):
+    for entry, call in zip(entries, calls, strict=True):
         assert FIELDS <= set(entry), FIELDS - set(entry)
         assert datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).tzinfo is not None
         assert isinstance(entry["duration"], float) and entry["duration"] >= 0

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
-from datetime import date, datetime
 import math
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -121,7 +121,7 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return a == b or (math.isnan(a) and math.isnan(b))
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     return type(a) is type(b) and a == b
@@ -601,7 +601,7 @@ def check_loaded(config: AccountsConfig, secrets: tuple[str, ...]) -> None:
 
 # (a) arbitrary text
 
-YAMLISH = st.lists(st.sampled_from(list("abcdefgikstvwxy019_-:[]{}&*!|>'\"#\n\n\n  \t?,%@`~.=$<") + ["version", "settings",
+YAMLISH = st.lists(st.sampled_from([*"abcdefgikstvwxy019_-:[]{}&*!|>'\"#\n\n\n  \t?,%@`~.=$<", "version", "settings",
                   "integrations", "test-notes", "accounts", "api_key", "default", "writes", "timeout", "rate_limit", "  ",
                   "    ", ": ", "- ", "---", "...", "&a ", "*a", "<<: ", "!!str ", "!!int ", "\\u", "\r\n", "\x85"]),
                   max_size=40).map("".join)
@@ -898,7 +898,7 @@ def test_integers_beyond_64_bits_arrive_as_floats(number) -> None:
 @given(st.integers(65, 300), st.sampled_from(["[]", "{}"]), st.booleans())
 def test_nesting_beyond_the_depth_limit_is_a_limit_error(depth, pair, literal) -> None:
     if literal:  # built in Lua: the depth limit applies when it leaves the sandbox
-        source = "local t = {} local cur = t for i = 1, %d do cur.k = {} cur = cur.k end return t" % depth
+        source = f"local t = {{}} local cur = t for i = 1, {depth} do cur.k = {{}} cur = cur.k end return t"
     else:
         opener, closer = ("[", "]") if pair == "[]" else ('{"k": ', "}")
         source = f"return json.decode({lua_string(opener * depth + '1' + closer * depth)})"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from kosmo_runtime import Demo, Fault, Limits, RetryPolicy, Runtime, RunResult, Store
+from kosmo_runtime import Demo, Fault, Limits, RetryPolicy, RunResult, Runtime, Store
 from tests.reliability.cases import CASES, Case
 
 RUNS = 1_000

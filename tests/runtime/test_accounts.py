@@ -610,7 +610,7 @@ def test_file_errors_never_show_the_value_of_a_credential(runtime: Runtime) -> N
 
 def test_secret_never_shows_its_value() -> None:
     secret = Secret(KEY_A)
-    shown = [repr(secret), str(secret), f"{secret}", f"{secret!r}", f"{secret!s}", "%s" % secret, "%r" % (secret,),
+    shown = [repr(secret), str(secret), f"{secret}", f"{secret!r}", f"{secret!s}", "%s" % secret, "%r" % (secret,),  # noqa: UP031 (%-formatting is one of the ways shown)
              format(secret), str([secret]), str({"k": secret}), repr((secret,))]
     for text in shown:
         assert KEY_A not in text

@@ -212,7 +212,7 @@ def test_transport_failures_are_recorded_and_raised_again(tmp_path: Path) -> Non
     assert all("response" not in e for e in exchanges)
     replay = open_tape(record=None, replay=tmp_path / "c.json", pool=ClientPool(), clock=utc_now)
     http = _http(replay.pool, manifest, account)
-    with pytest.raises(NetworkError, match="ConnectError: ConnectError .replayed."):
+    with pytest.raises(NetworkError, match=r"ConnectError: ConnectError .replayed."):
         http.get("/v1/rooms")
     assert [r["error"] for r in http.trace.requests] == ["ConnectError"] * RetryPolicy().attempts
 

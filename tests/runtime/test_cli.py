@@ -451,7 +451,7 @@ def test_docs_list(kosmo: Kosmo) -> None:
     paths = [line.split()[0] for line in out.splitlines()]
     assert paths[:2] == ["runtime", "integrations"]
     assert "integrations.test-notes" in paths
-    line = next(l for l in out.splitlines() if l.startswith("integrations.test-notes "))
+    line = next(row for row in out.splitlines() if row.startswith("integrations.test-notes "))
     assert line.endswith("Test Notes: A tiny notes service used to test the integration framework.")
     code, out, _ = kosmo("docs", "--json", "list")
     assert code == 0
@@ -463,7 +463,7 @@ def test_docs_search(kosmo: Kosmo) -> None:
     code, out, _ = kosmo("docs", "search", "notes", "newest")
     assert code == 0
     assert out.splitlines()[0].split()[0] == "integrations.test-notes.list_notes"
-    code, out, err = kosmo("docs", "search", "zzqqxxnothing")
+    code, out, _err = kosmo("docs", "search", "zzqqxxnothing")
     assert (code, out) == (1, "")
 
 

@@ -9,12 +9,12 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-
 from kosmo_integrations.agora.simulator import DEMO_ACCOUNTS as AGORA_ACCOUNTS
 from kosmo_integrations.agora.simulator import AgoraSimulator
 from kosmo_integrations.cal_com.simulator import CalComSimulator
 from kosmo_integrations.goto_webinar.simulator import GoToWebinarSimulator
 from kosmo_integrations.whereby.simulator import WherebySimulator
+
 from kosmo_runtime import Demo, Runtime, Simulator, Store
 from kosmo_runtime._cli import main
 from kosmo_runtime._demo import DEMO_START

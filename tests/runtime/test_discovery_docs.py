@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kosmo_runtime import AccountsConfig, InvalidArgument, NotFound, Runtime
-from kosmo_runtime import _discovery
+from kosmo_runtime import AccountsConfig, InvalidArgument, NotFound, Runtime, _discovery
 from kosmo_runtime._discovery import Catalog
 from kosmo_runtime._docs import MAX_QUERY_BYTES, MAX_SEARCH_RESULTS, Docs
 

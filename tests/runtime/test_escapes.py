@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from kosmo_runtime import AccountsConfig, Limits, Runtime, RunResult
+from kosmo_runtime import AccountsConfig, Limits, RunResult, Runtime
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "integrations"
 REPO = Path(__file__).resolve().parents[2]
@@ -291,8 +291,8 @@ ESCAPES = [
         return load(function() i = i + 1 return parts[i] end, "x", "b")
      """, returns([None, "load: binary (precompiled) chunks are not allowed in the sandbox"]),
                  id="load-reader-function"),
-    pytest.param(f"""
-        local parts, i = {{"\\27", "Lua", "\\84\\0"}}, 0
+    pytest.param("""
+        local parts, i = {"\\27", "Lua", "\\84\\0"}, 0
         return load(function() i = i + 1 return parts[i] end)
      """, returns([None, "load: binary (precompiled) chunks are not allowed in the sandbox"]),
                  id="load-reader-function-binary-in-pieces"),

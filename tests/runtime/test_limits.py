@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from kosmo_runtime import AccountsConfig, LimitExceeded, Limits, Runtime, RunResult
+from kosmo_runtime import AccountsConfig, LimitExceeded, Limits, RunResult, Runtime
 from kosmo_runtime._limits import CEILINGS
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "integrations"

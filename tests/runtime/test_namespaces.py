@@ -15,8 +15,8 @@ from kosmo_runtime import (
     IntegrationBug,
     NotFound,
     PermissionDenied,
-    Runtime,
     RunResult,
+    Runtime,
     WriteRequest,
 )
 from kosmo_runtime._cli import main
@@ -364,7 +364,7 @@ def test_http_404_is_upstream_not_found(rt: Runtime) -> None:
 
 
 def test_http_401_is_auth_failed(rt: Runtime) -> None:
-    text, err = caught(rt, "app.integrations.test_notes.literal.list_notes{}")
+    _text, err = caught(rt, "app.integrations.test_notes.literal.list_notes{}")
     assert err["type"] == "AuthFailed" and err["code"] == "auth_failed"
     assert err["status"] == 401 and err["service_code"] == "unauthorized"
     assert err["message"] == "test-notes.list_notes: Test Notes answered HTTP 401 Unauthorized: invalid api key"
@@ -505,7 +505,7 @@ def test_write_is_sent_when_allowed(rt: Runtime, sim: NotesSimulator) -> None:
 
 
 def test_account_with_writes_deny(rt: Runtime, sim: NotesSimulator) -> None:
-    text, err = caught(rt, 'app.integrations.test_notes.readonly.create_note{text = "hello"}')
+    _text, err = caught(rt, 'app.integrations.test_notes.readonly.create_note{text = "hello"}')
     assert err["type"] == "PermissionDenied" and err["code"] == "permission_denied"
     assert err["message"] == "test-notes.create_note is a write and account 'readonly' has writes: deny"
     assert (err["account"], err["operation"]) == ("readonly", "write")

@@ -164,7 +164,7 @@ def _no_internals(result):
 
 
 def test_nested_parallel_is_a_structured_error(demo, runtime):
-    result, sent = _run_counted(demo, runtime, """
+    result, _sent = _run_counted(demo, runtime, """
         return app.parallel({
           function() local inner = app.parallel({function() return gw.get_webinar{id = "1234567890"}.subject end}) return inner end,
           function() return gw.get_webinar{id = "1234567890"}.subject end,
@@ -231,7 +231,7 @@ def test_a_branch_cannot_be_resumed_after_parallel_returned(demo, runtime):
 
 
 def test_a_waiting_branch_cannot_be_resumed_or_closed_by_the_script(demo, runtime):
-    result, sent = _run_counted(demo, runtime, """
+    result, _sent = _run_counted(demo, runtime, """
         local saved
         return app.parallel({
           function() saved = coroutine.running() return gw.get_webinar{id = "1234567890"}.subject end,

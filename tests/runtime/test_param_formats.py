@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -75,7 +76,7 @@ def test_a_transform_slot_needs_the_hooks_module_and_a_defined_function() -> Non
     loaded = load_manifest(folder, None)
     assert loaded.manifest.functions["list_rooms"].response.transform == "room_page"
     assert loaded.manifest.functions["list_rooms"].handler is None
-    with pytest.raises(ManifestError, match="function list_rooms names transform 'nope', which hooks.py does not define"):
+    with pytest.raises(ManifestError, match=re.escape("function list_rooms names transform 'nope', which hooks.py does not define")):
         loaded.slot("list_rooms", "transform", "nope")
     data = loaded.manifest.model_dump(exclude_defaults=False)
     data["hooks"] = None

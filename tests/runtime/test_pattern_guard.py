@@ -56,7 +56,7 @@ ACCEPTED = [
 @pytest.mark.parametrize("case", ACCEPTED, ids=lambda c: f"{c[0]}-{c[2]!r}-{len(c[1])}")
 def test_linear_idioms_are_accepted(guard: PatternGuard, case: tuple) -> None:
     function, subject, pattern, *rest = case
-    init, plain = (rest + [None, None])[:2] if function == "find" else (None, None)
+    init, plain = [*rest, None, None][:2] if function == "find" else (None, None)
     accepted, detail = guard.verdict(function, subject, pattern, init, plain)
     assert accepted, detail
 
@@ -82,7 +82,7 @@ REFUSED = [
 @pytest.mark.parametrize("case", REFUSED, ids=lambda c: f"{c[0]}-{c[2][:20]!r}-{len(c[1])}")
 def test_explosive_patterns_are_refused(guard: PatternGuard, case: tuple) -> None:
     function, subject, pattern, *rest = case
-    init, plain = (rest + [None, None])[:2]
+    init, plain = [*rest, None, None][:2]
     accepted, detail = guard.verdict(function, subject, pattern, init, plain)
     assert not accepted, detail
     assert "could backtrack for too long" in detail and f"string.{function}" in detail

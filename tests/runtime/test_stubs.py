@@ -288,7 +288,7 @@ def test_integration_page_starts_with_a_typed_quick_reference():
     manifest = DOCS.catalog.find("goto-webinar").manifest
     assert reference[0] == 'local goto_webinar = app.integrations["goto-webinar"]'
     assert len(reference) == 1 + len(manifest.functions)
-    for line, (name, spec) in zip(reference[1:], manifest.functions.items()):
+    for line, (name, spec) in zip(reference[1:], manifest.functions.items(), strict=True):
         assert line.startswith(f"goto_webinar.{name}({{") and line.endswith(f"-- {spec.operation}")
     assert "times: table<string, any>[]" in page
     assert page.index("## Quick reference") < page.index("## list_webinars")

@@ -15,20 +15,20 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 pytest.importorskip("opentelemetry.sdk", reason="needs the otel extra (pip install -e '.[otel]')")
 
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
-from kosmo_runtime import Demo, Fault, Limits, RetryPolicy, Runtime, RunResult, Store  # noqa: E402
-from tests.reliability.cases import credential_values  # noqa: E402
-from tests.surfaces import check_envelope  # noqa: E402
+from kosmo_runtime import Demo, Fault, Limits, RetryPolicy, RunResult, Runtime, Store
+from tests.reliability.cases import credential_values
+from tests.surfaces import check_envelope
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_SCRIPT = (ROOT / "examples" / "demo.lua").read_text(encoding="utf-8")
@@ -135,7 +135,7 @@ def test_each_retry_is_a_request_span_with_its_resend_count(demo: Demo, runtime:
     finally:
         demo.simulators["whereby"].clear_faults()
     assert result.ok and result.calls[0].retries == 1
-    runs, calls, http = by_kind(exporter.get_finished_spans())
+    _runs, calls, http = by_kind(exporter.get_finished_spans())
     first, second = sorted(http, key=lambda s: s.start_time)
     assert (first.attributes["http.response.status_code"], first.attributes["error.type"]) == (503, "503")
     assert first.status.status_code == StatusCode.ERROR and "http.request.resend_count" not in first.attributes
@@ -235,9 +235,9 @@ def test_a_host_configured_global_provider_is_used() -> None:
 
 
 class _Collector(BaseHTTPRequestHandler):
-    received: list[tuple[str, str, bytes]] = []
+    received: ClassVar[list[tuple[str, str, bytes]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         self.received.append((self.path, self.headers.get("content-type", ""), body))
         self.send_response(200)

@@ -38,8 +38,8 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-
 from kosmo_integrations.agora.simulator import DEMO_ACCOUNTS, SEEDED_RESOURCE_ID, AgoraSimulator
+
 from kosmo_runtime import Fault
 from tests.support import Switchboard, serving
 

@@ -19,12 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
+from kosmo_integrations.cal_com.simulator import DEMO_ACCOUNTS, CalComSimulator
 from openapi_core import Config, OpenAPI
 
-from kosmo_integrations.cal_com.simulator import DEMO_ACCOUNTS, CalComSimulator
-from tests.support import Switchboard, serving
 from kosmo_runtime import Fault
 from tests.contract.openapi import SPECS, SpecChecker
+from tests.support import Switchboard, serving
 
 SERVER = "https://api.cal.com"
 KEY = DEMO_ACCOUNTS["default"]["api_key"]

@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-
 from kosmo_integrations.goto_webinar.simulator import DEMO_ACCOUNTS, GoToWebinarSimulator
-from tests.support import Switchboard, serving
+
 from kosmo_runtime import Fault
 from tests.contract.openapi import SpecChecker
+from tests.support import Switchboard, serving
 
 SERVER = "https://api.getgo.com/G2W/rest/v2"
 ORGANIZER = "200000000000123456"

@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
+from kosmo_integrations.whereby.simulator import DEMO_ACCOUNTS, WherebySimulator
 from openapi_core import Config, OpenAPI
 
-from kosmo_integrations.whereby.simulator import DEMO_ACCOUNTS, WherebySimulator
-from tests.support import Switchboard, serving
 from kosmo_runtime import Fault
 from tests.contract.openapi import SPECS, SpecChecker
+from tests.support import Switchboard, serving
 
 SERVER = "https://api.whereby.dev/v1"
 KEY = DEMO_ACCOUNTS["default"]["api_key"]
