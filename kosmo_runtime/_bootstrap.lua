@@ -428,8 +428,10 @@ local function reset(seed1, seed2)
   math_randomseed(seed1, seed2)
   collectgarbage("collect")
   prepare()
-  steps, ticks = 0, 0   -- (what the reset itself ran is not counted: a run starts from 0 anyway)
-  debug_sethook(hook, "", PERIOD)   -- and the hook's countdown starts afresh too
+  -- The hook's countdown starts afresh, then the counts (in that order: set first, a countdown ending
+  -- between the two would leave the hook's own count behind), so what the reset ran is not counted.
+  debug_sethook(hook, "", PERIOD)
+  steps, ticks = 0, 0
   return true
 end
 

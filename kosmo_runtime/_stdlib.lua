@@ -160,6 +160,10 @@ local safe_string, safe_table = load(host.strlib, "=[kosmo]", "b")({
   on_reset = core.on_reset,
 })
 
+-- string.dump makes bytecode, which load refuses: refused by name instead of leaking a dump.
+safe_string.dump = refused_function("string.dump",
+  "it makes bytecode, and load takes source text only; keep the code as text and load that")
+
 -- os.time() and os.date(format) read the Runtime's clock (the demo's simulated date in
 -- demo mode) instead of the host's; with an explicit time they are standard Lua.
 local os_time, os_date = os.time, os.date

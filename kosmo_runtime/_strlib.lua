@@ -354,7 +354,6 @@ end
 
 local safe_string = {}
 for name, fn in pairs(string) do safe_string[name] = fn end
-safe_string.dump = nil
 for _, name in ipairs({"upper", "lower", "reverse", "sub", "byte", "format", "len", "pack", "unpack"}) do
   safe_string[name] = wrapped(string[name], "string." .. name, clocked_string)
 end

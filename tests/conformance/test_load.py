@@ -50,7 +50,7 @@ REFUSED = [
     (f"return load({BINARY})", "binary (precompiled) chunks are not allowed in the sandbox"),
     (f"return load({BINARY}, 'x', 'b')", "binary (precompiled) chunks are not allowed in the sandbox"),
     (f"return load({BINARY}, 'x', 'bt', {{}})", "binary (precompiled) chunks are not allowed in the sandbox"),
-    ("return load(string.dump(print))", "string.dump"),
+    ("return load(string.dump(print))", "`string.dump` is not available in the sandbox", "bytecode"),
 ]
 
 
@@ -63,3 +63,9 @@ def test_same_as_lua(source: str) -> None:
 def test_binary_chunks_refused(case: tuple[str, ...]) -> None:
     got = refused(*case)
     assert got.ok and got.value[0] is None  # load returns nil, message, as for any chunk it cannot load
+
+
+def test_string_dump_refused_by_name() -> None:
+    got = refused(*REFUSED[3])  # uncaught: the refusal names string.dump and why, at the script's line
+    assert not got.ok and got.error is not None and got.error.startswith("script.lua:1: ")
+    same("return type(string.dump)")  # present, as in Lua: a script probing for it finds a function

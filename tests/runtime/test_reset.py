@@ -190,6 +190,37 @@ def test_the_walk_sees_what_a_run_leaves_behind(demo: Demo) -> None:
         assert _walk(sandbox) != before
 
 
+def _counts(sandbox: Sandbox) -> list[float]:
+    """The numbers the bootstrap's ``run`` closes over (its limits and the hook's counts), read unhooked."""
+    return list(sandbox.lua.execute("""
+        local run = ...
+        local hook, mask, count = debug.gethook()
+        debug.sethook()
+        local numbers = {}
+        for i = 1, math.huge do
+          local name, value = debug.getupvalue(run, i)
+          if name == nil then break end
+          if type(value) == "number" then numbers[#numbers + 1] = value end
+        end
+        debug.sethook(hook, mask, count)
+        return numbers
+    """, sandbox._run_chunk).values())
+
+
+def test_a_reset_leaves_the_hooks_counts_at_zero_wherever_its_countdown_stood(demo: Demo) -> None:
+    """Runs of every length modulo the hook's period (1,000 instructions) end with the countdown at every
+    point of the reset: none may leave a count for the next run (the reset once zeroed the counts before
+    re-arming the hook, and a countdown ending between the two left steps 1000, ticks 1)."""
+    with demo.runtime(pool=0) as runtime:
+        assert runtime.run("return 1").ok and runtime.run("return 1").ok
+        sandbox = _kept(runtime)
+        pristine = _counts(sandbox)
+        for extra in range(1000):
+            assert runtime.run(f"for i = 1, {extra} do end return 1").ok
+            assert _kept(runtime) is sandbox
+            assert _counts(sandbox) == pristine, f"after a run of {extra} more instructions"
+
+
 def test_each_run_gets_a_fresh_random_generator(demo: Demo) -> None:
     with demo.runtime(pool=0) as runtime:
         assert runtime.run("return 1").ok
