@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance import plain, sandboxed
+from tests.conformance import plain, same, sandboxed
 
 ROOT = Path(__file__).resolve().parents[2] / "kosmo_runtime"
 LIBRARIES = ["coroutine", "math", "utf8", "os"]
@@ -88,3 +88,13 @@ def test_tail_call_position() -> None:
     source = "local function f() return setmetatable(1) end\nlocal ok, e = pcall(f) return e"
     assert plain(source).value == "script.lua:1: bad argument #1 to 'setmetatable' (table expected, got number)"
     assert sandboxed(source).value == "bad argument #1 to 'setmetatable' (table expected, got number)"
+
+
+def test_unbounded_recursion() -> None:
+    """Lua's catchable "stack overflow" when the stack fills first; with frames this small the stack's
+    memory reaches the run's memory limit first (a documented difference), which ends the run."""
+    same("local function r(n) local t = {} return 1 + r(n + 1) end return pcall(r, 1)")
+    small = "local function r() return r() + 1 end return pcall(r)"
+    assert plain(small).value == [False, "script.lua:1: stack overflow"]
+    got = sandboxed(small)
+    assert not got.ok and got.error is not None and "memory limit" in got.error
