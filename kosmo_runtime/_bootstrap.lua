@@ -23,7 +23,8 @@
 local PERIOD, max_steps, deadline, now, host_limit, lift, settle, load_layers, later = ...
 local LAZY_FROM = 10   -- the first lazy global's position among the arguments
 
-local debug_sethook, debug_traceback, debug_getmetatable = debug.sethook, debug.traceback, debug.getmetatable
+local debug_sethook, debug_traceback, debug_getmetatable, debug_getinfo =
+  debug.sethook, debug.traceback, debug.getmetatable, debug.getinfo
 local co_running = coroutine.running
 local error, pcall, xpcall, select, type, tostring, rawget, rawset, rawequal, next, pairs, load, setmetatable,
       collectgarbage =
@@ -42,6 +43,12 @@ local LIMITS = {wall_time = 0, memory = 0}
 local TIME_EVERY = 16                 -- check the wall clock every TIME_EVERY hooks
 local steps, ticks = 0, 0
 local tripped = nil                   -- the limit sentinel, once a limit is hit
+-- A run whose stack was seen DEEP calls deep while it held over half its memory limit: if the memory
+-- limit ends it, the error says so (a recursion without a base case reaches the memory limit before
+-- Lua's own "stack overflow" when its frames are small). Looked at with the wall clock, and only
+-- when memory is high: a deep stack costs the look a walk of DEEP frames.
+local DEEP = 100000
+local deep = false
 
 local LIMIT_MT = {
   __tostring = function(self) return "run limit exceeded: " .. self.limit end,
@@ -73,6 +80,7 @@ hook = function()
   if ticks >= TIME_EVERY then
     ticks = 0
     if now() > deadline then trip("wall_time") end
+    if not deep and collectgarbage("count") * 2048 > LIMITS.memory and debug_getinfo(DEEP, "l") then deep = true end
   end
 end
 
@@ -381,7 +389,7 @@ local function run(source, chunkname, chunk_deadline, chunk_steps, keep_env, wal
   if settle() then return "limit", "memory" end   -- the host lifted the cap to pass the source
   deadline, max_steps = chunk_deadline, chunk_steps
   LIMITS.wall_time, LIMITS.memory = wall_time, memory
-  steps, ticks = 0, 0
+  steps, ticks, deep = 0, 0, false
   local env = keep_env and session_env or prepared_env or make_env()
   prepared_env = nil
   if keep_env then session_env = env end
@@ -431,7 +439,7 @@ local function reset(seed1, seed2)
   -- The hook's countdown starts afresh, then the counts (in that order: set first, a countdown ending
   -- between the two would leave the hook's own count behind), so what the reset ran is not counted.
   debug_sethook(hook, "", PERIOD)
-  steps, ticks = 0, 0
+  steps, ticks, deep = 0, 0, false
   return true
 end
 
@@ -460,6 +468,7 @@ kit = {
   prepare = prepare,
   reset = reset,
   on_reset = on_reset,
+  was_deep = function() return deep end,
 }
 -- (and app.parallel's own, arm and release: _kit.lua's, loaded on first use)
 setmetatable(kit, {__index = function(t, name)

@@ -504,9 +504,18 @@ class Sandbox:
             return LimitExceeded("run stopped: interrupted", limit="interrupted",
                                  hint="the run was interrupted on request (Ctrl-C); nothing after that point ran")
         existing = self._limit_error
-        if existing is not None and existing.limit == self.limit_hit:
-            return existing
-        return self.limit_error(self.limit_hit or "instructions")
+        error = existing if existing is not None and existing.limit == self.limit_hit else \
+            self.limit_error(self.limit_hit or "instructions")
+        if error.limit == "memory" and self._was_deep():
+            error.hint = _DEEP_HINT
+        return error
+
+    def _was_deep(self) -> bool:
+        """Whether the run's stack was seen over 100,000 calls deep while it held over half its memory."""
+        try:
+            return bool(self.kit.was_deep())
+        except lua54.LuaError:  # not expected: the state is read, not grown
+            return False
 
     def _results(self, packed: Any) -> Any:
         count = packed["n"]
@@ -599,6 +608,11 @@ def _traceback_only(traceback: str | None) -> str | None:
         frames.pop(0)
     return "\n".join([header, *frames]) if frames else None
 
+
+#: The memory limit's hint for a run whose stack was very deep (``kit.was_deep``).
+_DEEP_HINT = ("the call stack was over 100,000 calls deep as memory ran out: most likely a recursion without a "
+              "base case (what Lua calls a stack overflow); give it one, or use a loop (a higher --memory only "
+              "moves where it stops)")
 
 _OWN_FRAMES = ("[C]: in ?", "[kosmo]", "[C]: in function 'error'")
 _TAIL_CALLS = "\t(...tail calls...)"

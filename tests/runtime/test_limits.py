@@ -19,6 +19,7 @@ import pytest
 
 from kosmo_runtime import AccountsConfig, LimitExceeded, Limits, RunResult, Runtime
 from kosmo_runtime._limits import CEILINGS
+from kosmo_runtime._sandbox import Sandbox
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "integrations"
 MiB = 1024 * 1024
@@ -192,6 +193,31 @@ def test_deep_lua_recursion_is_a_clean_error(rt: Runtime) -> None:
         assert result.error.line == 1
         assert result.error.traceback and len(result.error.traceback) < 10_000
     assert_next_run_works(rt)
+
+
+def test_recursion_that_reaches_the_memory_limit_says_so(rt: Runtime) -> None:
+    """Small frames reach the memory limit before Lua's stack overflow: the hint names the recursion."""
+    limits = Limits(memory=16 * MiB)
+    error = assert_limit(rt.run("local function r() return r() + 1 end return r()", limits=limits), "memory", limits)
+    assert "recursion without a base case" in error.hint and "100,000 calls deep" in error.hint
+    # memory used up by data, not by the stack: the ordinary hint
+    error = assert_limit(rt.run("local t = {} for i = 1, 1e8 do t[i] = i end", limits=limits), "memory", limits)
+    assert "recursion" not in error.hint and error.hint.startswith("do less per run")
+    assert_next_run_works(rt)
+
+
+def test_a_deep_stack_is_noted_for_its_own_run_only() -> None:
+    """A run deep with memory high that ends well is noted; the next chunk on the same state starts unnoted."""
+    sandbox = Sandbox(Limits(memory=48 * MiB))
+    try:
+        deep = sandbox.run("""
+            local big = string.rep("x", 20 * 1024 * 1024)
+            local function r(n) if n == 0 then return #big end return r(n - 1) + 0 end
+            return r(120000)""", "deep.lua", keep_env=True)
+        assert deep.ok and deep.result == 20 * MiB and sandbox.kit.was_deep() is True
+        assert sandbox.run("return 1", "next.lua", keep_env=True).ok and sandbox.kit.was_deep() is False
+    finally:
+        sandbox.close()
 
 
 def test_deep_recursion_through_c_boundaries_is_a_clean_error(rt: Runtime) -> None:

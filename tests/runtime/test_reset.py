@@ -190,8 +190,9 @@ def test_the_walk_sees_what_a_run_leaves_behind(demo: Demo) -> None:
         assert _walk(sandbox) != before
 
 
-def _counts(sandbox: Sandbox) -> list[float]:
-    """The numbers the bootstrap's ``run`` closes over (its limits and the hook's counts), read unhooked."""
+def _counts(sandbox: Sandbox) -> list[float | bool]:
+    """The numbers and flags the bootstrap's ``run`` closes over (its limits, the hook's counts, whether the
+    stack was seen deep), read unhooked."""
     return list(sandbox.lua.execute("""
         local run = ...
         local hook, mask, count = debug.gethook()
@@ -200,7 +201,7 @@ def _counts(sandbox: Sandbox) -> list[float]:
         for i = 1, math.huge do
           local name, value = debug.getupvalue(run, i)
           if name == nil then break end
-          if type(value) == "number" then numbers[#numbers + 1] = value end
+          if type(value) == "number" or type(value) == "boolean" then numbers[#numbers + 1] = value end
         end
         debug.sethook(hook, mask, count)
         return numbers
