@@ -343,9 +343,10 @@ class Sandbox:
         """Seconds left before the wall-clock limit."""
         return self.deadline - self.clock()
 
-    def _print(self, parts: Any, count: int) -> tuple[bool]:
-        """Print the parts; ``(False,)`` (nothing printed) when a table holds a string that is not
-        UTF-8: the bootstrap then passes a copy with such bytes escaped."""
+    def _print(self, parts: Any, count: int, raw: bool = False) -> tuple[bool]:
+        """Print the parts (``raw``: strings written as they are, as ``io.write`` does); ``(False,)``
+        (nothing printed) when a table holds a string that is not UTF-8: the bootstrap then passes a
+        copy with such bytes escaped."""
         pieces = []
         try:
             for i in range(1, count + 1):
@@ -356,7 +357,7 @@ class Sandbox:
                     pieces.append(render(self.convert.to_display(value)))
         except UnicodeDecodeError:
             return (False,)
-        self.write("\t".join(pieces) + "\n")
+        self.write("".join(pieces) if raw else "\t".join(pieces) + "\n")
         return (True,)
 
     def write(self, text: str) -> None:

@@ -465,12 +465,56 @@ local function refused_library(name, reason, members)
   return library
 end
 
+-- io.write and io.stdout:write write to the run's output, as print does but with no
+-- separators and no newline (numbers as Lua's io.write formats them); the rest of io is refused.
+local function output_parts(...)
+  local n = select("#", ...)
+  local parts = {}
+  for i = 1, n do
+    local v = select(i, ...)
+    local kind = math_type(v)
+    if kind == "integer" then parts[i] = str_format("%d", v)
+    elseif kind == "float" then parts[i] = str_format("%.14g", v)
+    elseif type(v) == "string" then parts[i] = as_text(v)
+    else return nil, i, v end
+  end
+  if n > 0 then call(host.print, parts, n, true) end
+  return true
+end
+local STDOUT
+local function io_write(...)
+  local ok, bad, v = output_parts(...)
+  if not ok then argerror("io.write", bad, expected("string", v, true)) end
+  return STDOUT
+end
+local function stdout_write(...)
+  if not rawequal((...), STDOUT) then argerror("write", 1, expected("FILE*", (...), select("#", ...) > 0)) end
+  local ok, bad, v = output_parts(select(2, ...))
+  if not ok then argerror("write", bad + 1, expected("string", v, true)) end
+  return STDOUT
+end
+-- A handle, as Lua's FILE* userdata is: its methods are behind its metatable, and it cannot be changed.
+local STDOUT_METHODS = {write = stdout_write, flush = function() return true end}   -- (nothing is buffered)
+local STDOUT_REASON = NO_FILES .. "; io.stdout:write writes to the output"
+STDOUT = setmetatable({}, {
+  __index = function(_, key)
+    local method = STDOUT_METHODS[key]
+    if method == nil then error(refusal("io.stdout:" .. tostring(key), STDOUT_REASON), 2) end
+    return method
+  end,
+  __newindex = function(_, key) error("io.stdout is read-only (cannot set '" .. tostring(key) .. "')", 2) end,
+  __tostring = function() return "file (stdout)" end,
+  __name = "FILE*",
+  __metatable = "locked",
+})
+protected[STDOUT] = "io.stdout"
+local IO_REASON = NO_FILES .. "; io.write writes to the output"
+
 -- The refused names, made once per state (before the run starts: pooled states are built ahead).
 local REFUSED = {
   dofile = refused_function("dofile", NO_FILES .. "; load(text) runs code from a string"),
   loadfile = refused_function("loadfile", NO_FILES .. "; load(text) compiles code from a string"),
   warn = refused_function("warn", "use print"),
-  io = refused_library("io", NO_FILES),
   package = refused_library("package", "scripts cannot load modules; require gives the standard libraries"),
 }
 local safe_os_full = copy(safe_os)
@@ -478,8 +522,9 @@ for name, reason in pairs(REFUSED_OS) do safe_os_full[name] = refused_function("
 
 local DEBUG_REASON = "it reaches past the sandbox; debug.traceback is available"
 local DEBUG = {traceback = safe_traceback}
+local IO = {write = io_write, stdout = STDOUT}
 local LIBRARY = {string = safe_string, table = safe_table, math = math, utf8 = utf8, coroutine = safe_coroutine,
-                 os = safe_os_full, debug = DEBUG}
+                 os = safe_os_full, debug = DEBUG, io = IO}
 local SIZE = {}
 for name, template in pairs(LIBRARY) do
   local n = 0
@@ -493,8 +538,8 @@ end
 -- that run, and is given to the next run instead of a new copy.
 local given = {}
 local function unchanged(t, name)
-  -- (debug's metatable is the runtime's, locked: a script cannot change it)
-  if name ~= "debug" and debug_getmetatable(t) ~= nil then return false end
+  -- (debug's and io's metatables are the runtime's, locked: a script cannot change them)
+  if name ~= "debug" and name ~= "io" and debug_getmetatable(t) ~= nil then return false end
   local template, n = LIBRARY[name], 0
   for k, v in next, t do
     if rawget(template, k) ~= v then return false end
@@ -505,7 +550,9 @@ end
 local function library(name)
   local t = given[name]
   if t and unchanged(t, name) then return t end
-  if name == "debug" then t = refused_library("debug", DEBUG_REASON, copy(DEBUG)) else t = copy(LIBRARY[name]) end
+  if name == "debug" then t = refused_library("debug", DEBUG_REASON, copy(DEBUG))
+  elseif name == "io" then t = refused_library("io", IO_REASON, copy(IO))
+  else t = copy(LIBRARY[name]) end
   given[name] = t
   return t
 end
@@ -519,14 +566,14 @@ local json_proxy = readonly(json, "json")   -- read-only, so one serves every ru
 local function install(env, assigned)
   local string = library("string")  -- what a script adds to it reaches methods
   string_mt.__index = string
-  local table_, math_, utf8_, coroutine_, os, debug_ = library("table"), library("math"), library("utf8"),
-    library("coroutine"), library("os"), library("debug")
+  local table_, math_, utf8_, coroutine_, os, debug_, io = library("table"), library("math"), library("utf8"),
+    library("coroutine"), library("os"), library("debug"), library("io")
   local globals = {
     _G = false, _VERSION = _VERSION, load = false, require = false,   -- (set below, naming the env)
     getmetatable = safe_getmetatable, setmetatable = safe_setmetatable, rawset = safe_rawset, error = safe_error,
     pcall = safe_pcall, xpcall = safe_xpcall, print = print_, collectgarbage = safe_collectgarbage,
     string = string, table = table_, math = math_, utf8 = utf8_, coroutine = coroutine_, os = os, json = json_proxy,
-    debug = debug_, io = REFUSED.io, package = REFUSED.package, dofile = REFUSED.dofile,
+    debug = debug_, io = io, package = REFUSED.package, dofile = REFUSED.dofile,
     loadfile = REFUSED.loadfile, warn = REFUSED.warn,
     assert = assert, ipairs = ipairs, next = next, pairs = pairs, select = select, tonumber = tonumber,
     tostring = tostring, type = type, rawequal = rawequal, rawlen = rawlen, rawget = rawget,
@@ -535,7 +582,7 @@ local function install(env, assigned)
   if fresh then env = globals end
   globals._G, globals.load = env, safe_load_for(env)
   globals.require = require_for({string = string, table = table_, math = math_, utf8 = utf8_, coroutine = coroutine_,
-                                 os = os, io = REFUSED.io, debug = debug_, package = REFUSED.package, _G = env})
+                                 os = os, io = io, debug = debug_, package = REFUSED.package, _G = env})
   if fresh then return env end
   for name, value in next, globals do
     if rawget(env, name) == nil and not assigned[name] then rawset(env, name, value) end

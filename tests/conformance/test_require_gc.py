@@ -28,7 +28,8 @@ SAME = [
 ]
 
 REFUSED = [
-    ("io.write('x')", "`io.write` is not available in the sandbox", "no file access"),
+    ("io.stderr:write('x')", "`io.stderr` is not available in the sandbox", "no file access"),
+    ("return io.stdout:read('l')", "`io.stdout:read` is not available in the sandbox", "no file access"),
     ("return io.open('/etc/passwd')", "`io.open` is not available in the sandbox", "no file access"),
     ("for k in pairs(io) do end", "`io` is not available in the sandbox"),
     ("return require('io').read()", "`io.read` is not available in the sandbox"),
