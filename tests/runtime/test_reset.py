@@ -263,3 +263,17 @@ def test_the_next_run_cannot_tell_how_much_the_last_one_allocated(demo: Demo) ->
             counts[label] = runtime.run("return collectgarbage('count')").result
         assert abs(counts["~20 KiB"] - counts["nothing again"]) < 1, counts
         assert counts["~20 KiB"] - counts["nothing"] < 8, counts
+
+
+def test_a_runs_io_changes_stay_in_that_run(demo: Demo) -> None:
+    """io is a per-run table (pairs(io) is refused, so TAMPER cannot reach its members): what one run
+    assigns to io.write is not the next run's io.write, on the same state."""
+    with demo.runtime(pool=0) as runtime:
+        assert runtime.run("return 1").ok and runtime.run("return 1").ok
+        sandbox = _kept(runtime)
+        changed = runtime.run("io.write = function() return 'mine' end return io.write()")
+        assert changed.ok and changed.result == "mine"
+        assert _kept(runtime) is sandbox
+        after = runtime.run("io.write('out') return io.write() == io.stdout")
+        assert after.ok and after.result is True and after.output == "out"
+        assert _kept(runtime) is sandbox
