@@ -493,8 +493,27 @@ local function stdout_write(...)
   if not ok then argerror("write", bad + 1, expected("string", v, true)) end
   return STDOUT
 end
+-- Nothing is buffered: flush and setvbuf check their arguments as Lua's do and change nothing.
+local function stdout_flush(...)
+  if not rawequal((...), STDOUT) then argerror("?", 1, expected("FILE*", (...), select("#", ...) > 0)) end
+  return true
+end
+local BUFFER_MODES = {no = true, full = true, line = true}
+local function stdout_setvbuf(...)
+  if not rawequal((...), STDOUT) then argerror("?", 1, expected("FILE*", (...), select("#", ...) > 0)) end
+  local _, mode, size = ...
+  if type(mode) == "number" then mode = tostring(mode) end   -- (a number is taken as its text, as in Lua)
+  if type(mode) ~= "string" then argerror("?", 2, expected("string", mode, select("#", ...) > 1)) end
+  if not BUFFER_MODES[mode] then argerror("?", 2, "invalid option '" .. mode .. "'") end
+  if size ~= nil and math_type(size) ~= "integer" then
+    local n = tonumber(size)
+    if n == nil then argerror("?", 3, expected("number", size, true)) end
+    if math.tointeger(n) == nil then argerror("?", 3, "number has no integer representation") end
+  end
+  return true
+end
 -- A handle, as Lua's FILE* userdata is: its methods are behind its metatable, and it cannot be changed.
-local STDOUT_METHODS = {write = stdout_write, flush = function() return true end}   -- (nothing is buffered)
+local STDOUT_METHODS = {write = stdout_write, flush = stdout_flush, setvbuf = stdout_setvbuf}
 local STDOUT_REASON = NO_FILES .. "; io.stdout:write writes to the output"
 STDOUT = setmetatable({}, {
   __index = function(_, key)
@@ -522,7 +541,19 @@ for name, reason in pairs(REFUSED_OS) do safe_os_full[name] = refused_function("
 
 local DEBUG_REASON = "it reaches past the sandbox; debug.traceback is available"
 local DEBUG = {traceback = safe_traceback}
-local IO = {write = io_write, stdout = STDOUT}
+-- io.output() is the output (io.stdout), as in Lua; setting another is refused (there are no files).
+local function io_output(...)
+  if select("#", ...) > 0 and not rawequal((...), STDOUT) and (...) ~= nil then
+    error(refusal("io.output(file)", IO_REASON), 2)
+  end
+  return STDOUT
+end
+local function io_type(...)
+  if select("#", ...) == 0 then argerror("io.type", 1, "value expected") end
+  if rawequal((...), STDOUT) then return "file" end
+  return nil
+end
+local IO = {write = io_write, stdout = STDOUT, flush = function() return true end, output = io_output, type = io_type}
 local LIBRARY = {string = safe_string, table = safe_table, math = math, utf8 = utf8, coroutine = safe_coroutine,
                  os = safe_os_full, debug = DEBUG, io = IO}
 local SIZE = {}

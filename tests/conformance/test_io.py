@@ -1,5 +1,6 @@
-"""io (manual §6.8): ``io.write`` and ``io.stdout:write``/``:flush`` write to the run's output, as print
-does but with no separators and no newline; the rest of io is refused by name (tests/conformance/
+"""io (manual §6.8): ``io.write`` and ``io.stdout:write`` write to the run's output, as print does but
+with no separators and no newline; ``io.flush``, ``io.type``, ``io.output()`` and ``io.stdout:flush``/
+``:setvbuf`` work as Lua's (nothing is buffered); the rest of io is refused by name (tests/conformance/
 test_require_gc.py). Plain Lua writes to the process's stdout, so outputs are compared with what Lua's
 io.write prints (numbers: integers as ``%d``, floats as ``%.14g``), and errors with plain Lua's."""
 
@@ -18,6 +19,7 @@ OUTPUT = [
     ('io.write("a") print("b") io.write("c\\n")', "ab\nc\n"),
     ('io.write("\\xff\\n")', "\\xff\n"),  # bytes that are not UTF-8 escaped, as print escapes them
     ('local w = io.write w("local") io.stdout.write(io.stdout, "+method")', "local+method"),
+    ('io.stdout:setvbuf("no") io.output():write("a") io.flush() io.output(io.stdout):write("b")', "ab"),
 ]
 
 SAME = [
@@ -27,6 +29,24 @@ SAME = [
     "return pcall(io.write, true)",
     "return select('#', pcall(io.write))",
     "local w = io.write io.write = function() return 'mine' end local r = io.write() io.write = w return r",
+    "return io.flush(), select('#', io.flush()), pcall(io.flush, 1, 2)",
+    "return io.type(io.stdout), io.type({}), io.type(42), io.type(nil), select('#', io.type(1))",
+    "return pcall(io.type)",
+    "local ok, e = pcall(function() local t = io.type; t() end) return e",
+    "return io.output() == io.stdout, io.output(io.stdout) == io.stdout, io.output(nil) == io.stdout",
+    "return io.stdout:flush(), pcall(io.stdout.flush, 42), pcall(io.stdout.flush)",
+    "local ok, e = pcall(function() local f = io.stdout.flush; f(2) end) return e",
+    "return io.stdout:setvbuf('no'), io.stdout:setvbuf('line', 1024), io.stdout:setvbuf('full', '12')",
+    "return pcall(io.stdout.setvbuf, io.stdout, 'x')",
+    "return pcall(io.stdout.setvbuf, io.stdout, 1)",
+    "return pcall(io.stdout.setvbuf, io.stdout)",
+    "return pcall(io.stdout.setvbuf, 1, 'no')",
+    "return pcall(io.stdout.setvbuf, io.stdout, 'full', 'x')",
+    "return pcall(io.stdout.setvbuf, io.stdout, 'full', 1.5)",
+    "return pcall(io.stdout.setvbuf, io.stdout, 'full', 2^63)",
+    "local ok, e = pcall(function() io.stdout:setvbuf('x') end) return e",
+    "local ok, e = pcall(function() io.stdout:setvbuf() end) return e",
+    "local ok, e = pcall(function() io.stdout.setvbuf(1) end) return e",
 ]
 
 
@@ -49,6 +69,7 @@ def test_the_stdout_handle_is_a_handle() -> None:
     assert got.value == ["file (stdout)", "locked", False, "script.lua:1: io.stdout is read-only (cannot set 'write')"]
     refused("return io.stdout:lines()", "`io.stdout:lines` is not available in the sandbox", "no file access")
     refused("return io.read()", "`io.read` is not available in the sandbox", "io.write writes to the output")
+    refused("return pcall(io.output, 'out.txt')", "`io.output(file)` is not available in the sandbox", "no file access")
 
 
 def test_output_limit_counts_what_io_write_writes() -> None:
