@@ -67,6 +67,8 @@ local function expected(what, value, present)
   return what .. " expected, got " .. (present and typename(value) or "no value")
 end
 
+local function runtime_code(source) return source == "=[kosmo]" or source == "=?" end   -- "=?": stripped code
+
 -- `error` as in Lua: `level` counts the script's frames (the sandbox's own wrappers, such as
 -- pcall's, are skipped), and a "not enough memory" that reaches a pcall as that exact text
 -- is noted as the script's own.
@@ -78,8 +80,11 @@ local function safe_error(...)
     if n == nil then argerror("error", 2, expected("number", level, true)) end
     level = n
   end
-  if math_type(level) == "float" then level = math.tointeger(level) or level end
-  if type(message) ~= "string" or math_type(level) ~= "integer" or level <= 0 then
+  if math_type(level) == "float" then
+    level = math.tointeger(level)
+    if level == nil then argerror("error", 2, "number has no integer representation") end
+  end
+  if type(message) ~= "string" or level <= 0 then
     if rawequal(message, MEMERR) then note_memerr() end
     error(message, 0)
   end
@@ -89,11 +94,21 @@ local function safe_error(...)
   while l > 0 do
     local info = debug_getinfo(l, "S")
     if not info then break end
-    if info.source ~= "=[kosmo]" and info.source ~= "=?" then   -- "=?": the runtime's stripped code
+    if not runtime_code(info.source) then
       k = k + 1
       if k == level then break end
+      l = l + 1
+      -- C frames a wrapper of the runtime's called (the C function it stands for, and the xpcall
+      -- around it) are the one frame of the function the script called: skip them and the wrapper
+      if info.source == "=[C]" then
+        local m = l
+        info = debug_getinfo(m, "S")
+        while info and info.source == "=[C]" do m = m + 1 info = debug_getinfo(m, "S") end
+        if info and runtime_code(info.source) then l = m + 1 end
+      end
+    else
+      l = l + 1
     end
-    l = l + 1
   end
   if rawequal(message, MEMERR) then
     local info = l > 0 and debug_getinfo(l, "l")
@@ -278,16 +293,23 @@ local function safe_load_for(env)
     end
     if type(chunk) == "number" then chunk = tostring(chunk) end
     if type(chunk) == "function" then
-      local parts, reader = {}, chunk
-      while true do
-        local ok, piece = guard(pcall(reader))
-        if not ok then return nil, piece end
-        if piece == nil or piece == "" then break end
-        if type(piece) ~= "string" then return nil, where() .. "reader function must return a string" end
-        parts[#parts + 1] = piece
+      -- Lua's load calls the reader (from C, as Lua does: it cannot yield); the first piece is
+      -- looked at for a binary chunk, and a piece that is not text fails as Lua's would.
+      local reader, first, at = chunk, true, where()
+      local function read()
+        local piece = reader()
+        if piece ~= nil and type(piece) ~= "string" and type(piece) ~= "number" then
+          error(at .. "reader function must return a string", 0)
+        end
+        if first and piece ~= nil and piece ~= "" then
+          first = false
+          if str_byte(piece, 1) == 27 and mode ~= "t" then error(BINARY, 0) end
+        end
+        return piece
       end
-      chunk = concat(parts)
-      if chunkname == nil then chunkname = "=(load)" end
+      local fn, err = load(read, chunkname, mode or "bt", chunk_env)
+      guard(true)   -- a limit reached in the reader (an error load caught) still ends the run
+      return loaded(fn, err)
     elseif type(chunk) ~= "string" then
       argerror("load", 1, expected("function", chunk, select("#", ...) > 0))
     end

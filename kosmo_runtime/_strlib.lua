@@ -66,10 +66,24 @@ end
 -- `cfn` itself get the name and position luaL_argerror / luaL_error would give without
 -- the wrapper (stack: 1 handler, 2 cfn, 3 xpcall, 4 wrapper, 5 the wrapper's caller).
 -- Errors from the script's own callbacks (gsub, sort, __index) pass through untouched.
+-- Lua's own runtime errors (ldebug.c's: a comparison in sort, a length in unpack) raised inside
+-- a C function carry no position, as the running function is not Lua code; luaL_error's (an
+-- argument error, the library's own messages) name the caller's line.
+local UNPOSITIONED = {["C stack overflow"] = true, ["table index is nil"] = true, ["table index is NaN"] = true,
+                      ["string length overflow"] = true, ["invalid key to 'next'"] = true,
+                      ["'__index' chain too long; possible loop"] = true,
+                      ["'__newindex' chain too long; possible loop"] = true}
+local function positioned(e)
+  return not (UNPOSITIONED[e] or str_find(e, "^attempt to ") or str_find(e, "^number has no integer representation"))
+end
+
 local function lua_errors(cfn, qualified)
   return function(e)
     if type(e) ~= "string" then return e end
-    local raiser = debug_getinfo(2, "f")
+    local raiser = debug_getinfo(2, "fS")
+    if raiser and raiser.source == "=?" and str_sub(e, 1, 6) == "?:-1: " then
+      return str_sub(e, 7)   -- raised in the runtime's own Lua code (sort's comparator): as in C, no position
+    end
     if not raiser or raiser.func ~= cfn then return e end
     local me = debug_getinfo(4, "nt")
     -- A wrapper reached by a tail call (`return s:find(x)`) has lost its caller's frame:
@@ -85,7 +99,7 @@ local function lua_errors(cfn, qualified)
       end
       if arg > 0 then e = "bad argument #" .. arg .. " to '" .. name .. "' " .. detail end
     end
-    local at = not tail and debug_getinfo(5, "Sl")
+    local at = not tail and positioned(e) and debug_getinfo(5, "Sl")
     if at and at.currentline > 0 then e = at.short_src .. ":" .. at.currentline .. ": " .. e end
     return e
   end

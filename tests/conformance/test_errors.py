@@ -98,3 +98,49 @@ def test_unbounded_recursion() -> None:
     assert plain(small).value == [False, "script.lua:1: stack overflow"]
     got = sandboxed(small)
     assert not got.ok and got.error is not None and "memory limit" in got.error
+
+
+# error(message, level) counts frames as Lua does where the sandbox's wrappers stand between a callback
+# and the script (gsub, sort, format's __tostring, insert's __newindex, sort's big-table comparator),
+# and the level argument is checked as Lua's
+LEVELS = [
+    "local function lvl(n) local ok, e = pcall(function() local r = ('x'):gsub('x', function() error('L', n) end)"
+    " return r end) return e end return lvl(1), lvl(2), lvl(3), lvl(4), lvl(5)",
+    "local ok, e = pcall(function() table.sort({1, 2}, function() error('L3', 3) end) end) return e",
+    "local ok, e = pcall(function() table.insert(setmetatable({}, {__newindex = function() error('L3', 3) end}), 1)"
+    " end) return e",
+    "local ok, e = pcall(function() local s = string.format('%s', setmetatable({}, {__tostring = function()"
+    " error('ts', 3) end})) end) return e",
+    "local ok, e = pcall(function() local t = {} for i = 1, 100000 do t[i] = -i end"
+    " table.sort(t, function(a, b) if a == -5 then error('big3', 3) end return a < b end) end) return e",
+    "local ok, e = pcall(function() local t = setmetatable({}, {__lt = function() error('lt3', 3) end})"
+    " local l = {} for i = 1, 100000 do l[i] = t end table.sort(l) end) return e",
+    "local ok, e = pcall(string.gsub, 'x', 'x', function() error('P3', 3) end) return e",
+    "local ok, e = pcall(pcall, function() error('PP3', 3) end) return e",
+    "local co = coroutine.wrap(function() local r = ('x'):gsub('x', function() error('C3', 3) end) return r end)"
+    " local ok, e = pcall(co) return e",
+    "error('x', 1.5)",
+    "return pcall(function() error('x', 2.5) end), pcall(function() error('x', '1.5') end)",
+    "return pcall(function() error('x', math.huge) end), pcall(function() error('x', 2.0) end)",
+    "local ok, e = pcall(function() error({}, 1.5) end) return ok, type(e)",
+    "return xpcall(error, function(m) return m end, 'x', 1.5)",
+]
+
+# Lua's runtime errors raised inside a library's C code carry no position; luaL_error's do
+C_RAISED = [
+    "local ok, e = pcall(function() table.sort({1, 'x', 2}) end) return e",
+    "table.sort({{}, {}})",
+    "local ok, e = pcall(function() local x = table.unpack() return x end) return e",
+    "local ok, e = pcall(function() local x = table.unpack(nil, 1, 2) return x end) return e",
+    "local ok, e = pcall(function() local t = {} for i = 1, 100000 do t[i] = (i * 7919) % 100003 end t[500] = 'x'"
+    " table.sort(t) end) return e",
+    "local ok, e = pcall(function() local t = {} for i = 1, 100 do t[i] = 101 - i end"
+    " table.sort(t, function() return true end) end) return e",
+    "local function f(s) local r = string.gsub(s, '.', f) return r end local ok, e = pcall(f, 'a') return ok, e",
+    "local function f(s) local r = string.gsub(s, '.', f) return r end f('a')",
+]
+
+
+@pytest.mark.parametrize("source", LEVELS + C_RAISED)
+def test_same_as_lua(source: str) -> None:
+    same(source)

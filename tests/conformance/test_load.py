@@ -43,6 +43,18 @@ SAME = [
     "return pcall(load, 'return 1', 'x', {})",
     "return load('\\27Lua', 'x', 't')",
     "return load(123)",
+    # the reader is called by Lua's load, from C: numbers are text, a yield cannot cross it
+    "local i = 0 return load(function() i = i + 1 return ({'return ', 42})[i] end)()",
+    "local i = 0 local f, e = load(function() i = i + 1 return ({'return 1', {}})[i] end) return f, e",
+    "local i = 0 return pcall(load, function() i = i + 1 if i == 1 then return true end end)",
+    "local co = coroutine.create(function() return load(function() coroutine.yield('in reader') end) end)"
+    " local a = {coroutine.resume(co)} local b = {coroutine.resume(co, 'R')} return a, b",
+    "return coroutine.wrap(function() return select(2, load(function() coroutine.yield() end)) end)()",
+    "local i = 0 return load(function() i = i + 1 if i == 1 then return '\\27Lua' end end, 'x', 't')",
+    "local i = 0 return load(function() i = i + 1 if i == 1 then return 'return 1' end end, 'x', 'b')",
+    "local i = 0 local f, e = load(function() i = i + 1 if i == 1 then return 'x = ' end end, '=mine') return e",
+    "local i = 0 local f = load(function() i = i + 1 if i == 1 then return 'return y' end end, 'c', 't', nil)"
+    " return pcall(f)",
 ]
 
 BINARY = r'"\27Lua\84\0\25\147\13\10\26\10\4\8\8\120\86\0\0\0\0\0\0\0\0\0\0\0\40\119\64\1"'
@@ -50,6 +62,8 @@ REFUSED = [
     (f"return load({BINARY})", "binary (precompiled) chunks are not allowed in the sandbox"),
     (f"return load({BINARY}, 'x', 'b')", "binary (precompiled) chunks are not allowed in the sandbox"),
     (f"return load({BINARY}, 'x', 'bt', {{}})", "binary (precompiled) chunks are not allowed in the sandbox"),
+    ("local i = 0 return load(function() i = i + 1 if i == 1 then return '\\27Lua' end end)",
+     "binary (precompiled) chunks are not allowed in the sandbox"),
     ("return load(string.dump(print))", "`string.dump` is not available in the sandbox", "bytecode"),
 ]
 
@@ -59,13 +73,13 @@ def test_same_as_lua(source: str) -> None:
     same(source)
 
 
-@pytest.mark.parametrize("case", REFUSED[:3], ids=["string", "mode-b", "mode-bt-env"])
+@pytest.mark.parametrize("case", REFUSED[:4], ids=["string", "mode-b", "mode-bt-env", "reader"])
 def test_binary_chunks_refused(case: tuple[str, ...]) -> None:
     got = refused(*case)
     assert got.ok and got.value[0] is None  # load returns nil, message, as for any chunk it cannot load
 
 
 def test_string_dump_refused_by_name() -> None:
-    got = refused(*REFUSED[3])  # uncaught: the refusal names string.dump and why, at the script's line
+    got = refused(*REFUSED[4])  # uncaught: the refusal names string.dump and why, at the script's line
     assert not got.ok and got.error is not None and got.error.startswith("script.lua:1: ")
     same("return type(string.dump)")  # present, as in Lua: a script probing for it finds a function

@@ -256,6 +256,7 @@ WRAPPERS = {
     "coroutine-resume": "local co = coroutine.create(function() BOMB end) for i = 1, 3 do pcall(coroutine.resume, co) end",
     "coroutine-wrap": "local f = coroutine.wrap(function() BOMB end) pcall(f) pcall(f)",
     "close-handler": "pcall(function() local x <close> = setmetatable({}, {__close = function() return end}) BOMB end)",
+    "load-reader": "for i = 1, 3 do local f, err = load(function() BOMB end) end",  # load catches its reader's errors
     "error-object-check": """
         local ok, err = pcall(function() BOMB end)
         if type(err) == "table" then err.limit = nil err.message = "fine" end
