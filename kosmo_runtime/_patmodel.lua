@@ -127,7 +127,8 @@ local function parse(p, from)
     elseif c == 41 then it = {kind = CLOSE}; i = i + 1              -- )
     elseif c == 36 and i == m then it = {kind = ENDANCHOR}; i = i + 1
     elseif c == 37 and str_byte(p, i + 1) == 98 then                 -- %bxy
-      it = {kind = BALANCE, first = canonical(str_sub(p, i + 2, i + 2))}; i = i + 4
+      local open, close = str_sub(p, i + 2, i + 2), str_sub(p, i + 3, i + 3)
+      it = {kind = BALANCE, first = canonical(open), pair = #close == 1 and open .. close or nil}; i = i + 4
     elseif c == 37 and str_byte(p, i + 1) == 102 then                -- %f[set]
       it = {kind = FRONTIER}; i = class_end(p, i + 2, m)
     elseif c == 37 and str_find(p, "^%d", i + 1) then               -- %1
@@ -265,6 +266,8 @@ local function analyse(p, anchored)
           a.lead_kind = "last_run"
         end
       end
+      -- otherwise, a lead that needs a character of its class scans only where one is
+      if a.lead_kind == nil and lead.quant == "+" then a.lead_kind = "mandatory" end
     end
   end
   -- The classes whose longest runs the bound uses (the lead's own, when its formula does not).
@@ -284,6 +287,13 @@ local function analyse(p, anchored)
     end
   end
   a.classes = classes
+  -- The %bxy pairs whose scans the bound uses (each scans to its match, or to the end).
+  for _, it in ipairs(items) do
+    if it.kind == BALANCE and it.pair then
+      a.balances = a.balances or {}
+      a.balances[#a.balances + 1] = it.pair
+    end
+  end
   return a
 end
 

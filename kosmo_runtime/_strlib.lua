@@ -204,7 +204,7 @@ local function steps(a, n, q)
         else c = r + factor[k] * (1 + c) end
       end
     elseif kind == ENDANCHOR then c = 1
-    elseif kind == BALANCE then c = n + c
+    elseif kind == BALANCE then c = math_min(n, q.span and q.span[it.pair] or n) + c
     elseif kind == BACKREF then
       local len = n
       if it.from then
@@ -264,6 +264,33 @@ local function longest_run(s, from, tok, t)
   return longest ~= nil, longest
 end
 
+-- The longest stretch %b<open><close> scans from any start in s[from..]: to the close that
+-- balances it, or to the end for an open never balanced (1 when the subject has no open).
+-- Linear: only the two characters are visited, each open matched with a stack.
+local function balance_span(s, from, pair)
+  local open, close = str_sub(pair, 1, 1), str_sub(pair, 2, 2)
+  local function escaped(ch) return str_find(ch, "^%w") and ch or "%" .. ch end
+  local set = "()([" .. escaped(open) .. escaped(close) .. "])"
+  local ls, longest, stack, depth, last = #s, 1, {}, 0, nil
+  for pos, ch in str_gmatch(s, set, from) do
+    if open == close then   -- the next one closes (Lua's matcher looks for the close first)
+      if last then longest = math_max(longest, pos - last + 1) end
+      last = pos
+    elseif ch == close then
+      if depth > 0 then
+        longest = math_max(longest, pos - stack[depth] + 1)
+        stack[depth], depth = nil, depth - 1
+      end
+    else
+      depth = depth + 1
+      stack[depth] = pos
+    end
+  end
+  if last then longest = math_max(longest, ls - last + 1) end
+  if depth > 0 then longest = math_max(longest, ls - stack[1] + 1) end
+  return longest
+end
+
 -- Steps a subject's runs cost to measure (a scan is linear, ~3 steps a byte).
 local SCAN_STEPS = 3
 
@@ -312,7 +339,8 @@ local function check_pattern(fname, s, p, init, plain)
     end
     return estimate
   end
-  local refinable = a and (next(a.classes) ~= nil or a.lead_kind == "last_run" or a.lead_kind == "mandatory")
+  local refinable = a and (next(a.classes) ~= nil or a.lead_kind == "last_run" or a.lead_kind == "mandatory"
+                           or a.balances ~= nil)
   if estimate > CAP_SECONDS * MAX_RATE and not refinable then   -- over any machine's budget: no need to calibrate
     return refuse(fname, p, n, estimate, CAP_SECONDS * MAX_RATE, MAX_RATE)
   end
@@ -324,8 +352,13 @@ local function check_pattern(fname, s, p, init, plain)
   -- t chosen so that the bound fits the budget if every repeated class's runs are <= t.
   local names = {}
   for class in pairs(a.classes) do names[#names + 1] = class end
-  local scans = #names + (a.lead_kind == "mandatory" and 1 or 0)   -- linear scans; the last run's check is not
-  local spend = SCAN_STEPS * n * scans
+  local spans   -- how far each %bxy can scan in this subject
+  for _, pair in ipairs(a.balances or {}) do
+    spans = spans or {}
+    spans[pair] = balance_span(s, from, pair)
+  end
+  local scans = #names + (a.lead_kind == "mandatory" and 1 or 0) + #(a.balances or {})   -- linear scans
+  local spend = SCAN_STEPS * n * scans   -- (the last run's check is not a scan)
   if a.lead_kind == "last_run" then scans = scans + 1 end
   -- How many positions a mandatory first class matches: counted (for up to 1 MiB), not bounded.
   local lead
@@ -333,7 +366,7 @@ local function check_pattern(fname, s, p, init, plain)
     lead = select(2, str_gsub(from > 1 and str_sub(s, from) or s, a.lead_class, ""))
   end
   local function with(t)
-    local q = {run = {}, last = t, lead = lead}
+    local q = {run = {}, last = t, lead = lead, span = spans}
     for _, class in ipairs(names) do q.run[class] = t end
     return steps(a, n, q)
   end
@@ -343,7 +376,7 @@ local function check_pattern(fname, s, p, init, plain)
     local mid = (low + high + 1) // 2
     if spend + with(mid) <= budget then low = mid else high = mid - 1 end
   end
-  local q = {run = {}, lead = lead, absent = {}}
+  local q = {run = {}, lead = lead, absent = {}, span = spans}
   for _, class in ipairs(names) do
     local over, longest = longest_run(s, from, class, low + 1)
     q.run[class] = over and longest or low

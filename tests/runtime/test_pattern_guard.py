@@ -50,6 +50,14 @@ ACCEPTED = [
     ("gmatch", ("k = v\n" * 10000), "(%w+)%s*=%s*(%w+)"),
     ("gmatch", LINES * 20, "([^\n]*)\n"),     # 840 KB
     ("find", "a" * 3000, ".-b"),             # quadratic, but small
+    # %b scans only to the close that balances it; a first item's character the subject lacks skips every start
+    ("gmatch", "(a)" * 10000, "%b()"),
+    ("gsub", "f(x) + g(y); " * 5000, "%b()"),
+    ("gmatch", '"a" ' * 20000, '%b""'),
+    ("find", "1" * 20000, "1%b()"),
+    ("find", "aab" * 70000, "x+.-y"),
+    ("find", "((a" * 70000, "x+%b()"),
+    ("find", "((a\0\0" * 70000, "]+%b()"),
 ]
 
 
@@ -71,6 +79,8 @@ REFUSED = [
     ("match", "a" * 100000, "(.*)(.*)(.*)x"),
     ("find", "a" * 30, ".-" * 20 + "b"),
     ("find", "(" * 300000, "%b()"),
+    ("find", "(" * 40000 + ")", "%b()"),           # every ( but the last scans to the end
+    ("find", "x(" * 40000, "x+%b()"),
     ("match", "a" * 5000000, "a" * 5000 + "b"),
     ("find", "a" * 5000000, "a" * 5000 + "b", None, True),
     ("gsub", "a" * 100000, "(a+)+b"),
