@@ -308,8 +308,10 @@ local function safe_load_for(env)
         return piece
       end
       local fn, err = load(read, chunkname, mode or "bt", chunk_env)
-      guard(true)   -- a limit reached in the reader (an error load caught) still ends the run
-      return loaded(fn, err)
+      -- a limit reached in the reader (an error load caught) still ends the run; a memory error
+      -- too, unless it was the reader's own error("not enough memory")
+      guard(fn ~= nil, err)
+      return fn, err
     elseif type(chunk) ~= "string" then
       argerror("load", 1, expected("function", chunk, select("#", ...) > 0))
     end

@@ -50,6 +50,7 @@ SAME = [
     "local co = coroutine.create(function() return load(function() coroutine.yield('in reader') end) end)"
     " local a = {coroutine.resume(co)} local b = {coroutine.resume(co, 'R')} return a, b",
     "return coroutine.wrap(function() return select(2, load(function() coroutine.yield() end)) end)()",
+    "local f, e = load(function() error('not enough memory', 0) end) return f, e",  # the reader's own error
     "local i = 0 return load(function() i = i + 1 if i == 1 then return '\\27Lua' end end, 'x', 't')",
     "local i = 0 return load(function() i = i + 1 if i == 1 then return 'return 1' end end, 'x', 'b')",
     "local i = 0 local f, e = load(function() i = i + 1 if i == 1 then return 'x = ' end end, '=mine') return e",
