@@ -31,7 +31,7 @@ local error, pcall, xpcall, select, type, tostring, rawget, rawset, rawequal, ne
   error, pcall, xpcall, select, type, tostring, rawget, rawset, rawequal, next, pairs, load, setmetatable,
   collectgarbage
 local pack = table.pack
-local str_format, str_rep = string.format, string.rep
+local str_format, str_rep, str_sub = string.format, string.rep, string.sub
 local math_randomseed, HUGE = math.randomseed, math.huge
 
 python = nil
@@ -96,7 +96,12 @@ local function guard(...)
   -- (a __close handler raising) must not leave it behind for a real memory error later
   local noted = script_memerr
   script_memerr = false
-  if ok == false and rawequal(err, MEMERR) and not noted then trip("memory") end
+  if ok == false then
+    if rawequal(err, MEMERR) and not noted then trip("memory") end
+    -- a position in the runtime's stripped code (Lua's own error raised there) means nothing to the
+    -- script: the error reads as Lua's C code raises it, with none
+    if type(err) == "string" and str_sub(err, 1, 6) == "?:-1: " then return false, str_sub(err, 7) end
+  end
   return ...
 end
 

@@ -571,6 +571,8 @@ def _reject_constant(name: str) -> Any:
 
 
 def _located(cls: type[ScriptError], text: str, traceback: str | None = None, **extra: Any) -> ScriptError:
+    if text.startswith("?:-1: "):  # Lua's own error raised in the runtime's stripped code: no position, as from C
+        text = text[6:]
     match = _LOCATION.match(text)
     if match and match["script"] == "[kosmo]":
         frame = re.search(r"^\s*([^\s\[][^:\n]*):(\d+):", traceback or "", re.M)

@@ -24,7 +24,8 @@ local error, pcall, xpcall, select, type, tostring, tonumber, rawget, rawset, ra
 local utf8_len = utf8.len
 local str_sub, str_gsub, math_type = string.sub, string.gsub, math.type
 local concat = table.concat
-local str_find, str_gmatch, str_byte, str_format = string.find, string.gmatch, string.byte, string.format
+local str_find, str_match, str_gmatch, str_byte, str_format = string.find, string.match, string.gmatch, string.byte,
+  string.format
 ---------------------------------------------------------------------------
 -- Errors as Lua's own C functions word them
 ---------------------------------------------------------------------------
@@ -122,13 +123,28 @@ end
 -- code would add a position: `positioned`). Call it from the wrapper, as a statement.
 local function relay(qualified, e, positioned)
   if type(e) ~= "string" then error(e, 0) end
-  local info = debug_getinfo(2, "n")
+  local info = debug_getinfo(2, "nt")
   local name = info and info.name
-  if name then
-    local head = "bad argument #(%d+) to '" .. str_gsub(qualified, "%.", "%%.") .. "'"
-    e = str_gsub(e, "^" .. head, "bad argument #%1 to '" .. str_gsub(name, "%%", "%%%%") .. "'", 1)
+  if not name and info and info.istailcall then name = str_match(qualified, "[^.]*$") end   -- as Lua calls it
+  local arg, detail = str_match(e, "^bad argument #(%d+) to '" .. str_gsub(qualified, "%.", "%%.") .. "' (.*)$")
+  if name and arg then
+    arg = tonumber(arg)
+    if info.namewhat == "method" then arg = arg - 1 end   -- luaL_argerror's count, the object not counted
+    if arg == 0 then e = "calling '" .. name .. "' on bad self " .. detail
+    else e = "bad argument #" .. arg .. " to '" .. name .. "' " .. detail end
   end
   error(e, positioned == false and 0 or caller_level(2))
+end
+
+-- A message handler for xpcall(cfn, ...) that notes whether `cfn` itself raised the error (then
+-- `relay` words it as Lua would) or the script's code it called did (passed on untouched).
+local raised_by_c = false
+local function noting(cfn)
+  return function(e)
+    local info = debug_getinfo(2, "f")
+    raised_by_c = info ~= nil and info.func == cfn
+    return e
+  end
 end
 
 -- luaL_where(1) of the wrapper calling this: the wrapper's caller's "script:line: ", or "".
@@ -184,16 +200,19 @@ safe_string.dump = refused_function("string.dump",
 local os_time, os_date = os.time, os.date
 local function clock_seconds() return call(host.epoch) end
 local safe_os = {clock = os.clock, difftime = os.difftime}
+local time_errors, date_errors = noting(os_time), noting(os_date)
 function safe_os.time(t)
   if t == nil then return clock_seconds() end
-  local ok, value = pcall(os_time, t)
+  local ok, value = xpcall(os_time, time_errors, t)
   if ok then return value end
-  relay("os.time", value)
+  if not raised_by_c then error(value, 0) end   -- raised by the date table's own __index
+  relay("os.time", value, not str_find(value, "^C stack overflow"))
 end
 function safe_os.date(format, t)
   if t == nil then t = clock_seconds() end
-  local ok, value = pcall(os_date, format, t)
+  local ok, value = xpcall(os_date, date_errors, format, t)
   if ok then return value end
+  if not raised_by_c then error(value, 0) end
   relay("os.date", value)
 end
 
@@ -276,8 +295,9 @@ end
 -- could break the VM, so binary chunks are refused whatever the mode.
 local BINARY = "load: binary (precompiled) chunks are not allowed in the sandbox"
 local function loaded(fn, err)
-  if fn == nil and rawequal(err, MEMERR) then trip("memory") end
-  return fn, err
+  if fn ~= nil then return fn end   -- (one value, as Lua's load returns)
+  if rawequal(err, MEMERR) then trip("memory") end
+  return nil, err
 end
 local function safe_load_for(env)
   return function(...)
@@ -311,7 +331,8 @@ local function safe_load_for(env)
       -- a limit reached in the reader (an error load caught) still ends the run; a memory error
       -- too, unless it was the reader's own error("not enough memory")
       guard(fn ~= nil, err)
-      return fn, err
+      if fn ~= nil then return fn end
+      return nil, err
     elseif type(chunk) ~= "string" then
       argerror("load", 1, expected("function", chunk, select("#", ...) > 0))
     end
@@ -427,29 +448,43 @@ local function printable(v, seen, depth)
   return c
 end
 
+-- Write `parts[1..m]` to the output as they are (tables as their contents); a table holding
+-- strings that are not UTF-8 is written from a copy with such bytes escaped.
+local function write_parts(parts, m)
+  if not call(host.print, parts, m, true) then
+    local seen = {}
+    for i = 1, m do parts[i] = printable(parts[i], seen, 0) end
+    call(host.print, parts, m, true)
+  end
+end
+
+-- As Lua's print writes each value as it goes, what precedes a value with a __tostring of the
+-- script's is written before that runs (so its own prints, or its error, come after it).
 local function print_(...)
   local n = select("#", ...)
-  local parts = {}
+  local parts, m = {}, 0
   for i = 1, n do
     local v = select(i, ...)
     local mt = type(v) == "table" and debug_getmetatable(v)
+    local text
     if type(v) == "table" and not (mt and rawget(mt, "__tostring")) then
-      parts[i] = v
+      text = v
     elseif type(v) == "string" then
-      parts[i] = as_text(v)
+      text = as_text(v)
     elseif mt then   -- the script's __tostring (or __name) decides
-      local ok, text = pcall(tostring, v)
-      if not ok then relay("print", text, text == "'__tostring' must return a string") end
-      parts[i] = as_text(text)
+      if m > 0 then write_parts(parts, m) parts, m = {}, 0 end
+      local ok, s = pcall(tostring, v)
+      if not ok then relay("print", s, s == "'__tostring' must return a string") end
+      text = as_text(s)
     else
-      parts[i] = tostring(v)
+      text = tostring(v)
     end
+    if i > 1 then m = m + 1 parts[m] = "\t" end
+    m = m + 1
+    parts[m] = text
   end
-  if not call(host.print, parts, n) then   -- a table holds strings that are not UTF-8
-    local seen = {}
-    for i = 1, n do parts[i] = printable(parts[i], seen, 0) end
-    call(host.print, parts, n)
-  end
+  parts[m + 1] = "\n"
+  write_parts(parts, m + 1)
 end
 
 local json = {
@@ -500,7 +535,10 @@ local function output_parts(...)
     if kind == "integer" then parts[i] = str_format("%d", v)
     elseif kind == "float" then parts[i] = str_format("%.14g", v)
     elseif type(v) == "string" then parts[i] = as_text(v)
-    else return nil, i, v end
+    else
+      if i > 1 then call(host.print, parts, i - 1, true) end   -- as Lua's: what precedes it is written
+      return nil, i, v
+    end
   end
   if n > 0 then call(host.print, parts, n, true) end
   return true
@@ -614,6 +652,11 @@ end
 
 local json_proxy = readonly(json, "json")   -- read-only, so one serves every run
 
+-- The run's own functions (load and require name its env): nothing else may hold them but the
+-- env, and a script can make its env weak (setmetatable(_G, {__mode = "v"})).
+local own
+core.on_reset(function() own = nil end)
+
 -- The standard globals in a run's env: the library tables as above; the functions are shared,
 -- and this layer keeps its own references to every function it relies on. Names in `assigned`
 -- (set by the script before the layer was installed) are left alone. With no `env`, a new table
@@ -638,6 +681,7 @@ local function install(env, assigned)
   globals._G, globals.load = env, safe_load_for(env)
   globals.require = require_for({string = string, table = table_, math = math_, utf8 = utf8_, coroutine = coroutine_,
                                  os = os, io = io, debug = debug_, package = REFUSED.package, _G = env})
+  own = {globals.load, globals.require}   -- held while the run lasts, as Lua's registry holds its functions
   if fresh then return env end
   for name, value in next, globals do
     if rawget(env, name) == nil and not assigned[name] then rawset(env, name, value) end

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conformance import refused, same
+from tests.conformance import refused, same, sandboxed
 
 SAME = [
     # assert
@@ -117,3 +117,10 @@ def test_same_as_lua(source: str) -> None:
 @pytest.mark.parametrize("case", REFUSED, ids=[c[0] for c in REFUSED])
 def test_refused_by_name(case: tuple[str, ...]) -> None:
     refused(*case)
+
+
+def test_a_weak_valued_env_keeps_the_standard_functions() -> None:
+    """As in Lua, where the registry holds the library's functions: the env's are held for the run."""
+    got = sandboxed("setmetatable(_G, {__mode = 'v'}) collectgarbage() collectgarbage()"
+                    " return type(load), type(require), type(pairs), type(string), type(print)")
+    assert got.value == ["function", "function", "function", "table", "function"], got

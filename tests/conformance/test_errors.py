@@ -144,3 +144,15 @@ C_RAISED = [
 @pytest.mark.parametrize("source", LEVELS + C_RAISED)
 def test_same_as_lua(source: str) -> None:
     same(source)
+
+
+def test_no_error_reads_a_position_in_the_runtimes_own_code() -> None:
+    """A C stack overflow met inside the runtime's (stripped) Lua code reads as Lua's C code raises it,
+    whatever ran before on the same state (the first case leaves code loaded that the next ones meet)."""
+    for source in ["local t = setmetatable({}, {__index = os.time}) local r = t.x",
+                   "local t = setmetatable({}, {__index = function(t) return os.time(t) end}) return pcall(os.time, t)",
+                   "local t = setmetatable({}, {}) getmetatable(t).__tostring = function(s) print(s) return 'x' end"
+                   " return pcall(print, t)"]:
+        got = sandboxed(source)
+        text = got.error if not got.ok else str(got.value)
+        assert "C stack overflow" in text and "?:-1:" not in text, (source, got)

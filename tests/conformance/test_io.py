@@ -20,12 +20,13 @@ OUTPUT = [
     ('io.write("\\xff\\n")', "\\xff\n"),  # bytes that are not UTF-8 escaped, as print escapes them
     ('local w = io.write w("local") io.stdout.write(io.stdout, "+method")', "local+method"),
     ('io.stdout:setvbuf("no") io.output():write("a") io.flush() io.output(io.stdout):write("b")', "ab"),
+    # what precedes a bad argument is written, as Lua's io.write writes each value as it goes
+    ("local ok, e = pcall(io.write, 'a', nil) io.write('|', e)", "a|bad argument #2 to 'io.write' (string expected, got nil)"),
 ]
 
 SAME = [
     "return io.write() == io.stdout, io.stdout:write() == io.stdout, io.stdout:flush() == io.stdout",
     "return pcall(io.write, {})",
-    "return pcall(io.write, 'a', nil)",
     "return pcall(io.write, true)",
     "return select('#', pcall(io.write))",
     "local w = io.write io.write = function() return 'mine' end local r = io.write() io.write = w return r",

@@ -43,6 +43,8 @@ SAME = [
     "return pcall(load, 'return 1', 'x', {})",
     "return load('\\27Lua', 'x', 't')",
     "return load(123)",
+    "return select('#', load('return 1')), select('#', load('return 1', 'c', 't', {})), select('#', load('x x'))",
+    "return select('#', load(function() return nil end))",
     # the reader is called by Lua's load, from C: numbers are text, a yield cannot cross it
     "local i = 0 return load(function() i = i + 1 return ({'return ', 42})[i] end)()",
     "local i = 0 local f, e = load(function() i = i + 1 return ({'return 1', {}})[i] end) return f, e",

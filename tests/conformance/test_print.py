@@ -43,3 +43,17 @@ def test_tables_print_their_contents(source: str, output: str) -> None:
     got = sandboxed(source)
     assert got.ok, got
     assert got.output == output
+
+
+# Written as Lua's print and io.write write (each value as it goes, checked against lupa's own C
+# functions writing to stdout): what precedes a failing value is out, and a __tostring's own print
+# comes after the values before it. (The plain side of `same` builds its print's line whole.)
+@pytest.mark.parametrize("source,output", [
+    ("print('before', setmetatable({}, {__tostring = function() error('x') end}))", "before"),
+    ("print('x', setmetatable({}, {__tostring = function() print('inner') return 'T' end}))", "xinner\n\tT\n"),
+    ("print({1}, setmetatable({}, {__tostring = function() return 'T' end}), {'\\xff'})", '{1}\tT\t{"\\\\xff"}\n'),
+    ("io.write('a', 'b', {})", "ab"),
+    ("pcall(io.write, 'a', nil) io.write('|')", "a|"),
+])
+def test_output_is_written_as_lua_writes_it(source: str, output: str) -> None:
+    assert sandboxed(source).output == output

@@ -45,6 +45,21 @@ SAME = [
     "return pcall(os.date, {}, 0)",
     "return pcall(os.date, '*t', 2^60)",
     "return math.type(os.time()), os.date('%Y') == os.date('*t').year .. ''",
+    # called as methods, and with a date table whose __index is the script's (its errors pass as they are)
+    "local r = os:date('%Y')",
+    "local ok, e = pcall(function() local o = {d = os.date} local r = o:d() end) return e",
+    "string.date = os.date local r = ('%Q'):date(0)",
+    "string.date = os.date local ok, e = pcall(function() local r = ('%Y'):date('x') end) return e",
+    "string.time = os.time local r = ('x'):time()",
+    "local r = os.time(setmetatable({}, {__index = function(t, k) error('idx ' .. k) end}))",
+    "local r = os.time(setmetatable({}, {__index = function(t, k) error('idx ' .. k, 0) end}))",
+    "local ok, e = pcall(function() local r = os.time(setmetatable({}, {__index = function() error('x', 3) end})) end)"
+    " return e",
+    "return pcall(coroutine.wrap(function() local r = os.time(setmetatable({}, {__index = function()"
+    " coroutine.yield() end})) end))",
+    "local t = setmetatable({}, {__index = os.time}) local r = t.x",
+    "local t = setmetatable({}, {__index = function(t) return os.time(t) end}) return pcall(os.time, t)",
+    "local ok, e = pcall(function() local r = os.time({year = 2020}) end) return e",
 ]
 
 REFUSED = [
