@@ -360,16 +360,18 @@ local function check_pattern(fname, s, p, init, plain)
   local scans = #names + (a.lead_kind == "mandatory" and 1 or 0) + #(a.balances or {})   -- linear scans
   local spend = SCAN_STEPS * n * scans   -- (the last run's check is not a scan)
   if a.lead_kind == "last_run" then scans = scans + 1 end
-  -- How many positions a mandatory first class matches: counted (for up to 1 MiB), not bounded.
+  -- How many positions a mandatory first class matches: counted (for up to 1 MiB), not bounded;
+  -- for a `+` first item (whose runs bound it anyway) only when the bound needs it (see below).
+  local countable = a.lead_kind == "mandatory" and n <= (1 << 20)
+  local function count_lead() return select(2, str_gsub(from > 1 and str_sub(s, from) or s, a.lead_class, "")) end
   local lead
-  if a.lead_kind == "mandatory" and n <= (1 << 20) then
-    lead = select(2, str_gsub(from > 1 and str_sub(s, from) or s, a.lead_class, ""))
-  end
+  if countable and a.items[a.lead].quant == nil then lead = count_lead() end   -- (its scan is in `spend`)
   local function with(t)
     local q = {run = {}, last = t, lead = lead, span = spans}
     for _, class in ipairs(names) do q.run[class] = t end
     return steps(a, n, q)
   end
+  if countable and lead == nil and spend + with(0) > budget then lead = count_lead() end
   if scans == 0 or spend + with(0) > budget then return refuse(fname, p, n, estimate, budget, per_second) end
   local low, high = 0, n
   while low < high do
@@ -387,6 +389,10 @@ local function check_pattern(fname, s, p, init, plain)
     q.last = str_find(s, complement(a.items[a.lead].class), math_max(from, ls - low)) and low or n
   end
   estimate = steps(a, n, q) + spend
+  if estimate > budget and countable and lead == nil then
+    q.lead = count_lead()
+    estimate = steps(a, n, q) + spend
+  end
   if estimate > budget then return refuse(fname, p, n, estimate, budget, per_second) end
   return estimate
 end
