@@ -25,7 +25,7 @@ from tests.redis_server import RedisServer, redis_server_binary
 CALLS = 500  # bucket reservations per round
 
 
-def _missing(name: str) -> Figure:
+def _missing(name: str) -> Figure:  # printed, not recorded (run.record)
     return Figure(name, "µs", float("nan"), "in-process bucket", float("nan"), "≤ 1 ms (1000 µs) per call on loopback", None,
                   "not measured: redis-server is not installed (apt-get install redis-server)")
 

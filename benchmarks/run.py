@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import importlib
 import json
+import math
 import re
 import subprocess
 import sys
@@ -70,10 +71,11 @@ def write_readme(results: list[dict[str, Any]]) -> bool:
 
 
 def record(figures: list[Figure]) -> list[dict[str, Any]]:
-    """results.json with these figures replacing those of the same name (others kept, in order)."""
+    """results.json with these figures replacing those of the same name (others kept, in order). A figure
+    this machine could not measure (NaN: a service it lacks) is printed, not recorded: the last measurement stays."""
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     today = datetime.date.today().isoformat()
-    new = {f.name: {**asdict(f), "ratio": round(f.ratio, 3), "date": today} for f in figures}
+    new = {f.name: {**asdict(f), "ratio": round(f.ratio, 3), "date": today} for f in figures if not math.isnan(f.value)}
     merged = [new.pop(r["name"], r) for r in old] + list(new.values())
     RESULTS.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
     return merged
