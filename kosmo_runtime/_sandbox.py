@@ -520,7 +520,14 @@ class Sandbox:
 
     def _results(self, packed: Any) -> Any:
         count = packed["n"]
-        values = [self.convert.to_python(packed[i], what="return value", limit="result") for i in range(2, count + 1)]
+        values = []
+        for i in range(2, count + 1):
+            try:
+                value = packed[i]
+            except UnicodeDecodeError:  # (lupa decodes a string as it reads it)
+                raise InvalidArgument("return value is a string that is not valid UTF-8 text",
+                                      hint="return UTF-8 text only: encode bytes first (as hex, for example)") from None
+            values.append(self.convert.to_python(value, what="return value", limit="result"))
         result = None if not values else values[0] if len(values) == 1 else values
         if type(result) in _SCALARS and self.limits.result >= 32:  # at most 24 bytes of JSON
             return result

@@ -187,7 +187,10 @@ class Converter:
             return value
         if not isinstance(value, LuaTable):
             return self._scalar(value, path, False)
-        items = list(value.items())
+        try:
+            items = list(value.items())
+        except UnicodeDecodeError:  # (lupa decodes the table's strings as it reads them)
+            raise _not_text(f"{_where(path)} holds a string that is not valid UTF-8 text") from None
         if not self._spend(2 * len(items) or 2):
             raise self._over_budget()
         if not items:  # only an empty table can be json.null or an empty marked array
@@ -272,7 +275,7 @@ class Converter:
         except UnicodeDecodeError:
             if lenient:
                 return raw.decode("utf-8", "replace")
-            raise InvalidArgument(f"{where} is not valid UTF-8 text", hint="only UTF-8 strings can leave the sandbox") from None
+            raise _not_text(f"{where} is not valid UTF-8 text") from None
 
     def _too_deep(self) -> LimitExceeded:
         from ._limits import limit_exceeded
@@ -353,3 +356,8 @@ def _render_key(key: Any) -> str:
     if isinstance(key, (int, float)):
         return f"[{key}]"
     return key if _IDENTIFIER.match(key) else "[" + json.dumps(key, ensure_ascii=False) + "]"
+
+
+
+def _not_text(message: str) -> InvalidArgument:
+    return InvalidArgument(message, hint="only UTF-8 strings can leave the sandbox: encode bytes first (as hex, for example)")

@@ -55,7 +55,9 @@ def test_integers_and_floats_stay_apart(runtime):
     ("local t = {} t.self = t return t", "cycle"),
     ("return {[true] = 1}", "key of type boolean"),
     ("return 0/0", "nan"),
-    ("return '\\255\\254'", "UTF-8"),
+    ("return '\\255\\254'", "return value is a string that is not valid UTF-8"),
+    ("return 1, {a = {b = {'ok', '\\255'}}}", "return value.a.b holds a string that is not valid UTF-8"),
+    ("return {x = -1/0}", "return value.x is -inf"),
 ])
 def test_values_that_cannot_leave_the_sandbox_are_errors(runtime, source, fragment):
     result = run(runtime, source)
