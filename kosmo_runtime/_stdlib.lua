@@ -206,7 +206,7 @@ function safe_os.time(t)
   local ok, value = xpcall(os_time, time_errors, t)
   if ok then return value end
   if not raised_by_c then error(value, 0) end   -- raised by the date table's own __index
-  relay("os.time", value, not str_find(value, "^C stack overflow"))
+  relay("os.time", value, type(value) ~= "string" or not str_find(value, "^C stack overflow"))
 end
 function safe_os.date(format, t)
   if t == nil then t = clock_seconds() end
