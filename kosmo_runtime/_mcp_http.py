@@ -27,6 +27,7 @@ import contextlib
 import hmac
 import ipaddress
 import json
+import math
 import re
 import socket
 import sys
@@ -156,8 +157,8 @@ class Guard:
             return
         if scope["method"] == "POST" and "mcp-session-id" not in headers and "mcp-protocol-version" not in headers:
             # A 2025 initialize (2026-07-28 requests carry the version, and open no session).
-            async with self.sessions.opening():
-                await self.app(scope, receive, _retry_after_on_503(send))
+            async with self.sessions.opening(send) as answering:
+                await self.app(scope, receive, _retry_after_on_503(answering))
             return
         await self.app(scope, receive, _retry_after_on_503(send))
 
@@ -194,21 +195,38 @@ class _SessionCap:
         self._opening = 0  # requests that may open a session, made room for, not answered yet
 
     @contextlib.asynccontextmanager
-    async def opening(self) -> AsyncIterator[None]:
-        """Around a request that may open a session: room for it (and for the others opening) first."""
+    async def opening(self, send: Send) -> AsyncIterator[Send]:
+        """Around a request that may open a session: room for it (and for the others opening) first.
+
+        It counts as opening until its answer starts (by then its session, if any, is in the table and
+        busy answering it); the ``send`` to answer through is yielded. A session that has not yet
+        answered its opening request (its idle deadline still infinite) is never the one closed: the
+        SDK registers a session before the request that opens it is counted in flight.
+        """
         sessions: dict[str, Any] = self.manager._server_instances
         while len(sessions) + self._opening >= self.limit:
             idle = [(transport.idle_scope.deadline, session_id, transport) for session_id, transport in sessions.items()
-                    if transport.idle_scope is not None and transport._requests_in_flight == 0]
+                    if transport.idle_scope is not None and transport._requests_in_flight == 0
+                    and transport.idle_scope.deadline != math.inf]
             if not idle:
                 break  # all busy: the SDK answers 503 (with Retry-After)
             _, session_id, transport = min(idle)
             await self.manager._discard_session(session_id, transport)  # forgets it before its first await
         self._opening += 1
+        counted = True
+
+        async def answering(message: Message) -> None:
+            nonlocal counted
+            if counted and message["type"] == "http.response.start":
+                counted = False
+                self._opening -= 1
+            await send(message)
+
         try:
-            yield
+            yield answering
         finally:
-            self._opening -= 1
+            if counted:
+                self._opening -= 1
 
 
 def _retry_after_on_503(send: Send) -> Send:

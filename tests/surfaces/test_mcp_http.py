@@ -447,3 +447,42 @@ def test_a_place_in_line_lasts_at_most_the_longest_run() -> None:
 
     anyio.run(scenario)
     assert ran == ["first"]  # the one that gave up never ran
+
+
+def test_a_session_being_opened_is_never_the_one_closed() -> None:
+    """The SDK registers a session before the request opening it counts as in flight (its idle deadline is
+    still infinite then): making room for another opening request must not close it (a race CI met once,
+    where the second of two concurrent initializes closed the first one's new session: 404)."""
+    import math
+
+    from kosmo_runtime._mcp_http import _SessionCap
+
+    class Transport:
+        def __init__(self, deadline: float) -> None:
+            self.idle_scope, self._requests_in_flight = anyio.CancelScope(deadline=deadline), 0
+
+    discarded: list[str] = []
+
+    class Manager:
+        def __init__(self) -> None:
+            self._server_instances = {"idle": Transport(1.0), "being-opened": Transport(math.inf)}
+
+        async def _discard_session(self, session_id: str, transport: Transport) -> None:
+            discarded.append(session_id)
+            del self._server_instances[session_id]
+
+    sent: list[str] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+
+    async def open_one() -> None:
+        cap = _SessionCap(Manager(), 1)  # (a cancel scope is made in an event loop)
+        async with cap.opening(send) as answering:
+            assert cap._opening == 1
+            await answering({"type": "http.response.start", "status": 200})
+            assert cap._opening == 0  # answered: its session, if any, now counts in the table
+        assert cap._opening == 0
+
+    anyio.run(open_one)
+    assert discarded == ["idle"] and sent == ["http.response.start"]
