@@ -42,7 +42,7 @@ from ._log import log
 from ._luacode import bytecode
 from ._patterns import pattern_rate
 from ._result import CallRecord, RunResult
-from ._values import Converter, LuaTable, Opaque, render
+from ._values import Converter, LuaTable, Opaque, not_utf8, render
 
 __all__ = ["Sandbox", "error_from_lua"]
 
@@ -525,8 +525,7 @@ class Sandbox:
             try:
                 value = packed[i]
             except UnicodeDecodeError:  # (lupa decodes a string as it reads it)
-                raise InvalidArgument("return value is a string that is not valid UTF-8 text",
-                                      hint="return UTF-8 text only: encode bytes first (as hex, for example)") from None
+                raise not_utf8("return value is a string that is not valid UTF-8 text") from None
             values.append(self.convert.to_python(value, what="return value", limit="result"))
         result = None if not values else values[0] if len(values) == 1 else values
         if type(result) in _SCALARS and self.limits.result >= 32:  # at most 24 bytes of JSON

@@ -98,18 +98,16 @@ local function safe_error(...)
     if not runtime_code(info.source) then
       k = k + 1
       if k == level then break end
-      l = l + 1
       -- C frames a wrapper of the runtime's called (the C function it stands for, and the xpcall
-      -- around it) are the one frame of the function the script called: skip them and the wrapper
+      -- around it) are the one frame of the function the script called: go past them and the wrapper
       if info.source == "=[C]" then
-        local m = l
+        local m = l + 1
         info = debug_getinfo(m, "S")
         while info and info.source == "=[C]" do m = m + 1 info = debug_getinfo(m, "S") end
-        if info and runtime_code(info.source) then l = m + 1 end
+        if info and runtime_code(info.source) then l = m end
       end
-    else
-      l = l + 1
     end
+    l = l + 1
   end
   if rawequal(message, MEMERR) then
     local info = l > 0 and debug_getinfo(l, "l")
@@ -118,10 +116,23 @@ local function safe_error(...)
   error(message, l)
 end
 
+-- Whether Lua's C code would put the caller's position on error `e` raised in a C function:
+-- luaL_error's do (an argument error, the library's own messages); Lua's own runtime errors
+-- (ldebug.c's: a comparison in sort, a length in unpack, a C stack overflow) do not, as the
+-- running function is not Lua code.
+local UNPOSITIONED = {["C stack overflow"] = true, ["table index is nil"] = true, ["table index is NaN"] = true,
+                      ["string length overflow"] = true, ["invalid key to 'next'"] = true,
+                      ["'__index' chain too long; possible loop"] = true,
+                      ["'__newindex' chain too long; possible loop"] = true}
+local function positioned(e)
+  return not (UNPOSITIONED[e] or str_find(e, "^attempt to ") or str_find(e, "^number has no integer representation"))
+end
+
 -- Relay error `e` of C function `qualified`, which a wrapper called through pcall, as if the
--- script had called it: named as the caller named it, at the caller's line (when Lua's C
--- code would add a position: `positioned`). Call it from the wrapper, as a statement.
-local function relay(qualified, e, positioned)
+-- script had called it: named as the caller named it, at the caller's line when Lua's C code
+-- would add a position (`with_position`, by default as `positioned` says). Call it from the
+-- wrapper, as a statement.
+local function relay(qualified, e, with_position)
   if type(e) ~= "string" then error(e, 0) end
   local info = debug_getinfo(2, "nt")
   local name = info and info.name
@@ -133,7 +144,8 @@ local function relay(qualified, e, positioned)
     if arg == 0 then e = "calling '" .. name .. "' on bad self " .. detail
     else e = "bad argument #" .. arg .. " to '" .. name .. "' " .. detail end
   end
-  error(e, positioned == false and 0 or caller_level(2))
+  if with_position == nil then with_position = positioned(e) end
+  error(e, with_position and caller_level(2) or 0)
 end
 
 -- A message handler for xpcall(cfn, ...) that notes whether `cfn` itself raised the error (then
@@ -189,6 +201,7 @@ local safe_string, safe_table = load(host.strlib, "=[kosmo]", "b")({
   model = host.model,
   limits = core.limits,
   on_reset = core.on_reset,
+  positioned = positioned,
 })
 
 -- string.dump makes bytecode, which load refuses: refused by name instead of leaking a dump.
@@ -206,7 +219,7 @@ function safe_os.time(t)
   local ok, value = xpcall(os_time, time_errors, t)
   if ok then return value end
   if not raised_by_c then error(value, 0) end   -- raised by the date table's own __index
-  relay("os.time", value, type(value) ~= "string" or not str_find(value, "^C stack overflow"))
+  relay("os.time", value)
 end
 function safe_os.date(format, t)
   if t == nil then t = clock_seconds() end

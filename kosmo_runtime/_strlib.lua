@@ -16,6 +16,7 @@
 local kit = ...
 local usage, trip, now, remaining, is_tripped = kit.usage, kit.trip, kit.now, kit.remaining, kit.tripped
 local calibrate = kit.calibrate
+local positioned = kit.positioned   -- whether luaL_error would have put a position on an error
 local LIMITS = kit.limits   -- the run's wall_time and memory (read at each use: the host sets them before the run)
 
 local error, type, tostring, tonumber, select, xpcall, pcall, pairs, ipairs, rawlen, load =
@@ -66,17 +67,6 @@ end
 -- `cfn` itself get the name and position luaL_argerror / luaL_error would give without
 -- the wrapper (stack: 1 handler, 2 cfn, 3 xpcall, 4 wrapper, 5 the wrapper's caller).
 -- Errors from the script's own callbacks (gsub, sort, __index) pass through untouched.
--- Lua's own runtime errors (ldebug.c's: a comparison in sort, a length in unpack) raised inside
--- a C function carry no position, as the running function is not Lua code; luaL_error's (an
--- argument error, the library's own messages) name the caller's line.
-local UNPOSITIONED = {["C stack overflow"] = true, ["table index is nil"] = true, ["table index is NaN"] = true,
-                      ["string length overflow"] = true, ["invalid key to 'next'"] = true,
-                      ["'__index' chain too long; possible loop"] = true,
-                      ["'__newindex' chain too long; possible loop"] = true}
-local function positioned(e)
-  return not (UNPOSITIONED[e] or str_find(e, "^attempt to ") or str_find(e, "^number has no integer representation"))
-end
-
 local function lua_errors(cfn, qualified)
   return function(e)
     if type(e) ~= "string" then return e end

@@ -190,7 +190,7 @@ class Converter:
         try:
             items = list(value.items())
         except UnicodeDecodeError:  # (lupa decodes the table's strings as it reads them)
-            raise _not_text(f"{_where(path)} holds a string that is not valid UTF-8 text") from None
+            raise not_utf8(f"{_where(path)} holds a string that is not valid UTF-8 text") from None
         if not self._spend(2 * len(items) or 2):
             raise self._over_budget()
         if not items:  # only an empty table can be json.null or an empty marked array
@@ -275,7 +275,7 @@ class Converter:
         except UnicodeDecodeError:
             if lenient:
                 return raw.decode("utf-8", "replace")
-            raise _not_text(f"{where} is not valid UTF-8 text") from None
+            raise not_utf8(f"{where} is not valid UTF-8 text") from None
 
     def _too_deep(self) -> LimitExceeded:
         from ._limits import limit_exceeded
@@ -358,6 +358,6 @@ def _render_key(key: Any) -> str:
     return key if _IDENTIFIER.match(key) else "[" + json.dumps(key, ensure_ascii=False) + "]"
 
 
-
-def _not_text(message: str) -> InvalidArgument:
+def not_utf8(message: str) -> InvalidArgument:
+    """The error for a string that cannot leave the sandbox because it is not UTF-8 text."""
     return InvalidArgument(message, hint="only UTF-8 strings can leave the sandbox: encode bytes first (as hex, for example)")
